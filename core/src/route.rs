@@ -1,0 +1,3 @@
+//! The routing table (spec section 2).
+//!
+//! STUB: to be written (issue 2, routing).
