@@ -1,0 +1,644 @@
+//! Broker tests: several connections driven in memory, deterministically.
+
+use std::format;
+use std::string::{String, ToString};
+use std::vec::Vec as StdVec;
+
+use super::*;
+use crate::ids::{Destination, NotificationId};
+use crate::msg::{Hello, RawJson};
+
+type TestBroker = Broker<8, 512, 16, 4>;
+
+/// What the broker sent, in an owned, comparable form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Sent {
+    Notify {
+        to_conn: ConnId,
+        from: String,
+        to: String,
+        id: String,
+        param: String,
+        reference: Option<u64>,
+    },
+    UnicastError {
+        to_conn: ConnId,
+        from: String,
+        to: String,
+        id: String,
+        param: String,
+    },
+    Observed {
+        to_conn: ConnId,
+        from: String,
+        to: Option<String>,
+        id: String,
+    },
+    Status {
+        to_conn: ConnId,
+        status: Status,
+    },
+    Other {
+        to_conn: ConnId,
+        kind: &'static str,
+    },
+}
+
+#[derive(Default)]
+struct Recorder {
+    sent: StdVec<Sent>,
+    events: StdVec<String>,
+    full: StdVec<ConnId>,
+}
+
+impl Outbox for Recorder {
+    fn send(
+        &mut self,
+        conn: ConnId,
+        _encoding: Encoding,
+        msg: &Message<'_>,
+    ) -> Result<(), QueueFull> {
+        if self.full.contains(&conn) {
+            return Err(QueueFull);
+        }
+        self.sent.push(match msg {
+            Message::Notify(n) => Sent::Notify {
+                to_conn: conn,
+                from: n.from.to_string(),
+                to: n.to.to_string(),
+                id: n.notification.to_string(),
+                param: n.parameter.as_str().to_string(),
+                reference: n.reference,
+            },
+            Message::UnicastError(n) => Sent::UnicastError {
+                to_conn: conn,
+                from: n.from.to_string(),
+                to: n.to.to_string(),
+                id: n.notification.to_string(),
+                param: n.parameter.as_str().to_string(),
+            },
+            Message::Observed(o) => Sent::Observed {
+                to_conn: conn,
+                from: o.from.to_string(),
+                to: o.to.as_ref().map(|t| t.to_string()),
+                id: o.notification.to_string(),
+            },
+            Message::Status(s) => Sent::Status {
+                to_conn: conn,
+                status: *s,
+            },
+            m => Sent::Other {
+                to_conn: conn,
+                kind: m.kind(),
+            },
+        });
+        Ok(())
+    }
+
+    fn event(&mut self, event: Event<'_>) {
+        self.events.push(match event {
+            Event::Refused { refusal, .. } => format!("refused: {refusal:?}"),
+            Event::Dropped { reason, .. } => format!("dropped: {reason:?}"),
+            Event::Overflow { conn } => format!("overflow: {conn}"),
+            Event::UnicastError { sender, .. } => format!("unicast error to {sender}"),
+            e => format!("{e:?}"),
+        });
+    }
+}
+
+impl Recorder {
+    fn take(&mut self) -> StdVec<Sent> {
+        core::mem::take(&mut self.sent)
+    }
+}
+
+struct World {
+    b: TestBroker,
+    out: Recorder,
+}
+
+fn world(config: &str) -> World {
+    let wl = Whitelist::parse(config.as_bytes()).unwrap();
+    World {
+        b: Broker::new(wl, Limits::default()),
+        out: Recorder::default(),
+    }
+}
+
+impl World {
+    fn local(&mut self) -> ConnId {
+        self.b.connect(PeerKind::Local).unwrap()
+    }
+
+    fn remote(&mut self) -> ConnId {
+        self.b.connect(PeerKind::Remote).unwrap()
+    }
+
+    fn hello(&mut self, c: ConnId) {
+        let h = Hello {
+            version: 1,
+            app_id: None,
+            acks: false,
+        };
+        self.b.handle(c, Message::Hello(h), &mut self.out);
+    }
+
+    fn observer(&mut self) -> ConnId {
+        let c = self.local();
+        self.hello(c);
+        self.b.handle(c, Message::Observe(true), &mut self.out);
+        c
+    }
+
+    fn register(&mut self, c: ConnId, to: &str, id: &str, priority: i32) {
+        let r = Register {
+            to: AppId::new(to).unwrap(),
+            notification: NotificationId::new(id).unwrap(),
+            priority,
+        };
+        self.b.handle(c, Message::Register(r), &mut self.out);
+    }
+
+    fn unregister(&mut self, c: ConnId, to: &str, id: &str) {
+        let u = Unregister {
+            to: AppId::new(to).unwrap(),
+            notification: NotificationId::new(id).unwrap(),
+        };
+        self.b.handle(c, Message::Unregister(u), &mut self.out);
+    }
+
+    fn notify_ref(&mut self, c: ConnId, from: &str, to: &str, id: &str, reference: Option<u64>) {
+        let n = Notify {
+            from: AppId::new(from).unwrap(),
+            to: Destination::parse(to).unwrap(),
+            notification: NotificationId::new(id).unwrap(),
+            flags: 7,
+            reference,
+            parameter: RawJson::new("{\"k\":1}").unwrap(),
+        };
+        self.b.handle(c, Message::Notify(n), &mut self.out);
+    }
+
+    fn notify(&mut self, c: ConnId, from: &str, to: &str, id: &str) {
+        self.notify_ref(c, from, to, id, None);
+    }
+
+    /// Connections that received a notify in the last batch.
+    fn receivers(&mut self) -> StdVec<ConnId> {
+        self.out
+            .take()
+            .into_iter()
+            .filter_map(|s| match s {
+                Sent::Notify { to_conn, .. } => Some(to_conn),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+const RULES: &str =
+    "in pos-* payment start\nin pos-* 1 status\nout * pos-* *\nout payment 1 receipt\n";
+
+#[test]
+fn unicast_to_app_reaches_only_that_app_with_destination_as_sent() {
+    let mut w = world("");
+    let (a, b, s) = (w.local(), w.local(), w.local());
+    w.register(a, "ui", "show", 0);
+    w.register(b, "printer", "show", 10);
+    w.notify(s, "payment", "ui", "show");
+    let sent = w.out.take();
+    assert_eq!(sent.len(), 1);
+    let Sent::Notify {
+        to_conn,
+        from,
+        to,
+        id,
+        param,
+        reference,
+    } = &sent[0]
+    else {
+        panic!("{sent:?}")
+    };
+    assert_eq!(
+        (*to_conn, from.as_str(), to.as_str(), id.as_str()),
+        (a, "payment", "ui", "show")
+    );
+    assert_eq!(param, "{\"k\":1}");
+    assert_eq!(
+        reference.map(|r| (r >> 32) as u32),
+        Some(s.raw()),
+        "reference names the sender"
+    );
+    assert_eq!(w.b.status().delivered, 1);
+}
+
+#[test]
+fn one_goes_to_the_best_priority_and_ties_to_the_most_recent() {
+    let mut w = world("");
+    let (a, b, c, s) = (w.local(), w.local(), w.local(), w.local());
+    w.register(a, "a", "n", 1);
+    w.register(b, "b", "n", 5);
+    w.register(c, "c", "n", 5);
+    w.notify(s, "x", "1", "n");
+    assert_eq!(w.receivers(), [c]);
+    w.register(b, "b", "n", 5); // re-registering makes b the most recent
+    w.notify(s, "x", "1", "n");
+    assert_eq!(w.receivers(), [b]);
+    w.unregister(b, "b", "n");
+    w.unregister(c, "c", "n");
+    w.notify(s, "x", "1", "n");
+    assert_eq!(w.receivers(), [a]);
+}
+
+#[test]
+fn broadcast_reaches_everyone_once_per_connection() {
+    let mut w = world("");
+    let obs = w.observer();
+    let (a, b, s) = (w.local(), w.local(), w.local());
+    w.register(a, "a1", "n", 0);
+    w.register(a, "a2", "n", 0); // same connection, second receiver app
+    w.register(b, "b", "n", -5);
+    w.notify(s, "x", "*", "n");
+    let sent = w.out.take();
+    let notified: StdVec<ConnId> = sent
+        .iter()
+        .filter_map(|s| match s {
+            Sent::Notify {
+                to_conn,
+                reference,
+                to,
+                ..
+            } => {
+                assert_eq!(*reference, None, "broadcasts carry no reference");
+                assert_eq!(to, "*");
+                Some(*to_conn)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(notified, [a, b]);
+    let observed: StdVec<Option<String>> = sent
+        .iter()
+        .filter_map(|s| match s {
+            Sent::Observed { to_conn, to, .. } if *to_conn == obs => Some(to.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        observed,
+        [Some("a1".into()), Some("a2".into()), Some("b".into())]
+    );
+    assert_eq!(w.b.status().delivered, 3);
+    assert_eq!(w.b.status().unicast_errors, 0);
+}
+
+#[test]
+fn broadcast_to_nobody_tells_observers_once_and_owes_no_error() {
+    let mut w = world("");
+    let obs = w.observer();
+    let s = w.local();
+    w.notify(s, "x", "*", "nobody");
+    assert_eq!(
+        w.out.take(),
+        [Sent::Observed {
+            to_conn: obs,
+            from: "x".into(),
+            to: None,
+            id: "nobody".into()
+        }]
+    );
+}
+
+#[test]
+fn undeliverable_unicast_comes_back_unchanged_and_observers_see_empty_receiver() {
+    let mut w = world("");
+    let obs = w.observer();
+    let s = w.local();
+    w.notify(s, "me", "nobody", "n");
+    let sent = w.out.take();
+    assert_eq!(
+        sent,
+        [
+            Sent::Observed {
+                to_conn: obs,
+                from: "me".into(),
+                to: None,
+                id: "n".into()
+            },
+            Sent::UnicastError {
+                to_conn: s,
+                from: "me".into(),
+                to: "nobody".into(),
+                id: "n".into(),
+                param: "{\"k\":1}".into()
+            },
+        ]
+    );
+    w.notify(s, "me", "1", "n");
+    assert!(matches!(w.out.take().last(), Some(Sent::UnicastError { to, .. }) if to == "1"));
+    assert_eq!(w.b.status().unicast_errors, 2);
+}
+
+#[test]
+fn unicast_errors_can_be_turned_off_per_connection() {
+    let mut w = world("");
+    let s = w.local();
+    w.hello(s);
+    w.b.handle(s, Message::UnicastErrors(false), &mut w.out);
+    w.notify(s, "me", "nobody", "n");
+    assert!(w.out.take().is_empty());
+    assert_eq!(w.b.status().unicast_errors, 1, "still counted");
+}
+
+#[test]
+fn impersonation_registers_and_sends_for_other_apps() {
+    let mut w = world("");
+    let (mac, s) = (w.local(), w.local());
+    w.register(mac, "cp-app-1", "n", 0);
+    w.register(mac, "cp-app-2", "n", 0);
+    w.notify(s, "cp-app-3", "cp-app-2", "n");
+    let sent = w.out.take();
+    assert!(
+        matches!(&sent[..], [Sent::Notify { to_conn, from, to, .. }] if *to_conn == mac && from == "cp-app-3" && to == "cp-app-2")
+    );
+}
+
+#[test]
+fn returned_unicast_goes_to_the_next_receiver_or_back_to_the_sender() {
+    let mut w = world("");
+    let (a, b, s) = (w.local(), w.local(), w.local());
+    w.register(a, "a", "n", 9);
+    w.register(b, "b", "n", 1);
+    w.notify(s, "me", "1", "n");
+    let sent = w.out.take();
+    let Some(Sent::Notify {
+        to_conn, reference, ..
+    }) = sent.first()
+    else {
+        panic!()
+    };
+    assert_eq!(*to_conn, a);
+    // a unregisters and returns what it got, reference included.
+    w.unregister(a, "a", "n");
+    w.notify_ref(a, "me", "1", "n", *reference);
+    let sent = w.out.take();
+    assert!(
+        matches!(&sent[..], [Sent::Notify { to_conn, reference: r, .. }] if *to_conn == b && r == reference)
+    );
+    // b returns it too (still registered: it must not get it again): the
+    // error goes to the original sender, not to b.
+    w.notify_ref(b, "me", "1", "n", *reference);
+    let sent = w.out.take();
+    assert!(
+        matches!(&sent[..], [Sent::UnicastError { to_conn, .. }] if *to_conn == s),
+        "{sent:?}"
+    );
+}
+
+#[test]
+fn a_reference_naming_no_live_connection_is_an_ordinary_notify() {
+    let mut w = world("");
+    let (a, s) = (w.local(), w.local());
+    w.register(a, "a", "n", 0);
+    let stale = (u64::from(ConnId::new(7, 3).raw()) << 32) | 5;
+    w.notify_ref(s, "me", "a", "n", Some(stale));
+    let sent = w.out.take();
+    let [Sent::Notify {
+        to_conn, reference, ..
+    }] = &sent[..]
+    else {
+        panic!("{sent:?}")
+    };
+    assert_eq!(*to_conn, a);
+    assert_eq!(reference.map(|r| (r >> 32) as u32), Some(s.raw()));
+}
+
+#[test]
+fn full_receiver_is_skipped_reported_and_its_queue_returned() {
+    let mut w = world("");
+    let (a, b, s) = (w.local(), w.local(), w.local());
+    w.register(a, "a", "n", 9);
+    w.register(b, "b", "n", 1);
+    w.out.full.push(a);
+    w.notify(s, "me", "1", "n");
+    assert_eq!(w.receivers(), [b]);
+    assert_eq!(w.out.events, [format!("overflow: {a}")]);
+    assert!(w.b.connection(a).unwrap().overflowed);
+    // From now on a is skipped without trying.
+    w.out.full.clear();
+    w.notify(s, "me", "1", "n");
+    assert_eq!(w.receivers(), [b]);
+    assert_eq!(w.out.events.len(), 1, "overflow reported once");
+}
+
+#[test]
+fn disconnect_removes_registrations_and_retires_the_id() {
+    let mut w = world("");
+    let (a, s) = (w.local(), w.local());
+    w.register(a, "a", "n", 0);
+    w.b.disconnect(a, &mut w.out);
+    assert_eq!(w.b.status().registrations, 0);
+    assert_eq!(w.b.status().local_connections, 1);
+    let a2 = w.local();
+    assert_eq!(a2.index(), a.index(), "slot reused");
+    assert_ne!(a2, a, "but not the id");
+    w.register(a, "a", "n", 0); // the old id is dead: ignored
+    assert_eq!(w.b.status().registrations, 0);
+    w.notify(s, "me", "a", "n");
+    assert!(matches!(&w.out.take()[..], [Sent::UnicastError { .. }]));
+}
+
+#[test]
+fn connection_capacity_is_a_typed_error() {
+    let mut w = world("");
+    for _ in 0..8 {
+        w.local();
+    }
+    assert_eq!(w.b.connect(PeerKind::Local), Err(TooManyConnections));
+}
+
+#[test]
+fn registration_limits() {
+    let mut w = world("");
+    w.b = Broker::new(
+        Whitelist::new(),
+        Limits {
+            max_registrations_per_connection: 2,
+            max_remote_registrations: 256,
+        },
+    );
+    let a = w.local();
+    w.register(a, "a", "1", 0);
+    w.register(a, "a", "2", 0);
+    w.register(a, "a", "2", 5); // replacing does not count
+    w.register(a, "a", "3", 0);
+    assert_eq!(w.out.events, ["refused: ConnectionRegistrationLimit"]);
+    assert_eq!(w.b.status().registrations, 2);
+    w.unregister(a, "a", "1");
+    w.register(a, "a", "3", 0);
+    assert_eq!(w.b.status().registrations, 2);
+    assert_eq!(w.out.events.len(), 1);
+}
+
+#[test]
+fn local_only_messages_need_hello_and_a_local_peer() {
+    let mut w = world(RULES);
+    let (l, r) = (w.local(), w.remote());
+    w.b.handle(l, Message::Observe(true), &mut w.out);
+    w.b.handle(l, Message::StatusRequest, &mut w.out);
+    w.hello(r);
+    w.b.handle(r, Message::Observe(true), &mut w.out);
+    w.b.handle(r, Message::StatusRequest, &mut w.out);
+    assert_eq!(
+        w.out.events,
+        [
+            "refused: NeedsHello",
+            "refused: NeedsHello",
+            "refused: RemoteObserver",
+            "refused: RemoteStatus"
+        ]
+    );
+    assert_eq!(w.b.status().observers, 0);
+    w.hello(l);
+    w.b.handle(l, Message::StatusRequest, &mut w.out);
+    let sent = w.out.take();
+    let [Sent::Status { to_conn, status }] = &sent[..] else {
+        panic!("{sent:?}")
+    };
+    assert_eq!(*to_conn, l);
+    assert_eq!(
+        (status.local_connections, status.remote_connections),
+        (1, 1)
+    );
+    assert_eq!(w.b.encoding(l), Encoding::Compact);
+    let fresh = w.local();
+    assert_eq!(w.b.encoding(fresh), Encoding::Json);
+}
+
+#[test]
+fn remote_notify_needs_an_in_rule() {
+    let mut w = world(RULES);
+    let obs = w.observer();
+    let (pay, r) = (w.local(), w.remote());
+    w.register(pay, "payment", "start", 0);
+    w.notify(r, "pos-7", "payment", "start");
+    assert_eq!(w.receivers(), [pay]);
+    w.notify(r, "ecr-7", "payment", "start");
+    assert!(
+        w.out.take().is_empty(),
+        "dropped: no delivery, no observer call, no unicast error"
+    );
+    assert_eq!(w.out.events, ["dropped: NotAllowedIn"]);
+    assert_eq!(w.b.status().dropped, 1);
+    // Local senders are not filtered.
+    w.notify(pay, "ecr-7", "payment", "start");
+    assert_eq!(w.receivers(), [pay]);
+    let _ = obs;
+}
+
+#[test]
+fn remote_registration_needs_an_out_rule_else_next_candidate() {
+    let mut w = world(RULES);
+    let (local, r, s) = (w.local(), w.remote(), w.local());
+    w.register(r, "pos-1", "receipt", 9);
+    w.register(local, "printer", "receipt", 1);
+    // "out payment 1 receipt": from payment, to "1" may go out.
+    w.notify(s, "payment", "1", "receipt");
+    assert_eq!(w.receivers(), [r]);
+    // From someone else: the remote registration is skipped.
+    w.notify(s, "other", "1", "receipt");
+    assert_eq!(w.receivers(), [local]);
+    // "out * pos-* *": anything addressed to pos-* may go out.
+    w.notify(s, "other", "pos-1", "receipt");
+    assert_eq!(w.receivers(), [r]);
+    // Broadcast: only the local one unless a rule matches "*".
+    w.notify(s, "other", "*", "receipt");
+    assert_eq!(w.receivers(), [local]);
+    // Nothing allowed and nothing local: unicast error.
+    w.unregister(local, "printer", "receipt");
+    w.notify(s, "other", "1", "receipt");
+    assert!(matches!(&w.out.take()[..], [Sent::UnicastError { to_conn, .. }] if *to_conn == s));
+}
+
+#[test]
+fn at_most_256_remote_registrations() {
+    let mut w = World {
+        b: TestBroker::new(
+            Whitelist::parse(RULES.as_bytes()).unwrap(),
+            Limits::default(),
+        ),
+        out: Recorder::default(),
+    };
+    let (r1, r2) = (
+        w.b.connect(PeerKind::Remote).unwrap(),
+        w.b.connect(PeerKind::Remote).unwrap(),
+    );
+    let reg = |w: &mut World, c, id: &str| {
+        let r = Register {
+            to: AppId::new("pos").unwrap(),
+            notification: NotificationId::new(id).unwrap(),
+            priority: 0,
+        };
+        w.b.handle(c, Message::Register(r), &mut w.out);
+    };
+    for i in 0..200 {
+        reg(&mut w, r1, &format!("n{i}"));
+    }
+    for i in 0..56 {
+        reg(&mut w, r2, &format!("n{i}"));
+    }
+    assert_eq!(w.b.status().remote_registrations, 256);
+    reg(&mut w, r1, "n0"); // replacement: fine
+    assert!(w.out.events.is_empty());
+    reg(&mut w, r2, "extra");
+    assert_eq!(w.out.events, ["refused: RemoteRegistrationLimit"]);
+    // Local registrations are not limited by it.
+    let l = w.b.connect(PeerKind::Local).unwrap();
+    reg(&mut w, l, "extra");
+    assert_eq!(w.b.status().registrations, 257);
+    // A remote disconnect frees its share.
+    w.b.disconnect(r2, &mut w.out);
+    assert_eq!(w.b.status().remote_registrations, 200);
+    reg(&mut w, r1, "extra");
+    assert_eq!(w.b.status().remote_registrations, 201);
+}
+
+#[test]
+fn unknown_and_server_only_messages_are_ignored() {
+    let mut w = world("");
+    let c = w.local();
+    w.b.handle(c, Message::Unknown("subscribe"), &mut w.out);
+    w.b.handle(c, Message::Status(Status::default()), &mut w.out);
+    assert_eq!(w.out.events.len(), 2);
+    assert!(w.out.events[0].contains("subscribe"));
+    assert!(w.out.take().is_empty());
+}
+
+#[test]
+fn order_is_kept_per_sender_and_registration() {
+    let mut w = world("");
+    let (a, s) = (w.local(), w.local());
+    w.register(a, "a", "n", 0);
+    for i in 0..5 {
+        let n = Notify {
+            from: AppId::new("me").unwrap(),
+            to: Destination::parse("a").unwrap(),
+            notification: NotificationId::new("n").unwrap(),
+            flags: i,
+            reference: None,
+            parameter: RawJson::NULL,
+        };
+        w.b.handle(s, Message::Notify(n), &mut w.out);
+    }
+    let refs: StdVec<u64> = w
+        .out
+        .take()
+        .into_iter()
+        .filter_map(|s| match s {
+            Sent::Notify { reference, .. } => reference,
+            _ => None,
+        })
+        .collect();
+    assert_eq!(refs.len(), 5);
+    assert!(refs.windows(2).all(|p| p[0] < p[1]));
+}

@@ -1,0 +1,292 @@
+//! Routing table tests: fixed cases and a property test against a plain
+//! reference model.
+
+use std::vec::Vec as StdVec;
+
+use proptest::prelude::*;
+
+use super::*;
+
+fn conn(n: u32) -> ConnId {
+    ConnId::from_raw(n)
+}
+
+fn app(s: &str) -> AppId {
+    AppId::new(s).unwrap()
+}
+
+fn nid(s: &str) -> NotificationId {
+    NotificationId::new(s).unwrap()
+}
+
+fn dest(s: &str) -> Destination {
+    Destination::parse(s).unwrap()
+}
+
+fn all(_: &Registration) -> bool {
+    true
+}
+
+fn unicast<F, const N: usize>(r: Route<'_, F, N>) -> Option<(ConnId, AppId)> {
+    match r {
+        Route::Unicast(r) => Some((r.conn, r.to.clone())),
+        Route::UnicastError => None,
+        Route::Broadcast(_) => panic!("unicast expected"),
+    }
+}
+
+#[test]
+fn unicast_to_app_picks_that_app_only() {
+    let mut t = RoutingTable::<16>::new();
+    t.register(conn(1), app("a"), nid("ping"), 0).unwrap();
+    t.register(conn(2), app("b"), nid("ping"), 9).unwrap();
+    assert_eq!(
+        unicast(t.route(&dest("a"), "ping", all)),
+        Some((conn(1), app("a")))
+    );
+    assert_eq!(unicast(t.route(&dest("c"), "ping", all)), None);
+    assert_eq!(unicast(t.route(&dest("a"), "pong", all)), None);
+}
+
+#[test]
+fn one_picks_highest_priority_then_most_recent() {
+    let mut t = RoutingTable::<16>::new();
+    t.register(conn(1), app("a"), nid("n"), 5).unwrap();
+    t.register(conn(2), app("b"), nid("n"), 7).unwrap();
+    t.register(conn(3), app("c"), nid("n"), 7).unwrap();
+    // c and b tie at 7; c is more recent.
+    assert_eq!(
+        unicast(t.route(&Destination::One, "n", all)),
+        Some((conn(3), app("c")))
+    );
+    // Re-registering b makes it the most recent.
+    assert_eq!(
+        t.register(conn(2), app("b"), nid("n"), 7),
+        Ok(Registered::Replaced)
+    );
+    assert_eq!(
+        unicast(t.route(&Destination::One, "n", all)),
+        Some((conn(2), app("b")))
+    );
+    // Lowering b's priority by replacing it.
+    t.register(conn(2), app("b"), nid("n"), -1).unwrap();
+    assert_eq!(
+        unicast(t.route(&Destination::One, "n", all)),
+        Some((conn(3), app("c")))
+    );
+    assert_eq!(t.len(), 3);
+}
+
+#[test]
+fn allow_filter_skips_candidates() {
+    let mut t = RoutingTable::<16>::new();
+    t.register(conn(1), app("a"), nid("n"), 9).unwrap();
+    t.register(conn(2), app("b"), nid("n"), 1).unwrap();
+    let r = t.route(&Destination::One, "n", |r: &Registration| r.conn != conn(1));
+    assert_eq!(unicast(r), Some((conn(2), app("b"))));
+    let r = t.route(&Destination::One, "n", |_: &Registration| false);
+    assert_eq!(unicast(r), None);
+}
+
+#[test]
+fn broadcast_reaches_every_allowed_candidate() {
+    let mut t = RoutingTable::<16>::new();
+    t.register(conn(1), app("a"), nid("n"), 0).unwrap();
+    t.register(conn(1), app("b"), nid("n"), 0).unwrap();
+    t.register(conn(2), app("a"), nid("n"), 0).unwrap();
+    t.register(conn(2), app("a"), nid("other"), 0).unwrap();
+    let Route::Broadcast(b) = t.route(&Destination::All, "n", all) else {
+        panic!()
+    };
+    let got: StdVec<_> = b.map(|r| (r.conn, r.to.clone())).collect();
+    assert_eq!(
+        got,
+        [
+            (conn(1), app("a")),
+            (conn(1), app("b")),
+            (conn(2), app("a"))
+        ]
+    );
+    let Route::Broadcast(mut b) = t.route(&Destination::All, "none", all) else {
+        panic!()
+    };
+    assert!(b.next().is_none());
+}
+
+#[test]
+fn unregister_and_remove_connection() {
+    let mut t = RoutingTable::<8>::new();
+    t.register(conn(1), app("a"), nid("n"), 0).unwrap();
+    t.register(conn(1), app("a"), nid("m"), 0).unwrap();
+    t.register(conn(2), app("a"), nid("n"), 0).unwrap();
+    assert!(t.unregister(conn(1), "a", "x").is_none());
+    assert!(t.unregister(conn(3), "a", "n").is_none());
+    let r = t.unregister(conn(1), "a", "n").unwrap();
+    assert_eq!(
+        (r.conn, r.to.as_str(), r.notification.as_str()),
+        (conn(1), "a", "n")
+    );
+    assert_eq!(
+        unicast(t.route(&dest("a"), "n", all)),
+        Some((conn(2), app("a")))
+    );
+    let mut seen = StdVec::new();
+    assert_eq!(
+        t.remove_connection(conn(1), |r| seen.push(r.notification.clone())),
+        1
+    );
+    assert_eq!(seen, [nid("m")]);
+    assert_eq!(t.len(), 1);
+    assert_eq!(t.remove_connection(conn(2), |_| {}), 1);
+    assert!(t.is_empty());
+    assert_eq!(t.candidates("n").count(), 0);
+}
+
+#[test]
+fn full_table_is_an_error_and_slots_are_reused() {
+    let mut t = RoutingTable::<4>::new();
+    for i in 0..4 {
+        t.register(conn(i), app("a"), nid("n"), 0).unwrap();
+    }
+    assert_eq!(t.register(conn(9), app("a"), nid("n"), 0), Err(TableFull));
+    // Replacing needs no new slot.
+    assert_eq!(
+        t.register(conn(0), app("a"), nid("n"), 3),
+        Ok(Registered::Replaced)
+    );
+    t.unregister(conn(2), "a", "n").unwrap();
+    assert_eq!(
+        t.register(conn(9), app("z"), nid("q"), 0),
+        Ok(Registered::Added)
+    );
+    assert_eq!(t.len(), 4);
+    assert_eq!(
+        unicast(t.route(&dest("z"), "q", all)),
+        Some((conn(9), app("z")))
+    );
+}
+
+// ---- property test against a reference model ----
+
+#[derive(Debug, Clone)]
+enum Op {
+    Register {
+        conn: u32,
+        to: usize,
+        id: usize,
+        prio: i32,
+    },
+    Unregister {
+        conn: u32,
+        to: usize,
+        id: usize,
+    },
+    Drop {
+        conn: u32,
+    },
+    Route {
+        to: usize,
+        id: usize,
+        denied: u32,
+    },
+}
+
+const APPS: [&str; 3] = ["a", "b", "c"];
+const IDS: [&str; 3] = ["x", "y", "z"];
+/// `to` index 3 is "1", 4 is "*".
+fn to_dest(i: usize) -> Destination {
+    match i {
+        3 => Destination::One,
+        4 => Destination::All,
+        _ => dest(APPS[i]),
+    }
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0u32..4, 0usize..3, 0usize..3, -2i32..3)
+            .prop_map(|(conn, to, id, prio)| Op::Register { conn, to, id, prio }),
+        2 => (0u32..4, 0usize..3, 0usize..3).prop_map(|(conn, to, id)| Op::Unregister { conn, to, id }),
+        1 => (0u32..4).prop_map(|conn| Op::Drop { conn }),
+        4 => (0usize..5, 0usize..3, 0u32..16).prop_map(|(to, id, denied)| Op::Route { to, id, denied }),
+    ]
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct ModelReg {
+    conn: u32,
+    to: usize,
+    id: usize,
+    prio: i32,
+    seq: u64,
+}
+
+proptest! {
+    #[test]
+    fn matches_reference_model(ops in proptest::collection::vec(op(), 1..120)) {
+        const CAP: usize = 16;
+        let mut t = RoutingTable::<CAP>::new();
+        let mut model: StdVec<ModelReg> = StdVec::new();
+        let mut seq = 0u64;
+        for op in ops {
+            match op {
+                Op::Register { conn: c, to, id, prio } => {
+                    seq += 1;
+                    let got = t.register(conn(c), app(APPS[to]), nid(IDS[id]), prio);
+                    if let Some(m) = model.iter_mut().find(|m| m.conn == c && m.to == to && m.id == id) {
+                        m.prio = prio;
+                        m.seq = seq;
+                        prop_assert_eq!(got, Ok(Registered::Replaced));
+                    } else if model.len() == CAP {
+                        prop_assert_eq!(got, Err(TableFull));
+                    } else {
+                        model.push(ModelReg { conn: c, to, id, prio, seq });
+                        prop_assert_eq!(got, Ok(Registered::Added));
+                    }
+                }
+                Op::Unregister { conn: c, to, id } => {
+                    let got = t.unregister(conn(c), APPS[to], IDS[id]).is_some();
+                    let before = model.len();
+                    model.retain(|m| !(m.conn == c && m.to == to && m.id == id));
+                    prop_assert_eq!(got, before != model.len());
+                }
+                Op::Drop { conn: c } => {
+                    let got = t.remove_connection(conn(c), |_| {});
+                    let before = model.len();
+                    model.retain(|m| m.conn != c);
+                    prop_assert_eq!(got, before - model.len());
+                }
+                Op::Route { to, id, denied } => {
+                    let allowed = |c: u32| denied & (1 << c) == 0;
+                    let mut cands: StdVec<&ModelReg> = model
+                        .iter()
+                        .filter(|m| m.id == id && allowed(m.conn))
+                        .filter(|m| to >= 3 || m.to == to)
+                        .collect();
+                    let route = t.route(&to_dest(to), IDS[id], |r: &Registration| allowed(r.conn.raw()));
+                    match route {
+                        Route::Broadcast(b) => {
+                            prop_assert_eq!(to, 4);
+                            let mut got: StdVec<(u32, &str)> = b.map(|r| (r.conn.raw(), r.to.as_str())).collect();
+                            let mut want: StdVec<(u32, &str)> = cands.iter().map(|m| (m.conn, APPS[m.to])).collect();
+                            got.sort_unstable();
+                            want.sort_unstable();
+                            prop_assert_eq!(got, want);
+                        }
+                        Route::Unicast(r) => {
+                            prop_assert!(to < 4);
+                            cands.sort_by_key(|m| (m.prio, m.seq));
+                            let m = cands.last().unwrap();
+                            prop_assert_eq!((r.conn.raw(), r.to.as_str(), r.priority), (m.conn, APPS[m.to], m.prio));
+                        }
+                        Route::UnicastError => {
+                            prop_assert!(to < 4);
+                            prop_assert!(cands.is_empty());
+                        }
+                    }
+                }
+            }
+            prop_assert_eq!(t.len(), model.len());
+        }
+    }
+}
