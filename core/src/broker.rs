@@ -686,12 +686,9 @@ impl<const CONNS: usize, const REGS: usize, const RULES: usize, const IFACES: us
                 ..n.clone()
             });
             // Each failed attempt marks one more receiver full, so this ends.
-            loop {
-                let Route::Unicast(r) =
-                    table.route(&n.to, &n.notification, |r: &Registration| allow(r, &full))
-                else {
-                    break;
-                };
+            while let Route::Unicast(r) =
+                table.route(&n.to, &n.notification, |r: &Registration| allow(r, &full))
+            {
                 if send(out, slots, r.conn, &msg) {
                     delivered = 1;
                     observe(out, slots, observers, &n, Some(r.to.clone()), &mut full);
