@@ -4,3 +4,5 @@
 //! the `nfy` command-line tool, on top of the sans-IO `nfy-core`.
 //!
 //! Coming in issue 3.
+
+pub mod client;

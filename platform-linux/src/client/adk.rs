@@ -1,0 +1,208 @@
+//! The ADK-style API: the original's global functions (spec section 3
+//! table), with its result codes, on one process-wide client.
+//!
+//! The process-wide client is created by the first call of any of these
+//! functions, for the address of the environment
+//! ([`ServerAddr::from_env`]); it connects in the background and keeps
+//! reconnecting with backoff, and every call made while it is disconnected
+//! asks for an immediate attempt and returns `ERR_SERVER` when that fails
+//! (within [`ATTEMPT_WAIT`](super::conn::ATTEMPT_WAIT)). With an unusable
+//! `NFY_PORT` every call that needs the server returns `ERR_SERVER`.
+//!
+//! `data` is the original's opaque `void*`, as a `usize` word; the library
+//! never interprets it. Filters of the unregister functions: an absent
+//! (`None`) callback matches any callback, an absent data matches any data.
+//!
+//! See the [module docs of `client`](super) for the threading guarantees
+//! and the decision on registering while the server is down (ADK calls
+//! keep the registration and return `ERR_SERVER`).
+//!
+//! `ipcNotificationServer` (running the server in-process) is not part of
+//! the client module.
+
+use std::sync::{Arc, OnceLock};
+
+use nfy_core::{AppId, NotifyResult};
+
+use super::pool::{Handler, Ident};
+use super::{Client, Delivery, Error, NotifyCallback, NotifyObserver, Observed, ServerAddr};
+
+static GLOBAL: OnceLock<Client> = OnceLock::new();
+
+/// The process-wide client, created on first use.
+fn global() -> &'static Client {
+    GLOBAL.get_or_init(|| match ServerAddr::from_env() {
+        Ok(addr) => Client::connect_in_background(addr),
+        Err(_) => Client::wrap(super::conn::Inner::closed(ServerAddr {
+            unix: None,
+            tcp: None,
+        })),
+    })
+}
+
+fn code(r: Result<(), Error>) -> NotifyResult {
+    NotifyResult::from(r)
+}
+
+/// `ipcSetAppID`: sets the process's app ID (source of notifications,
+/// default receiver). An empty string clears it. **Beyond**: returns
+/// `ERR_APP_ID` for an invalid ID (`"1"`, `"*"`, too long, control
+/// characters), which is then not set.
+pub fn ipc_set_app_id(app_id: &str) -> NotifyResult {
+    if app_id.is_empty() {
+        global().clear_app_id();
+        return NotifyResult::Ok;
+    }
+    code(global().set_app_id(app_id))
+}
+
+/// `ipcGetAppID`: the app ID set with [`ipc_set_app_id`], empty when none.
+pub fn ipc_get_app_id() -> String {
+    global().app_id().unwrap_or_default()
+}
+
+/// `ipcNotify`: sends `param` as `notification_id` to `to` (app ID, `"1"`
+/// or `"*"`). `from` empty means the app ID; neither → `ERR_APP_ID`;
+/// server not reachable → `ERR_SERVER`.
+pub fn ipc_notify(
+    to: &str,
+    notification_id: &str,
+    param: &serde_json::Value,
+    flags: u32,
+    from: &str,
+) -> NotifyResult {
+    let text = param.to_string();
+    code(
+        global()
+            .inner()
+            .notify(to, notification_id, &text, flags, Some(from)),
+    )
+}
+
+fn notify_handler(cb: NotifyCallback, data: usize) -> Handler {
+    Handler::Notify(Arc::new(move |d: &Delivery<'_>| {
+        let param = d.parameter_json();
+        cb(data, d.from, d.to, d.notification, &param, d.flags)
+    }))
+}
+
+/// `ipcRegisterNotificationCB`: receives `notification_id` as `to` (empty:
+/// the app ID; neither → `ERR_APP_ID`) with `priority`. Replaces an earlier
+/// registration of the same (notification, receiver), whatever its
+/// callback; when this returns, the replaced callback has finished (unless
+/// called from it). A `None` callback discards the registration. While the
+/// server is down the registration is kept and `ERR_SERVER` returned.
+pub fn ipc_register_notification_cb(
+    notification_id: &str,
+    cb: Option<NotifyCallback>,
+    data: usize,
+    priority: i32,
+    to: &str,
+) -> NotifyResult {
+    let Some(cb) = cb else {
+        return ipc_unregister_notification_cb(notification_id, None, None, to);
+    };
+    let (_, result) = global().inner().register(
+        Some(to),
+        notification_id,
+        priority,
+        notify_handler(cb, data),
+        Ident::Notify(cb, data),
+        true,
+    );
+    code(result)
+}
+
+/// `ipcUnregisterNotificationCB`: removes the registration of
+/// `notification_id` for `to` (empty: the app ID) if its callback and data
+/// match the filters. On return the callback has finished and never runs
+/// again; called from that callback itself, it returns at once instead of
+/// deadlocking. `OK` also when nothing matched.
+pub fn ipc_unregister_notification_cb(
+    notification_id: &str,
+    cb: Option<NotifyCallback>,
+    data: Option<usize>,
+    to: &str,
+) -> NotifyResult {
+    let r = global()
+        .inner()
+        .unregister_as(Some(to), notification_id, |s| {
+            s.ident().matches_notify(cb, data)
+        });
+    code(r.map(|_| ()))
+}
+
+/// `ipcRegisterUnicastError`: `cb` runs with the original notification for
+/// every unicast this process sent that nobody received. Registering the
+/// same (callback, data) twice adds it once. A `None` callback removes
+/// every unicast-error callback (the original's `ipcRegisterUnicastError(0,
+/// 0)`).
+pub fn ipc_register_unicast_error(cb: Option<NotifyCallback>, data: usize) -> NotifyResult {
+    let Some(cb) = cb else {
+        return ipc_unregister_unicast_error(None, None);
+    };
+    let inner = global().inner();
+    if inner.has_handler(false, |s| s.ident().matches_notify(Some(cb), Some(data))) {
+        return if inner.is_connected() {
+            NotifyResult::Ok
+        } else {
+            NotifyResult::ErrServer
+        };
+    }
+    let (_, result) = inner.add_handler(
+        false,
+        notify_handler(cb, data),
+        Ident::Notify(cb, data),
+        true,
+    );
+    code(result)
+}
+
+/// `ipcUnregisterUnicastError`: removes the unicast-error callbacks that
+/// match the filters; on return they have finished (except a calling one).
+pub fn ipc_unregister_unicast_error(
+    cb: Option<NotifyCallback>,
+    data: Option<usize>,
+) -> NotifyResult {
+    global()
+        .inner()
+        .remove_handlers(false, |s| s.ident().matches_notify(cb, data));
+    NotifyResult::Ok
+}
+
+/// `ipcRegisterObserver`: `cb` runs for every delivery the server makes
+/// (from, resolved receiver or empty, notification, flags). Registering the
+/// same (callback, data) twice adds it once. A `None` callback removes
+/// every observer.
+pub fn ipc_register_observer(cb: Option<NotifyObserver>, data: usize) -> NotifyResult {
+    let Some(cb) = cb else {
+        return ipc_unregister_observer(None, None);
+    };
+    let inner = global().inner();
+    if inner.has_handler(true, |s| s.ident().matches_observer(Some(cb), Some(data))) {
+        return if inner.is_connected() {
+            NotifyResult::Ok
+        } else {
+            NotifyResult::ErrServer
+        };
+    }
+    let handler = Handler::Observe(Arc::new(move |o: &Observed<'_>| {
+        cb(data, o.from, o.to, o.notification, o.flags)
+    }));
+    let (_, result) = inner.add_handler(true, handler, Ident::Observer(cb, data), true);
+    code(result)
+}
+
+/// `ipcUnregisterObserver`: removes the observers that match the filters;
+/// on return they have finished (except a calling one).
+pub fn ipc_unregister_observer(cb: Option<NotifyObserver>, data: Option<usize>) -> NotifyResult {
+    global()
+        .inner()
+        .remove_handlers(true, |s| s.ident().matches_observer(cb, data));
+    NotifyResult::Ok
+}
+
+/// The app ID as an [`AppId`], for callers that want the typed form.
+pub fn ipc_app_id() -> Option<AppId> {
+    global().inner().app_id()
+}

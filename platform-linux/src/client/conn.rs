@@ -1,0 +1,839 @@
+//! The client's I/O layer: the connection, the receiving thread, reconnects,
+//! and the operations both public APIs are built on.
+//!
+//! # Threads
+//!
+//! - One **receiving thread** per client owns the connection's life: it
+//!   reads frames and turns them into mailbox events (never running a
+//!   callback itself), and when the connection drops it reconnects with
+//!   exponential backoff ([`MIN_BACKOFF`] doubling to [`MAX_BACKOFF`]),
+//!   then replays the handshake (hello, unicast-error preference, every
+//!   registration, observing) before any other message can be written.
+//! - [`WORKERS`](super::pool::WORKERS) **pool threads** run the callbacks.
+//! - Callers write from their own threads under the writer mutex; one
+//!   notify is one `write_all` of one frame.
+//!
+//! # Never hanging
+//!
+//! A call that finds the client disconnected wakes the receiving thread
+//! for an immediate connection attempt and waits for its outcome at most
+//! [`ATTEMPT_WAIT`] (a refused local connect takes microseconds), then
+//! returns `ERR_SERVER`. Writes have a timeout ([`WRITE_TIMEOUT`]); a
+//! failed or timed-out write closes the connection (a frame may be half
+//! written), which the receiving thread notices and repairs.
+//!
+//! # Locks
+//!
+//! Order: `state` → sub mailbox → pool queue, and `state` → `writer`, and
+//! `waiters` → `writer`. Registration changes hold `state` while writing
+//! their message, and the handshake is written under `state`, so the server
+//! sees exactly the local table, in order, whatever races with a reconnect.
+//! No lock is held while a callback runs or while waiting for one.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use nfy_core::msg::{self, compact, Encoding, Message, Notify, RawJson, Status};
+use nfy_core::wire::{self, Decoded, FrameDecoder, HEADER_LEN};
+use nfy_core::{AppId, Destination, NotificationId, MAX_ID_LEN};
+
+use super::addr::ServerAddr;
+use super::pool::{self, lock, Event, Handler, Ident, Incoming, ObservedEvent, Pool, Refused, Sub};
+use super::state::{Action, ClientState};
+use super::Error;
+
+/// First delay before reconnecting after a drop.
+pub const MIN_BACKOFF: Duration = Duration::from_millis(20);
+/// Longest delay between reconnection attempts.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// How long a call made while disconnected waits for the immediate
+/// reconnection attempt it triggers.
+pub const ATTEMPT_WAIT: Duration = Duration::from_millis(100);
+/// A write that cannot complete in this time closes the connection.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+/// TCP connect timeout (loopback: refused at once when nothing listens).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// Largest frame body the client accepts from the server; larger frames
+/// are skipped whole by the decoder.
+pub const MAX_BODY: usize = 1 << 20;
+/// Default wait for a status answer.
+pub const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
+
+const READ_CHUNK: usize = 64 * 1024;
+
+/// A connected stream, Unix or TCP.
+#[derive(Debug)]
+pub(crate) enum Stream {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+impl Stream {
+    fn connect(addr: &ServerAddr) -> io::Result<Stream> {
+        let mut last = io::Error::new(io::ErrorKind::NotFound, "no server address");
+        if let Some(path) = &addr.unix {
+            match UnixStream::connect(path) {
+                Ok(s) => return Ok(Stream::Unix(s)),
+                Err(e) => last = e,
+            }
+        }
+        if let Some(a) = &addr.tcp {
+            match TcpStream::connect_timeout(a, CONNECT_TIMEOUT) {
+                Ok(s) => {
+                    // Latency matters more than packet count here.
+                    let _ = s.set_nodelay(true);
+                    return Ok(Stream::Tcp(s));
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    fn try_clone(&self) -> io::Result<Stream> {
+        Ok(match self {
+            Stream::Unix(s) => Stream::Unix(s.try_clone()?),
+            Stream::Tcp(s) => Stream::Tcp(s.try_clone()?),
+        })
+    }
+
+    fn set_write_timeout(&self, d: Duration) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.set_write_timeout(Some(d)),
+            Stream::Tcp(s) => s.set_write_timeout(Some(d)),
+        }
+    }
+
+    fn shutdown(&self) {
+        let _ = match self {
+            Stream::Unix(s) => s.shutdown(Shutdown::Both),
+            Stream::Tcp(s) => s.shutdown(Shutdown::Both),
+        };
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.read(buf),
+            Stream::Tcp(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.write(buf),
+            Stream::Tcp(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Appends `msg` as one compact frame to `out`.
+pub(crate) fn encode_into(msg: &Message<'_>, out: &mut Vec<u8>) -> Result<(), Error> {
+    // Postcard: a varint length (at most 10 bytes) per string, varints for
+    // the numbers, one byte per option/bool tag.
+    let parameter = match msg {
+        Message::Notify(n) | Message::UnicastError(n) => n.parameter.as_str().len(),
+        _ => 0,
+    };
+    let mut cap = HEADER_LEN + parameter + 4 * (MAX_ID_LEN + 10) + 64;
+    for _ in 0..2 {
+        let start = out.len();
+        out.resize(start + cap, 0);
+        let tail = out.get_mut(start..).unwrap_or_default();
+        match wire::encode_frame(tail, Encoding::Compact.msg_id(), |b| {
+            compact::encode(msg, b)
+        }) {
+            Ok(n) => {
+                out.truncate(start + n);
+                return Ok(());
+            }
+            Err(_) => {
+                out.truncate(start);
+                cap *= 2;
+            }
+        }
+    }
+    Err(Error::Encode)
+}
+
+struct Writer {
+    stream: Stream,
+    epoch: u64,
+}
+
+struct Link {
+    /// A caller asked for an immediate attempt.
+    wake: bool,
+    /// Completed connection attempts.
+    attempts: u64,
+}
+
+/// What a status request waits on: the connection epoch it was sent on and
+/// where the answer goes.
+type Waiter = (u64, mpsc::SyncSender<Status>);
+
+/// A mailbox holder plus the identity the public handles need.
+pub(crate) struct RegToken {
+    pub(crate) sub: Arc<Sub>,
+    pub(crate) generation: u64,
+    pub(crate) to: AppId,
+    pub(crate) notification: NotificationId,
+}
+
+/// The state shared by a client's handles and threads.
+pub(crate) struct Inner {
+    addr: ServerAddr,
+    state: Mutex<ClientState<Arc<Sub>>>,
+    writer: Mutex<Option<Writer>>,
+    link: Mutex<Link>,
+    link_cv: Condvar,
+    waiters: Mutex<VecDeque<Waiter>>,
+    pool: Pool,
+    closed: AtomicBool,
+    epochs: AtomicU64,
+    dropped: AtomicU64,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Inner {
+    /// Starts a client: one connection attempt now; with `require`, failing
+    /// it is [`Error::Server`], otherwise the receiving thread keeps trying
+    /// in the background.
+    pub(crate) fn start(addr: ServerAddr, require: bool) -> Result<Arc<Inner>, Error> {
+        let inner = Self::new(addr);
+        let first = inner.attempt();
+        if require && first.is_none() {
+            return Err(Error::Server);
+        }
+        let mut threads = Vec::with_capacity(pool::WORKERS + 1);
+        let spawned = (|| -> io::Result<()> {
+            for i in 0..pool::WORKERS {
+                let me = Arc::clone(&inner);
+                threads.push(
+                    thread::Builder::new()
+                        .name(format!("nfy-callback-{i}"))
+                        .spawn(move || me.pool.run_worker())?,
+                );
+            }
+            let me = Arc::clone(&inner);
+            threads.push(
+                thread::Builder::new()
+                    .name("nfy-receive".into())
+                    .spawn(move || me.run_receiver(first))?,
+            );
+            Ok(())
+        })();
+        *lock(&inner.threads) = threads;
+        if spawned.is_err() {
+            inner.close();
+            return Err(Error::Server);
+        }
+        Ok(inner)
+    }
+
+    fn new(addr: ServerAddr) -> Arc<Inner> {
+        Arc::new(Inner {
+            addr,
+            state: Mutex::new(ClientState::new()),
+            writer: Mutex::new(None),
+            link: Mutex::new(Link {
+                wake: false,
+                attempts: 0,
+            }),
+            link_cv: Condvar::new(),
+            waiters: Mutex::new(VecDeque::new()),
+            pool: Pool::new(),
+            closed: AtomicBool::new(false),
+            epochs: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            threads: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// A client that is closed from the start (every call fails with
+    /// [`Error::Server`]); used when no thread can be spawned.
+    pub(crate) fn closed(addr: ServerAddr) -> Arc<Inner> {
+        let inner = Self::new(addr);
+        inner.closed.store(true, Ordering::Release);
+        inner
+    }
+
+    /// The address this client connects to.
+    pub(crate) fn addr(&self) -> &ServerAddr {
+        &self.addr
+    }
+
+    /// True while a connection is up.
+    pub(crate) fn is_connected(&self) -> bool {
+        lock(&self.writer).is_some()
+    }
+
+    /// Events dropped because the mailboxes were full (broadcasts, observer
+    /// events and unicast errors; unicasts are sent back instead).
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Callbacks that panicked.
+    pub(crate) fn panics(&self) -> u64 {
+        self.pool.panics()
+    }
+
+    // ----- connection management ------------------------------------
+
+    /// One connection attempt: connect, write the handshake under the state
+    /// lock, install the writer. Returns the reading half and its epoch.
+    fn attempt(&self) -> Option<(Stream, u64)> {
+        if self.closed.load(Ordering::Acquire) {
+            return None;
+        }
+        let stream = Stream::connect(&self.addr).ok()?;
+        stream.set_write_timeout(WRITE_TIMEOUT).ok()?;
+        let reader = stream.try_clone().ok()?;
+        let epoch = self.epochs.fetch_add(1, Ordering::AcqRel) + 1;
+        let state = lock(&self.state);
+        let mut bytes = Vec::new();
+        for m in state.handshake() {
+            encode_into(&m, &mut bytes).ok()?;
+        }
+        let mut w = lock(&self.writer);
+        if self.closed.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut stream = stream;
+        if stream.write_all(&bytes).is_err() {
+            stream.shutdown();
+            return None;
+        }
+        *w = Some(Writer { stream, epoch });
+        drop(w);
+        drop(state);
+        Some((reader, epoch))
+    }
+
+    fn run_receiver(self: Arc<Self>, first: Option<(Stream, u64)>) {
+        let mut current = first;
+        let mut backoff = MIN_BACKOFF;
+        loop {
+            if self.closed.load(Ordering::Acquire) {
+                return;
+            }
+            let (reader, epoch) = match current.take() {
+                Some(c) => c,
+                None => {
+                    {
+                        let mut l = lock(&self.link);
+                        if !l.wake {
+                            l = self
+                                .link_cv
+                                .wait_timeout(l, backoff)
+                                .map(|(g, _)| g)
+                                .unwrap_or_else(|p| p.into_inner().0);
+                        }
+                        l.wake = false;
+                    }
+                    if self.closed.load(Ordering::Acquire) {
+                        return;
+                    }
+                    let outcome = self.attempt();
+                    {
+                        let mut l = lock(&self.link);
+                        l.attempts += 1;
+                        self.link_cv.notify_all();
+                    }
+                    match outcome {
+                        Some(c) => {
+                            backoff = MIN_BACKOFF;
+                            c
+                        }
+                        None => {
+                            backoff = (backoff * 2).min(MAX_BACKOFF);
+                            continue;
+                        }
+                    }
+                }
+            };
+            self.read_loop(reader, epoch);
+            self.disconnected(epoch);
+        }
+    }
+
+    /// Forgets connection `epoch` (if still current) and fails the status
+    /// requests sent on it.
+    fn disconnected(&self, epoch: u64) {
+        let mut waiters = lock(&self.waiters);
+        let mut w = lock(&self.writer);
+        if w.as_ref().is_some_and(|w| w.epoch == epoch) {
+            if let Some(old) = w.take() {
+                old.stream.shutdown();
+            }
+        }
+        drop(w);
+        waiters.retain(|(e, _)| *e != epoch);
+    }
+
+    /// Called by operations that need the server: when disconnected, asks
+    /// the receiving thread for an immediate attempt and waits for it at
+    /// most [`ATTEMPT_WAIT`].
+    fn ensure_connected(&self) -> bool {
+        if self.is_connected() {
+            return true;
+        }
+        if self.closed.load(Ordering::Acquire) {
+            return false;
+        }
+        let deadline = Instant::now() + ATTEMPT_WAIT;
+        let mut l = lock(&self.link);
+        let seen = l.attempts;
+        l.wake = true;
+        self.link_cv.notify_all();
+        while l.attempts == seen {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            l = self
+                .link_cv
+                .wait_timeout(l, deadline - now)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+        drop(l);
+        self.is_connected()
+    }
+
+    /// Writes `bytes` on the current connection. A failed write closes it.
+    fn write(&self, bytes: &[u8]) -> Result<(), Error> {
+        let mut w = lock(&self.writer);
+        let Some(cur) = w.as_mut() else {
+            return Err(Error::Server);
+        };
+        if cur.stream.write_all(bytes).is_err() {
+            cur.stream.shutdown();
+            *w = None;
+            return Err(Error::Server);
+        }
+        Ok(())
+    }
+
+    fn send(&self, msg: &Message<'_>) -> Result<(), Error> {
+        let mut bytes = Vec::new();
+        encode_into(msg, &mut bytes)?;
+        self.write(&bytes)
+    }
+
+    // ----- receiving ---------------------------------------------------
+
+    fn read_loop(&self, mut reader: Stream, epoch: u64) {
+        let mut decoder = FrameDecoder::new(vec![0u8; MAX_BODY + HEADER_LEN]);
+        let mut buf = vec![0u8; READ_CHUNK];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return,
+            };
+            let mut input = buf.get(..n).unwrap_or_default();
+            loop {
+                let (used, out) = decoder.feed(input);
+                let produced = out.is_some();
+                if let Some(Decoded::Frame(frame)) = out {
+                    if let Ok(m) = msg::decode(Encoding::from_msg_id(frame.msg_id), frame.body) {
+                        self.on_message(&m, epoch);
+                    }
+                }
+                input = input.get(used..).unwrap_or_default();
+                if input.is_empty() && !produced || used == 0 && !produced {
+                    break;
+                }
+            }
+        }
+    }
+
+    fn on_message(&self, m: &Message<'_>, epoch: u64) {
+        let action = lock(&self.state).route(m);
+        match (action, m) {
+            (Action::Deliver(subs), Message::Notify(n)) => {
+                let incoming = Arc::new(Incoming::from_notify(n));
+                let mut taken = false;
+                for s in &subs {
+                    match self.pool.submit(s, Event::Notify(Arc::clone(&incoming))) {
+                        Ok(()) => taken = true,
+                        Err(Refused::Removed) => {}
+                        Err(Refused::Full) => {
+                            if !n.to.is_unicast() {
+                                self.dropped.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                }
+                if !taken && n.to.is_unicast() {
+                    self.bounce(&incoming);
+                }
+            }
+            (Action::Bounce, Message::Notify(n)) => {
+                // Unchanged, reference included (spec 3, unregister race).
+                let _ = self.send(&Message::Notify(n.clone()));
+            }
+            (Action::UnicastError(subs), Message::UnicastError(n)) => {
+                let incoming = Arc::new(Incoming::from_notify(n));
+                for s in &subs {
+                    if let Err(Refused::Full) =
+                        self.pool.submit(s, Event::Notify(Arc::clone(&incoming)))
+                    {
+                        self.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            (Action::Observed(subs), Message::Observed(o)) => {
+                let event = Arc::new(ObservedEvent {
+                    from: o.from.clone(),
+                    to: o.to.clone(),
+                    notification: o.notification.clone(),
+                    flags: o.flags,
+                });
+                for s in &subs {
+                    if let Err(Refused::Full) =
+                        self.pool.submit(s, Event::Observed(Arc::clone(&event)))
+                    {
+                        self.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            (Action::Status(s), _) => {
+                let mut waiters = lock(&self.waiters);
+                if waiters.front().is_some_and(|(e, _)| *e == epoch) {
+                    if let Some((_, tx)) = waiters.pop_front() {
+                        // The asker may have given up (timeout): ignore.
+                        let _ = tx.try_send(s);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn bounce(&self, n: &Incoming) {
+        if let Some(m) = n.to_notify() {
+            let _ = self.send(&m);
+        }
+    }
+
+    fn bounce_unicasts(&self, events: &[Event]) {
+        for e in events {
+            if let Some(n) = e.unicast() {
+                self.bounce(n);
+            }
+        }
+    }
+
+    // ----- operations --------------------------------------------------
+
+    /// Sets (`Some`) or clears the app ID; tells the server when connected.
+    pub(crate) fn set_app_id(&self, id: Option<AppId>) {
+        let mut state = lock(&self.state);
+        let hello = state.set_app_id(id);
+        if self.is_connected() {
+            let _ = self.send(&hello);
+        }
+    }
+
+    /// The app ID.
+    pub(crate) fn app_id(&self) -> Option<AppId> {
+        lock(&self.state).app_id().cloned()
+    }
+
+    /// The receiver app ID of a registration: `to` when given, else the
+    /// app ID.
+    fn receiver(&self, to: Option<&str>) -> Result<AppId, Error> {
+        match to.filter(|t| !t.is_empty()) {
+            Some(t) => AppId::new(t).map_err(|e| Error::InvalidId("receiver", e)),
+            None => self.app_id().ok_or(Error::AppId),
+        }
+    }
+
+    /// Sends a notification.
+    pub(crate) fn notify(
+        &self,
+        to: &str,
+        notification: &str,
+        parameter: &str,
+        flags: u32,
+        from: Option<&str>,
+    ) -> Result<(), Error> {
+        let from = match from.filter(|f| !f.is_empty()) {
+            Some(f) => AppId::new(f).map_err(|e| Error::InvalidId("from", e))?,
+            None => self.app_id().ok_or(Error::AppId)?,
+        };
+        let to = Destination::parse(to).map_err(|e| Error::InvalidId("to", e))?;
+        let notification =
+            NotificationId::new(notification).map_err(|e| Error::InvalidId("notification", e))?;
+        let parameter = RawJson::new(parameter).map_err(|_| Error::InvalidParameter)?;
+        let msg = Message::Notify(Notify {
+            from,
+            to,
+            notification,
+            flags,
+            reference: None,
+            parameter,
+        });
+        let mut bytes = Vec::new();
+        encode_into(&msg, &mut bytes)?;
+        if !self.ensure_connected() {
+            return Err(Error::Server);
+        }
+        self.write(&bytes)
+    }
+
+    /// Registers (or replaces) the callback for (`to`, `notification`).
+    ///
+    /// While disconnected: with `keep`, the registration is kept (and
+    /// established on reconnect) and the result is [`Error::Server`];
+    /// without `keep`, nothing changes and the result is
+    /// [`Error::Server`]. A write failing after the local change counts as
+    /// a connection drop after the registration: it stays and is replayed,
+    /// and the result is `Ok` without `keep` (the handle is valid), or
+    /// [`Error::Server`] with `keep` (the result code reports the drop).
+    pub(crate) fn register(
+        &self,
+        to: Option<&str>,
+        notification: &str,
+        priority: i32,
+        handler: Handler,
+        ident: Ident,
+        keep: bool,
+    ) -> (Option<RegToken>, Result<(), Error>) {
+        let to = match self.receiver(to) {
+            Ok(t) => t,
+            Err(e) => return (None, Err(e)),
+        };
+        let notification = match NotificationId::new(notification) {
+            Ok(n) => n,
+            Err(e) => return (None, Err(Error::InvalidId("notification", e))),
+        };
+        if self.closed.load(Ordering::Acquire) {
+            return (None, Err(Error::Server));
+        }
+        let connected = self.ensure_connected();
+        let mut state = lock(&self.state);
+        let connected = connected && self.is_connected();
+        if !connected && !keep {
+            return (None, Err(Error::Server));
+        }
+        let (sub, generation, replaced) = match state.get(&to, &notification) {
+            Some(e) => {
+                let sub = Arc::clone(&e.value);
+                let generation = sub.replace(handler, ident);
+                (sub, generation, true)
+            }
+            None => (Sub::new(handler, ident), 0, false),
+        };
+        let outcome = state.register(to.clone(), notification.clone(), priority, Arc::clone(&sub));
+        let written = if connected {
+            self.send(&outcome.message)
+        } else {
+            Err(Error::Server)
+        };
+        drop(state);
+        if replaced {
+            // The old callback has finished and never runs again.
+            sub.wait_idle(generation);
+        }
+        let result = if keep { written } else { Ok(()) };
+        (
+            Some(RegToken {
+                sub,
+                generation,
+                to,
+                notification,
+            }),
+            result,
+        )
+    }
+
+    /// Removes the registration (`to`, `notification`) if `filter` accepts
+    /// its mailbox; waits for its callback (unless called from it). Returns
+    /// whether one was removed.
+    pub(crate) fn unregister(
+        &self,
+        to: &AppId,
+        notification: &str,
+        filter: impl FnOnce(&Arc<Sub>) -> bool,
+    ) -> bool {
+        let mut state = lock(&self.state);
+        let Some((sub, msg)) = state.unregister_if(to, notification, filter) else {
+            return false;
+        };
+        let queued = sub.retire(&self.pool);
+        if self.is_connected() {
+            let _ = self.send(&msg);
+        }
+        drop(state);
+        self.bounce_unicasts(&queued);
+        sub.wait_idle(u64::MAX);
+        true
+    }
+
+    /// [`Inner::unregister`] with an optional receiver (default: app ID).
+    pub(crate) fn unregister_as(
+        &self,
+        to: Option<&str>,
+        notification: &str,
+        filter: impl FnOnce(&Arc<Sub>) -> bool,
+    ) -> Result<bool, Error> {
+        let to = self.receiver(to)?;
+        Ok(self.unregister(&to, notification, filter))
+    }
+
+    /// Adds an observer (`observer`) or a unicast-error handler. With
+    /// `keep` the same rules as [`Inner::register`].
+    pub(crate) fn add_handler(
+        &self,
+        observer: bool,
+        handler: Handler,
+        ident: Ident,
+        keep: bool,
+    ) -> (Option<Arc<Sub>>, Result<(), Error>) {
+        if self.closed.load(Ordering::Acquire) {
+            return (None, Err(Error::Server));
+        }
+        let connected = self.ensure_connected();
+        let mut state = lock(&self.state);
+        let connected = connected && self.is_connected();
+        if !connected && !keep {
+            return (None, Err(Error::Server));
+        }
+        let sub = Sub::new(handler, ident);
+        let msg = if observer {
+            state.add_observer(Arc::clone(&sub))
+        } else {
+            state.add_error_handler(Arc::clone(&sub))
+        };
+        let written = match (connected, msg) {
+            (false, _) => Err(Error::Server),
+            (true, Some(m)) => self.send(&m),
+            (true, None) => Ok(()),
+        };
+        drop(state);
+        (Some(sub), if keep { written } else { Ok(()) })
+    }
+
+    /// True when an observer (`observer`) or unicast-error handler that
+    /// `filter` accepts is registered.
+    pub(crate) fn has_handler(&self, observer: bool, filter: impl Fn(&Arc<Sub>) -> bool) -> bool {
+        let state = lock(&self.state);
+        let all = if observer {
+            state.observers()
+        } else {
+            state.error_handlers()
+        };
+        all.iter().any(filter)
+    }
+
+    /// Removes the observers (`observer`) or unicast-error handlers
+    /// `filter` accepts and waits for their callbacks (except the calling
+    /// one). Returns how many were removed.
+    pub(crate) fn remove_handlers(
+        &self,
+        observer: bool,
+        filter: impl FnMut(&Arc<Sub>) -> bool,
+    ) -> usize {
+        let mut state = lock(&self.state);
+        let (removed, msg) = if observer {
+            state.remove_observers(filter)
+        } else {
+            state.remove_error_handlers(filter)
+        };
+        for s in &removed {
+            s.retire(&self.pool);
+        }
+        if let Some(m) = msg {
+            if self.is_connected() {
+                let _ = self.send(&m);
+            }
+        }
+        drop(state);
+        for s in &removed {
+            s.wait_idle(u64::MAX);
+        }
+        removed.len()
+    }
+
+    /// Asks the server for its status; waits at most `timeout`.
+    pub(crate) fn status(&self, timeout: Duration) -> Result<Status, Error> {
+        if !self.ensure_connected() {
+            return Err(Error::Server);
+        }
+        let (tx, rx) = mpsc::sync_channel(1);
+        {
+            let mut waiters = lock(&self.waiters);
+            let epoch = lock(&self.writer).as_ref().map(|w| w.epoch);
+            let Some(epoch) = epoch else {
+                return Err(Error::Server);
+            };
+            self.send(&Message::StatusRequest)?;
+            waiters.push_back((epoch, tx));
+        }
+        match rx.recv_timeout(timeout) {
+            Ok(s) => Ok(s),
+            Err(RecvTimeoutError::Timeout) => Err(Error::Timeout),
+            Err(RecvTimeoutError::Disconnected) => Err(Error::Server),
+        }
+    }
+
+    /// Closes the client: every callback is removed (waiting for those in
+    /// flight, except the calling one), the connection is closed and the
+    /// threads end (joined unless called from one of them).
+    pub(crate) fn close(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let subs = {
+            let mut state = lock(&self.state);
+            let mut subs = state.clear_registrations();
+            subs.extend(state.remove_observers(|_| true).0);
+            subs.extend(state.remove_error_handlers(|_| true).0);
+            subs
+        };
+        for s in &subs {
+            s.retire(&self.pool);
+        }
+        for s in &subs {
+            s.wait_idle(u64::MAX);
+        }
+        {
+            let mut waiters = lock(&self.waiters);
+            if let Some(w) = lock(&self.writer).take() {
+                w.stream.shutdown();
+            }
+            waiters.clear();
+        }
+        {
+            let _l = lock(&self.link);
+            self.link_cv.notify_all();
+        }
+        self.pool.stop();
+        let me = thread::current().id();
+        let threads: Vec<_> = lock(&self.threads).drain(..).collect();
+        for t in threads {
+            if t.thread().id() != me {
+                let _ = t.join();
+            }
+        }
+    }
+}

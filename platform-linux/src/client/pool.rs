@@ -1,0 +1,662 @@
+//! The callback pool: a fixed number of worker threads running callbacks
+//! off the receiving thread, one mailbox per subscriber.
+//!
+//! A [`Sub`] (subscriber) is one registration, observer or unicast-error
+//! handler: its callback and a mailbox of pending events. The receiving
+//! thread [`Pool::submit`]s events; a subscriber with pending events is in
+//! the pool's ready queue at most once, so it runs on at most one worker at
+//! a time and its events run in arrival order (per-registration ordering,
+//! spec 2.7), while different subscribers run concurrently on the
+//! [`WORKERS`] threads. A worker runs one event per turn and puts the
+//! subscriber back at the end of the ready queue, so a busy registration
+//! does not starve the others. No thread is ever spawned per event.
+//!
+//! # Removal guarantees
+//!
+//! [`Sub::retire`] marks a subscriber removed (no event is accepted or run
+//! afterwards) and hands back the events still queued (the caller returns
+//! the unicasts among them to the server). [`Sub::wait_idle`] then waits
+//! for the invocation in flight, unless it is the calling thread's own: a
+//! worker records its thread in the subscriber while it runs the callback
+//! (the "being run here" marker), so a callback that unregisters itself
+//! returns at once instead of deadlocking (spec 3, **Beyond**).
+//!
+//! # Memory bound
+//!
+//! At most [`MAX_PENDING`] events wait in all mailboxes of one client. Past
+//! that, [`Pool::submit`] refuses: the I/O layer sends refused unicasts back
+//! to the server (which re-routes them or returns a unicast error to their
+//! sender, so nothing is silently lost) and counts refused broadcasts and
+//! observer events as dropped. The receiving thread never blocks on a slow
+//! callback.
+
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::{self, ThreadId};
+
+use nfy_core::msg::{Message, Notify, RawJson};
+use nfy_core::{AppId, Destination, NotificationId};
+
+use super::{Delivery, NotifyCallback, NotifyObserver, Observed};
+
+/// Worker threads per client.
+pub const WORKERS: usize = 4;
+
+/// Events waiting in all mailboxes of one client, at most.
+pub const MAX_PENDING: usize = 65_536;
+
+/// A notification callback of the idiomatic API.
+pub(crate) type NotifyFn = dyn Fn(&Delivery<'_>) + Send + Sync + 'static;
+/// An observer callback of the idiomatic API.
+pub(crate) type ObserveFn = dyn Fn(&Observed<'_>) + Send + Sync + 'static;
+
+/// A subscriber's callback.
+#[derive(Clone)]
+pub(crate) enum Handler {
+    /// Registrations and unicast-error handlers.
+    Notify(Arc<NotifyFn>),
+    /// Observers.
+    Observe(Arc<ObserveFn>),
+}
+
+/// The identity of a callback registered through the ADK-style functions,
+/// for their unregister filters (absent callback or data = any).
+#[derive(Clone, Copy)]
+pub(crate) enum Ident {
+    /// Registered through the idiomatic API.
+    Closure,
+    /// An ADK notification or unicast-error callback and its data word.
+    Notify(NotifyCallback, usize),
+    /// An ADK observer and its data word.
+    Observer(NotifyObserver, usize),
+}
+
+impl Ident {
+    /// True when this identity matches the ADK filter (cb, data).
+    pub(crate) fn matches_notify(&self, cb: Option<NotifyCallback>, data: Option<usize>) -> bool {
+        match self {
+            Ident::Notify(c, d) => {
+                cb.is_none_or(|f| std::ptr::fn_addr_eq(f, *c)) && data.is_none_or(|x| x == *d)
+            }
+            // An absent callback matches any, closures included.
+            Ident::Closure => cb.is_none() && data.is_none(),
+            Ident::Observer(..) => false,
+        }
+    }
+
+    /// True when this identity matches the ADK observer filter (cb, data).
+    pub(crate) fn matches_observer(&self, cb: Option<NotifyObserver>, data: Option<usize>) -> bool {
+        match self {
+            Ident::Observer(c, d) => {
+                cb.is_none_or(|f| std::ptr::fn_addr_eq(f, *c)) && data.is_none_or(|x| x == *d)
+            }
+            Ident::Closure => cb.is_none() && data.is_none(),
+            Ident::Notify(..) => false,
+        }
+    }
+}
+
+/// A notification received from the server, owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Incoming {
+    pub(crate) from: AppId,
+    pub(crate) to: Destination,
+    pub(crate) notification: NotificationId,
+    pub(crate) flags: u32,
+    pub(crate) reference: Option<u64>,
+    pub(crate) parameter: String,
+}
+
+impl Incoming {
+    /// Copies a received notify.
+    pub(crate) fn from_notify(n: &Notify<'_>) -> Self {
+        Incoming {
+            from: n.from.clone(),
+            to: n.to.clone(),
+            notification: n.notification.clone(),
+            flags: n.flags,
+            reference: n.reference,
+            parameter: n.parameter.as_str().to_owned(),
+        }
+    }
+
+    /// The notify to send back unchanged (`reference` included); `None`
+    /// if the parameter no longer validates (it did when received).
+    pub(crate) fn to_notify(&self) -> Option<Message<'_>> {
+        Some(Message::Notify(Notify {
+            from: self.from.clone(),
+            to: self.to.clone(),
+            notification: self.notification.clone(),
+            flags: self.flags,
+            reference: self.reference,
+            parameter: RawJson::new(&self.parameter).ok()?,
+        }))
+    }
+
+    fn delivery(&self) -> Delivery<'_> {
+        Delivery {
+            from: self.from.as_str(),
+            to: self.to.as_str(),
+            notification: self.notification.as_str(),
+            parameter: &self.parameter,
+            flags: self.flags,
+        }
+    }
+}
+
+/// An observer event received from the server, owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ObservedEvent {
+    pub(crate) from: AppId,
+    pub(crate) to: Option<AppId>,
+    pub(crate) notification: NotificationId,
+    pub(crate) flags: u32,
+}
+
+/// One pending callback invocation.
+#[derive(Debug, Clone)]
+pub(crate) enum Event {
+    /// A notification (for a registration) or a unicast error (for an
+    /// error handler).
+    Notify(Arc<Incoming>),
+    /// An observer event.
+    Observed(Arc<ObservedEvent>),
+}
+
+impl Event {
+    /// The unicast to send back when this event cannot run, if it is one.
+    pub(crate) fn unicast(&self) -> Option<&Arc<Incoming>> {
+        match self {
+            Event::Notify(n) if n.to.is_unicast() => Some(n),
+            _ => None,
+        }
+    }
+}
+
+struct SubInner {
+    handler: Handler,
+    ident: Ident,
+    /// Bumped when the callback is replaced.
+    generation: u64,
+    queue: VecDeque<Event>,
+    /// In the ready queue or running.
+    scheduled: bool,
+    /// The worker running the callback and the generation it runs.
+    running: Option<(ThreadId, u64)>,
+    removed: bool,
+}
+
+/// A subscriber: one callback and its mailbox.
+pub(crate) struct Sub {
+    inner: Mutex<SubInner>,
+    idle: Condvar,
+}
+
+/// Locks, ignoring poisoning: the data under every lock of the client stays
+/// consistent when a callback panics (callbacks run outside the locks).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Sub {
+    /// A new subscriber.
+    pub(crate) fn new(handler: Handler, ident: Ident) -> Arc<Self> {
+        Arc::new(Sub {
+            inner: Mutex::new(SubInner {
+                handler,
+                ident,
+                generation: 0,
+                queue: VecDeque::new(),
+                scheduled: false,
+                running: None,
+                removed: false,
+            }),
+            idle: Condvar::new(),
+        })
+    }
+
+    /// The current callback generation.
+    pub(crate) fn generation(&self) -> u64 {
+        lock(&self.inner).generation
+    }
+
+    /// The ADK identity of the current callback.
+    pub(crate) fn ident(&self) -> Ident {
+        lock(&self.inner).ident
+    }
+
+    /// Replaces the callback (re-registration); queued events will run the
+    /// new one. Returns the new generation.
+    pub(crate) fn replace(&self, handler: Handler, ident: Ident) -> u64 {
+        let mut g = lock(&self.inner);
+        g.handler = handler;
+        g.ident = ident;
+        g.generation += 1;
+        g.generation
+    }
+
+    /// Marks the subscriber removed and returns the events it had queued.
+    /// From now on it accepts and runs nothing.
+    pub(crate) fn retire(&self, pool: &Pool) -> Vec<Event> {
+        let mut g = lock(&self.inner);
+        g.removed = true;
+        let drained: Vec<Event> = g.queue.drain(..).collect();
+        pool.pending.fetch_sub(drained.len(), Ordering::AcqRel);
+        drained
+    }
+
+    /// Waits until no invocation of a generation below `below` is running
+    /// (all generations: `u64::MAX`), except one running on this thread.
+    pub(crate) fn wait_idle(&self, below: u64) {
+        let me = thread::current().id();
+        let mut g = lock(&self.inner);
+        while g
+            .running
+            .is_some_and(|(t, generation)| t != me && generation < below)
+        {
+            g = self.idle.wait(g).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+struct Ready {
+    subs: VecDeque<Arc<Sub>>,
+    stop: bool,
+}
+
+/// Why [`Pool::submit`] refused an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// The subscriber was removed.
+    Removed,
+    /// [`MAX_PENDING`] events are already waiting.
+    Full,
+}
+
+/// The pool's shared state; the worker threads are spawned by the I/O
+/// layer with [`Pool::run_worker`].
+pub(crate) struct Pool {
+    ready: Mutex<Ready>,
+    work: Condvar,
+    pending: AtomicUsize,
+    panics: AtomicU64,
+}
+
+impl Pool {
+    /// An empty pool.
+    pub(crate) fn new() -> Self {
+        Pool {
+            ready: Mutex::new(Ready {
+                subs: VecDeque::new(),
+                stop: false,
+            }),
+            work: Condvar::new(),
+            pending: AtomicUsize::new(0),
+            panics: AtomicU64::new(0),
+        }
+    }
+
+    /// Callbacks that panicked so far (the panic is caught; the worker
+    /// goes on).
+    pub(crate) fn panics(&self) -> u64 {
+        self.panics.load(Ordering::Relaxed)
+    }
+
+    /// Queues `event` for `sub`.
+    pub(crate) fn submit(&self, sub: &Arc<Sub>, event: Event) -> Result<(), Refused> {
+        let mut g = lock(&sub.inner);
+        if g.removed {
+            return Err(Refused::Removed);
+        }
+        if self.pending.load(Ordering::Acquire) >= MAX_PENDING {
+            return Err(Refused::Full);
+        }
+        g.queue.push_back(event);
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        if !g.scheduled {
+            g.scheduled = true;
+            drop(g);
+            self.schedule(Arc::clone(sub));
+        }
+        Ok(())
+    }
+
+    fn schedule(&self, sub: Arc<Sub>) {
+        lock(&self.ready).subs.push_back(sub);
+        self.work.notify_one();
+    }
+
+    /// Stops the workers (events still queued are discarded).
+    pub(crate) fn stop(&self) {
+        lock(&self.ready).stop = true;
+        self.work.notify_all();
+    }
+
+    fn next(&self) -> Option<Arc<Sub>> {
+        let mut g = lock(&self.ready);
+        loop {
+            if g.stop {
+                return None;
+            }
+            if let Some(s) = g.subs.pop_front() {
+                return Some(s);
+            }
+            g = self.work.wait(g).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// A worker thread's loop; returns when the pool stops.
+    pub(crate) fn run_worker(&self) {
+        let me = thread::current().id();
+        while let Some(sub) = self.next() {
+            let (event, handler) = {
+                let mut g = lock(&sub.inner);
+                let Some(event) = g.queue.pop_front() else {
+                    g.scheduled = false;
+                    continue;
+                };
+                self.pending.fetch_sub(1, Ordering::AcqRel);
+                g.running = Some((me, g.generation));
+                (event, g.handler.clone())
+            };
+            let outcome = catch_unwind(AssertUnwindSafe(|| run(&handler, &event)));
+            if outcome.is_err() {
+                self.panics.fetch_add(1, Ordering::Relaxed);
+            }
+            let mut g = lock(&sub.inner);
+            g.running = None;
+            sub.idle.notify_all();
+            if g.queue.is_empty() || g.removed {
+                g.scheduled = false;
+            } else {
+                drop(g);
+                self.schedule(sub);
+            }
+        }
+    }
+}
+
+fn run(handler: &Handler, event: &Event) {
+    match (handler, event) {
+        (Handler::Notify(f), Event::Notify(n)) => f(&n.delivery()),
+        (Handler::Observe(f), Event::Observed(o)) => f(&Observed {
+            from: o.from.as_str(),
+            to: o.to.as_ref().map_or("", |t| t.as_str()),
+            notification: o.notification.as_str(),
+            flags: o.flags,
+        }),
+        // A subscriber only ever receives its own kind of event.
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::sync::Barrier;
+    use std::time::Duration;
+
+    const LONG: Duration = Duration::from_secs(10);
+
+    struct Workers {
+        pool: Arc<Pool>,
+        threads: Vec<thread::JoinHandle<()>>,
+    }
+
+    impl Workers {
+        fn start(n: usize) -> Self {
+            let pool = Arc::new(Pool::new());
+            let threads = (0..n)
+                .map(|_| {
+                    let p = Arc::clone(&pool);
+                    thread::spawn(move || p.run_worker())
+                })
+                .collect();
+            Workers { pool, threads }
+        }
+    }
+
+    impl Drop for Workers {
+        fn drop(&mut self) {
+            self.pool.stop();
+            for t in self.threads.drain(..) {
+                t.join().unwrap();
+            }
+        }
+    }
+
+    fn ev(i: u32, to: &str) -> Event {
+        Event::Notify(Arc::new(Incoming {
+            from: AppId::new("s").unwrap(),
+            to: Destination::parse(to).unwrap(),
+            notification: NotificationId::new("n").unwrap(),
+            flags: i,
+            reference: Some(u64::from(i)),
+            parameter: "{}".into(),
+        }))
+    }
+
+    fn sub(f: impl Fn(&Delivery<'_>) + Send + Sync + 'static) -> Arc<Sub> {
+        Sub::new(Handler::Notify(Arc::new(f)), Ident::Closure)
+    }
+
+    #[test]
+    fn per_subscriber_order_is_kept() {
+        let w = Workers::start(WORKERS);
+        let (tx, rx) = mpsc::channel();
+        let subs: Vec<_> = (0..3u32)
+            .map(|k| {
+                let tx = tx.clone();
+                sub(move |d| tx.send((k, d.flags)).unwrap())
+            })
+            .collect();
+        for i in 0..500 {
+            for s in &subs {
+                w.pool.submit(s, ev(i, "a")).unwrap();
+            }
+        }
+        let mut next = [0u32; 3];
+        for _ in 0..1500 {
+            let (k, f) = rx.recv_timeout(LONG).unwrap();
+            let slot = &mut next[k as usize];
+            assert_eq!(f, *slot, "subscriber {k} out of order");
+            *slot += 1;
+        }
+    }
+
+    #[test]
+    fn different_subscribers_run_concurrently() {
+        let w = Workers::start(WORKERS);
+        // Each callback waits until all WORKERS callbacks are inside: this
+        // only completes if they run at the same time.
+        let barrier = Arc::new(Barrier::new(WORKERS));
+        let (tx, rx) = mpsc::channel();
+        let subs: Vec<_> = (0..WORKERS)
+            .map(|_| {
+                let b = Arc::clone(&barrier);
+                let tx = tx.clone();
+                sub(move |_| {
+                    b.wait();
+                    tx.send(()).unwrap();
+                })
+            })
+            .collect();
+        for s in &subs {
+            w.pool.submit(s, ev(0, "a")).unwrap();
+        }
+        for _ in 0..WORKERS {
+            rx.recv_timeout(LONG).unwrap();
+        }
+    }
+
+    #[test]
+    fn one_subscriber_never_runs_twice_at_once() {
+        let w = Workers::start(WORKERS);
+        let inside = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = mpsc::channel();
+        let i2 = Arc::clone(&inside);
+        let s = sub(move |_| {
+            assert_eq!(i2.fetch_add(1, Ordering::SeqCst), 0);
+            thread::yield_now();
+            i2.fetch_sub(1, Ordering::SeqCst);
+            tx.send(()).unwrap();
+        });
+        for i in 0..200 {
+            w.pool.submit(&s, ev(i, "a")).unwrap();
+        }
+        for _ in 0..200 {
+            rx.recv_timeout(LONG).unwrap();
+        }
+        assert_eq!(w.pool.panics(), 0);
+    }
+
+    #[test]
+    fn retire_waits_for_the_running_callback_and_returns_queued_events() {
+        let w = Workers::start(2);
+        let (entered_tx, entered_rx) = mpsc::channel();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let release_rx = Mutex::new(release_rx);
+        let finished = Arc::new(AtomicUsize::new(0));
+        let f2 = Arc::clone(&finished);
+        let s = sub(move |_| {
+            entered_tx.send(()).unwrap();
+            lock(&release_rx).recv().unwrap();
+            f2.fetch_add(1, Ordering::SeqCst);
+        });
+        w.pool.submit(&s, ev(0, "a")).unwrap();
+        w.pool.submit(&s, ev(1, "a")).unwrap();
+        w.pool.submit(&s, ev(2, "*")).unwrap();
+        entered_rx.recv_timeout(LONG).unwrap();
+        let drained = s.retire(&w.pool);
+        assert_eq!(drained.len(), 2);
+        assert_eq!(drained.iter().filter(|e| e.unicast().is_some()).count(), 1);
+        assert!(matches!(
+            w.pool.submit(&s, ev(3, "a")),
+            Err(Refused::Removed)
+        ));
+        let waiter = {
+            let s = Arc::clone(&s);
+            let finished = Arc::clone(&finished);
+            thread::spawn(move || {
+                s.wait_idle(u64::MAX);
+                finished.load(Ordering::SeqCst)
+            })
+        };
+        release_tx.send(()).unwrap();
+        // wait_idle returned only after the callback finished.
+        assert_eq!(waiter.join().unwrap(), 1);
+        // Nothing else ran.
+        assert!(entered_rx.recv_timeout(Duration::from_millis(50)).is_err());
+        assert_eq!(w.pool.pending.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn retiring_from_inside_the_callback_does_not_wait_for_itself() {
+        let w = Workers::start(2);
+        let pool = Arc::clone(&w.pool);
+        let me: Arc<Mutex<Option<Arc<Sub>>>> = Arc::new(Mutex::new(None));
+        let me2 = Arc::clone(&me);
+        let (tx, rx) = mpsc::channel();
+        let s = sub(move |d| {
+            if let Some(s) = lock(&me2).take() {
+                s.retire(&pool);
+                s.wait_idle(u64::MAX); // must not deadlock
+            }
+            tx.send(d.flags).unwrap();
+        });
+        *lock(&me) = Some(Arc::clone(&s));
+        w.pool.submit(&s, ev(0, "a")).unwrap();
+        w.pool.submit(&s, ev(1, "a")).unwrap();
+        assert_eq!(rx.recv_timeout(LONG).unwrap(), 0);
+        // The second event was drained by the retire: never runs.
+        assert!(rx.recv_timeout(Duration::from_millis(50)).is_err());
+    }
+
+    #[test]
+    fn replacement_waits_for_the_old_callback_and_runs_queued_events_with_the_new_one() {
+        let w = Workers::start(2);
+        let (tx, rx) = mpsc::channel();
+        let (entered_tx, entered_rx) = mpsc::channel();
+        let (gate_tx, gate_rx) = mpsc::channel::<()>();
+        let gate_rx = Mutex::new(gate_rx);
+        let tx1 = tx.clone();
+        let s = sub(move |d| {
+            entered_tx.send(()).unwrap();
+            lock(&gate_rx).recv().unwrap();
+            tx1.send(("old", d.flags)).unwrap();
+        });
+        w.pool.submit(&s, ev(0, "a")).unwrap();
+        w.pool.submit(&s, ev(1, "a")).unwrap();
+        entered_rx.recv_timeout(LONG).unwrap();
+        let tx2 = tx.clone();
+        let generation = s.replace(
+            Handler::Notify(Arc::new(move |d: &Delivery<'_>| {
+                tx2.send(("new", d.flags)).unwrap()
+            })),
+            Ident::Closure,
+        );
+        assert_eq!(generation, 1);
+        let waiter = {
+            let s = Arc::clone(&s);
+            thread::spawn(move || {
+                s.wait_idle(generation);
+                tx.send(("waited", 0)).unwrap();
+            })
+        };
+        gate_tx.send(()).unwrap();
+        let got: Vec<_> = (0..3).map(|_| rx.recv_timeout(LONG).unwrap()).collect();
+        waiter.join().unwrap();
+        let pos = |x| got.iter().position(|g| *g == x).unwrap();
+        assert!(pos(("old", 0)) < pos(("waited", 0)), "{got:?}");
+        assert!(got.contains(&("new", 1)), "{got:?}");
+    }
+
+    #[test]
+    fn full_pool_refuses() {
+        let pool = Pool::new(); // no workers: nothing drains
+        let s = sub(|_| {});
+        for i in 0..MAX_PENDING {
+            pool.submit(&s, ev(i as u32, "a")).unwrap();
+        }
+        assert!(matches!(pool.submit(&s, ev(0, "a")), Err(Refused::Full)));
+        assert_eq!(s.retire(&pool).len(), MAX_PENDING);
+        assert_eq!(pool.pending.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_panicking_callback_does_not_kill_the_worker() {
+        let w = Workers::start(1);
+        let (tx, rx) = mpsc::channel();
+        let s = sub(move |d| {
+            if d.flags == 0 {
+                panic!("callback panic (expected by the test)");
+            }
+            tx.send(d.flags).unwrap();
+        });
+        w.pool.submit(&s, ev(0, "a")).unwrap();
+        w.pool.submit(&s, ev(1, "a")).unwrap();
+        assert_eq!(rx.recv_timeout(LONG).unwrap(), 1);
+        assert_eq!(w.pool.panics(), 1);
+        s.retire(&w.pool);
+        s.wait_idle(u64::MAX);
+    }
+
+    #[test]
+    fn adk_identity_filters() {
+        fn a(_: usize, _: &str, _: &str, _: &str, _: &serde_json::Value, _: u32) {}
+        fn b(_: usize, _: &str, _: &str, _: &str, _: &serde_json::Value, _: u32) {}
+        let id = Ident::Notify(a, 5);
+        assert!(id.matches_notify(None, None));
+        assert!(id.matches_notify(Some(a), None));
+        assert!(id.matches_notify(Some(a), Some(5)));
+        assert!(id.matches_notify(None, Some(5)));
+        assert!(!id.matches_notify(Some(b), None));
+        assert!(!id.matches_notify(Some(a), Some(6)));
+        assert!(Ident::Closure.matches_notify(None, None));
+        assert!(!Ident::Closure.matches_notify(Some(a), None));
+        assert!(!id.matches_observer(None, None));
+    }
+}
