@@ -3,7 +3,7 @@
 //! decode and encode of a 200-byte notify.
 //!
 //! Run with `cargo bench -p nfy-core`.
-#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::hint::black_box;
 
