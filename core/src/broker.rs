@@ -24,6 +24,14 @@
 //! **Decision**: a notify carrying a reference that names no live connection
 //! is an ordinary notify from the connection that sent it.
 //!
+//! # Broadcasts
+//!
+//! A broadcast reaches every allowed registration, but a connection receives
+//! it once however many of its registrations match (**Decision**: its
+//! library runs every matching callback, spec 2.6; sending one copy per
+//! registration would make a process with two receiver app IDs run each
+//! callback twice). Observers still hear of every receiving registration.
+//!
 //! # Local-only messages
 //!
 //! `hello`, `observe`, `status` and the other compact-only messages need a

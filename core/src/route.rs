@@ -4,16 +4,28 @@
 //! and carries a priority and a sequence number that grows with every
 //! register call, so "most recent" is well defined.
 //!
-//! Storage is a fixed slab of `N` entries. An index from notification ID to a
-//! doubly linked chain of the entries registered for it makes every lookup
-//! cost proportional to the registrations *for that notification ID* only;
-//! unrelated registrations cost nothing but a hash probe. Removing an entry is
-//! O(1) once found.
+//! Storage is a fixed slab of `N` entries, threaded on two doubly linked
+//! chains per entry:
 //!
-//! `N` must be a power of two (the index is a `heapless` FNV index map).
+//! - the *notification chain*: every registration for one notification ID
+//!   (used by `"1"` and `"*"`);
+//! - the *receiver chain*: every registration for one (receiver app ID,
+//!   notification ID) pair, across connections (used by unicast to an app,
+//!   and to find a registration by its key).
+//!
+//! Both chains are kept sorted best first: highest priority, then most
+//! recent. Selecting the receiver of a unicast is therefore the first
+//! allowed entry of one chain, and unrelated registrations cost nothing but
+//! a hash probe. The chains are found through two FNV index maps keyed by a
+//! 64-bit hash of the notification ID, respectively of the pair (entries are
+//! still compared by their strings, so a hash collision only lengthens a
+//! chain, never confuses two keys).
+//!
+//! `N` must be a power of two (the index maps are `heapless` FNV index maps)
+//! and at most 32768.
 //!
 //! Selection rules ([`RoutingTable::route`]):
-//! - `"*"`: every allowed candidate.
+//! - `"*"`: every allowed candidate, best first.
 //! - an app ID or `"1"`: the allowed candidate with the highest priority;
 //!   **Decision** (spec 2.2): ties go to the most recent registration.
 //! - no allowed candidate for a unicast: a unicast error is owed.
@@ -41,6 +53,13 @@ pub struct Registration {
     pub seq: u64,
 }
 
+impl Registration {
+    /// Sort key of the chains: larger is better.
+    fn rank(&self) -> (i32, u64) {
+        (self.priority, self.seq)
+    }
+}
+
 /// The table is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TableFull;
@@ -64,11 +83,23 @@ pub enum Registered {
 
 type Slot = u16;
 
+/// Which chain: by notification ID, or by (receiver, notification ID).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum List {
+    ById = 0,
+    ByKey = 1,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Link {
+    prev: Option<Slot>,
+    next: Option<Slot>,
+}
+
 #[derive(Debug, Clone)]
 struct Entry {
     reg: Registration,
-    prev: Option<Slot>,
-    next: Option<Slot>,
+    links: [Link; 2],
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -77,11 +108,34 @@ struct Chain {
     tail: Slot,
 }
 
+/// FNV-1a, 64 bits.
+fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+fn hash_id(notification: &str) -> u64 {
+    fnv(FNV_OFFSET, notification.as_bytes())
+}
+
+fn hash_key(to: &str, notification: &str) -> u64 {
+    // 0xff never occurs in UTF-8, so the pair is unambiguous.
+    fnv(
+        fnv(fnv(FNV_OFFSET, to.as_bytes()), &[0xff]),
+        notification.as_bytes(),
+    )
+}
+
 /// Registrations with fixed capacity `N` (a power of two, at most 32768).
 pub struct RoutingTable<const N: usize> {
     entries: Vec<Option<Entry>, N>,
     free: Vec<Slot, N>,
-    index: FnvIndexMap<NotificationId, Chain, N>,
+    index: [FnvIndexMap<u64, Chain, N>; 2],
     seq: u64,
     len: usize,
 }
@@ -111,7 +165,7 @@ impl<const N: usize> RoutingTable<N> {
         RoutingTable {
             entries: Vec::new(),
             free: Vec::new(),
-            index: FnvIndexMap::new(),
+            index: [FnvIndexMap::new(), FnvIndexMap::new()],
             seq: 0,
             len: 0,
         }
@@ -142,18 +196,27 @@ impl<const N: usize> RoutingTable<N> {
             .and_then(Option::as_mut)
     }
 
+    fn head(&self, list: List, hash: u64) -> Option<Slot> {
+        self.index[list as usize].get(&hash).map(|c| c.head)
+    }
+
+    /// Walks one chain from `head`.
+    fn walk(&self, list: List, head: Option<Slot>) -> Walk<'_, N> {
+        Walk {
+            table: self,
+            list,
+            next: head,
+        }
+    }
+
     /// The slot holding (conn, to, notification), if any.
     fn find(&self, conn: ConnId, to: &str, notification: &str) -> Option<Slot> {
-        let chain = self.index.get(notification)?;
-        let mut cur = Some(chain.head);
-        while let Some(slot) = cur {
-            let e = self.entry(slot)?;
-            if e.reg.conn == conn && e.reg.to.as_str() == to {
-                return Some(slot);
-            }
-            cur = e.next;
-        }
-        None
+        let head = self.head(List::ByKey, hash_key(to, notification));
+        self.walk(List::ByKey, head)
+            .find(|(_, r)| {
+                r.conn == conn && r.to.as_str() == to && r.notification.as_str() == notification
+            })
+            .map(|(slot, _)| slot)
     }
 
     /// The registration for this key, if any.
@@ -161,6 +224,125 @@ impl<const N: usize> RoutingTable<N> {
         self.find(conn, to, notification)
             .and_then(|s| self.entry(s))
             .map(|e| &e.reg)
+    }
+
+    /// Links `slot` (already stored) into chain `list` under `hash`, before
+    /// the first entry that ranks below it.
+    fn link(&mut self, list: List, hash: u64, slot: Slot) -> Result<(), TableFull> {
+        let li = list as usize;
+        let rank = self.entry(slot).ok_or(TableFull)?.reg.rank();
+        let head = self.head(list, hash);
+        let before = self
+            .walk(list, head)
+            .find(|(_, r)| r.rank() < rank)
+            .map(|(s, _)| s);
+        let prev = match before {
+            Some(b) => self.entry(b).and_then(|e| e.links[li].prev),
+            None => self.index[li].get(&hash).map(|c| c.tail),
+        };
+        if head.is_none() {
+            self.index[li]
+                .insert(
+                    hash,
+                    Chain {
+                        head: slot,
+                        tail: slot,
+                    },
+                )
+                .map_err(|_| TableFull)?;
+        }
+        if let Some(e) = self.entry_mut(slot) {
+            e.links[li] = Link { prev, next: before };
+        }
+        match prev {
+            Some(p) => {
+                if let Some(e) = self.entry_mut(p) {
+                    e.links[li].next = Some(slot);
+                }
+            }
+            None => {
+                if let Some(c) = self.index[li].get_mut(&hash) {
+                    c.head = slot;
+                }
+            }
+        }
+        match before {
+            Some(b) => {
+                if let Some(e) = self.entry_mut(b) {
+                    e.links[li].prev = Some(slot);
+                }
+            }
+            None => {
+                if let Some(c) = self.index[li].get_mut(&hash) {
+                    c.tail = slot;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Unlinks `slot` from chain `list` under `hash`.
+    fn unlink(&mut self, list: List, hash: u64, slot: Slot) {
+        let li = list as usize;
+        let Some(link) = self.entry(slot).map(|e| e.links[li]) else {
+            return;
+        };
+        match link.prev {
+            Some(p) => {
+                if let Some(e) = self.entry_mut(p) {
+                    e.links[li].next = link.next;
+                }
+            }
+            None => {
+                if let Some(c) = self.index[li].get_mut(&hash) {
+                    if let Some(n) = link.next {
+                        c.head = n;
+                    }
+                }
+            }
+        }
+        match link.next {
+            Some(n) => {
+                if let Some(e) = self.entry_mut(n) {
+                    e.links[li].prev = link.prev;
+                }
+            }
+            None => {
+                if let Some(c) = self.index[li].get_mut(&hash) {
+                    if let Some(p) = link.prev {
+                        c.tail = p;
+                    }
+                }
+            }
+        }
+        if link.prev.is_none() && link.next.is_none() {
+            self.index[li].swap_remove(&hash);
+        }
+        if let Some(e) = self.entry_mut(slot) {
+            e.links[li] = Link::default();
+        }
+    }
+
+    fn link_both(&mut self, slot: Slot, to: &str, notification: &str) -> Result<(), TableFull> {
+        self.link(List::ById, hash_id(notification), slot)?;
+        if let Err(e) = self.link(List::ByKey, hash_key(to, notification), slot) {
+            self.unlink(List::ById, hash_id(notification), slot);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn unlink_both(&mut self, slot: Slot) {
+        let Some((hid, hkey)) = self.entry(slot).map(|e| {
+            (
+                hash_id(&e.reg.notification),
+                hash_key(&e.reg.to, &e.reg.notification),
+            )
+        }) else {
+            return;
+        };
+        self.unlink(List::ById, hid, slot);
+        self.unlink(List::ByKey, hkey, slot);
     }
 
     /// Adds a registration, or replaces the one with the same
@@ -176,9 +358,18 @@ impl<const N: usize> RoutingTable<N> {
         self.seq += 1;
         let seq = self.seq;
         if let Some(slot) = self.find(conn, &to, &notification) {
+            // Re-rank: unlink, update, link again (the chains are sorted).
+            self.unlink_both(slot);
             if let Some(e) = self.entry_mut(slot) {
                 e.reg.priority = priority;
                 e.reg.seq = seq;
+            }
+            if self.link_both(slot, &to, &notification).is_err() {
+                // Cannot happen: the chains existed a moment ago or had room.
+                self.entries.get_mut(usize::from(slot)).map(Option::take);
+                let _ = self.free.push(slot);
+                self.len -= 1;
+                return Err(TableFull);
             }
             return Ok(Registered::Replaced);
         }
@@ -190,47 +381,23 @@ impl<const N: usize> RoutingTable<N> {
                 s
             }
         };
-        let tail = self.index.get(notification.as_str()).map(|c| c.tail);
-        let entry = Entry {
-            reg: Registration {
-                conn,
-                to,
-                notification: notification.clone(),
-                priority,
-                seq,
-            },
-            prev: tail,
-            next: None,
-        };
-        let linked = match tail {
-            Some(t) => {
-                if let Some(c) = self.index.get_mut(notification.as_str()) {
-                    c.tail = slot;
-                }
-                if let Some(prev) = self.entry_mut(t) {
-                    prev.next = Some(slot);
-                }
-                true
-            }
-            None => self
-                .index
-                .insert(
-                    notification,
-                    Chain {
-                        head: slot,
-                        tail: slot,
-                    },
-                )
-                .is_ok(),
-        };
-        if !linked {
-            // Cannot happen while the index has room for N chains, but never
-            // lose track of a slot if it does.
-            let _ = self.free.push(slot);
-            return Err(TableFull);
-        }
+        let (to_s, id_s) = (to.clone(), notification.clone());
         if let Some(e) = self.entries.get_mut(usize::from(slot)) {
-            *e = Some(entry);
+            *e = Some(Entry {
+                reg: Registration {
+                    conn,
+                    to,
+                    notification,
+                    priority,
+                    seq,
+                },
+                links: [Link::default(); 2],
+            });
+        }
+        if let Err(e) = self.link_both(slot, &to_s, &id_s) {
+            self.entries.get_mut(usize::from(slot)).map(Option::take);
+            let _ = self.free.push(slot);
+            return Err(e);
         }
         self.len += 1;
         Ok(Registered::Added)
@@ -248,29 +415,8 @@ impl<const N: usize> RoutingTable<N> {
     }
 
     fn remove_slot(&mut self, slot: Slot) -> Option<Registration> {
+        self.unlink_both(slot);
         let e = self.entries.get_mut(usize::from(slot))?.take()?;
-        if let Some(pe) = e.prev.and_then(|p| self.entry_mut(p)) {
-            pe.next = e.next;
-        }
-        if let Some(ne) = e.next.and_then(|n| self.entry_mut(n)) {
-            ne.prev = e.prev;
-        }
-        let id = e.reg.notification.as_str();
-        match (e.prev, e.next) {
-            (None, None) => {
-                self.index.swap_remove(id);
-            }
-            (prev, next) => {
-                if let Some(c) = self.index.get_mut(id) {
-                    if let (None, Some(n)) = (prev, next) {
-                        c.head = n;
-                    }
-                    if let (Some(p), None) = (prev, next) {
-                        c.tail = p;
-                    }
-                }
-            }
-        }
         // The slot came from `entries`, whose length is at most N, and each
         // slot is freed once, so `free` has room.
         let _ = self.free.push(slot);
@@ -300,11 +446,12 @@ impl<const N: usize> RoutingTable<N> {
         n
     }
 
-    /// Every registration for `notification`, oldest first.
-    pub fn candidates<'t>(&'t self, notification: &str) -> Candidates<'t, N> {
+    /// Every registration for `notification`, best first (highest priority,
+    /// then most recent).
+    pub fn candidates<'t>(&'t self, notification: &'t str) -> Candidates<'t, N> {
         Candidates {
-            table: self,
-            next: self.index.get(notification).map(|c| c.head),
+            walk: self.walk(List::ById, self.head(List::ById, hash_id(notification))),
+            notification,
         }
     }
 
@@ -322,21 +469,30 @@ impl<const N: usize> RoutingTable<N> {
     pub fn route<'t, F>(
         &'t self,
         to: &Destination,
-        notification: &str,
+        notification: &'t str,
         mut allow: F,
     ) -> Route<'t, F, N>
     where
         F: FnMut(&Registration) -> bool,
     {
-        let candidates = self.candidates(notification);
         match to {
-            Destination::All => Route::Broadcast(Broadcast { candidates, allow }),
-            Destination::One => match best(candidates.filter(|r| allow(r))) {
+            Destination::All => Route::Broadcast(Broadcast {
+                candidates: self.candidates(notification),
+                allow,
+            }),
+            // The chains are sorted best first: the first allowed one wins.
+            Destination::One => match self.candidates(notification).find(|r| allow(r)) {
                 Some(r) => Route::Unicast(r),
                 None => Route::UnicastError,
             },
             Destination::App(app) => {
-                match best(candidates.filter(|r| r.to.as_str() == app.as_str() && allow(r))) {
+                let head = self.head(List::ByKey, hash_key(app, notification));
+                let found = self.walk(List::ByKey, head).map(|(_, r)| r).find(|r| {
+                    r.to.as_str() == app.as_str()
+                        && r.notification.as_str() == notification
+                        && allow(r)
+                });
+                match found {
                     Some(r) => Route::Unicast(r),
                     None => Route::UnicastError,
                 }
@@ -345,9 +501,22 @@ impl<const N: usize> RoutingTable<N> {
     }
 }
 
-/// The highest priority; among equals, the most recent.
-fn best<'t>(regs: impl Iterator<Item = &'t Registration>) -> Option<&'t Registration> {
-    regs.max_by_key(|r| (r.priority, r.seq))
+/// Walks one chain.
+struct Walk<'t, const N: usize> {
+    table: &'t RoutingTable<N>,
+    list: List,
+    next: Option<Slot>,
+}
+
+impl<'t, const N: usize> Iterator for Walk<'t, N> {
+    type Item = (Slot, &'t Registration);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let slot = self.next?;
+        let e = self.table.entry(slot)?;
+        self.next = e.links[self.list as usize].next;
+        Some((slot, &e.reg))
+    }
 }
 
 /// The delivery plan for one notification.
@@ -386,19 +555,21 @@ impl<'t, F: FnMut(&Registration) -> bool, const N: usize> Iterator for Broadcast
     }
 }
 
-/// The registrations for one notification ID, oldest first.
+/// The registrations for one notification ID, best first.
 pub struct Candidates<'t, const N: usize> {
-    table: &'t RoutingTable<N>,
-    next: Option<Slot>,
+    walk: Walk<'t, N>,
+    notification: &'t str,
 }
 
 impl<'t, const N: usize> Iterator for Candidates<'t, N> {
     type Item = &'t Registration;
 
     fn next(&mut self) -> Option<&'t Registration> {
-        let e = self.table.entry(self.next?)?;
-        self.next = e.next;
-        Some(&e.reg)
+        let notification = self.notification;
+        self.walk
+            .by_ref()
+            .map(|(_, r)| r)
+            .find(|r| r.notification.as_str() == notification)
     }
 }
 

@@ -99,12 +99,13 @@ fn broadcast_reaches_every_allowed_candidate() {
         panic!()
     };
     let got: StdVec<_> = b.map(|r| (r.conn, r.to.clone())).collect();
+    // Best first: equal priorities, so the most recent first.
     assert_eq!(
         got,
         [
-            (conn(1), app("a")),
+            (conn(2), app("a")),
             (conn(1), app("b")),
-            (conn(2), app("a"))
+            (conn(1), app("a"))
         ]
     );
     let Route::Broadcast(mut b) = t.route(&Destination::All, "none", all) else {
