@@ -98,6 +98,28 @@ fn normalize(evs: Vec<Ev>) -> Vec<Ev> {
     out
 }
 
+/// Checks that `evs` (and what the decoder still holds) account for every
+/// byte of a `total`-byte stream exactly once: frames 12 + body, garbage,
+/// bad-size prefixes 4, oversize frames 12 + body. A stream that ends while
+/// an oversize frame is being skipped announced more than it delivered.
+fn check_accounting<B: AsRef<[u8]> + AsMut<[u8]>>(evs: &[Ev], dec: &FrameDecoder<B>, total: usize) {
+    let accounted: u64 = evs
+        .iter()
+        .map(|ev| match ev {
+            Ev::Frame(_, body) => 12 + body.len() as u64,
+            Ev::Garbage(len) => *len as u64,
+            Ev::Oversize(body_len) => 12 + u64::from(*body_len),
+            Ev::BadSize(_) => 4,
+        })
+        .sum::<u64>()
+        + dec.buffered() as u64;
+    if dec.is_idle() || dec.buffered() > 0 {
+        assert_eq!(accounted, total as u64, "{evs:?}");
+    } else {
+        assert!(accounted > total as u64, "{evs:?}");
+    }
+}
+
 /// Decodes `stream` in one piece with a fresh decoder.
 fn decode_whole(stream: &[u8], storage: usize, limit: usize) -> (Vec<Ev>, usize) {
     let mut dec = FrameDecoder::with_limit(vec![0u8; storage], limit);
@@ -440,6 +462,7 @@ fn for_every_split(
     let check = |chunks: &[&[u8]], what: &dyn Fn() -> std::string::String| {
         let mut dec = FrameDecoder::with_limit(vec![0u8; storage], limit);
         let evs = normalize(run(&mut dec, chunks));
+        check_accounting(&evs, &dec, stream.len());
         assert_eq!(evs, expected, "{}", what());
         assert_eq!(dec.buffered(), buffered, "{}", what());
         assert_eq!(dec.is_idle(), idle, "{}", what());
@@ -627,6 +650,7 @@ proptest! {
         let chunks = cut(&stream, &cuts);
         let mut dec = FrameDecoder::with_limit(vec![0u8; PROP_STORAGE], PROP_LIMIT);
         let evs = normalize(run(&mut dec, &chunks));
+        check_accounting(&evs, &dec, stream.len());
         prop_assert_eq!(&evs, &expected);
         prop_assert!(dec.is_idle());
         // And the same in one piece.
@@ -666,6 +690,7 @@ proptest! {
         let mut dec = FrameDecoder::new(vec![0u8; storage]);
         // `run` asserts progress, bounds and garbage reporting.
         let chunked = normalize(run(&mut dec, &chunks));
+        check_accounting(&chunked, &dec, bytes.len());
         let mut whole = FrameDecoder::new(vec![0u8; storage]);
         prop_assert_eq!(chunked, normalize(run(&mut whole, &[&bytes])));
         prop_assert_eq!(dec.buffered(), whole.buffered());
