@@ -1,0 +1,259 @@
+//! The `nfy` command-line tool and the echo example, as processes, against
+//! a server (see `client_harness`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "client_harness/mod.rs"]
+mod client_harness;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, ChildStderr, ChildStdout, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use client_harness::{TestServer, LONG};
+use nfy_linux::client::{Client, Delivery};
+use serde_json::{json, Value};
+
+fn nfy(server: &TestServer) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_nfy"));
+    c.env("NFY_SOCKET", &server.socket)
+        .env("NFY_PORT", server.port.to_string())
+        .stdin(Stdio::null());
+    c
+}
+
+fn run(mut c: Command) -> Output {
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = c.spawn().unwrap();
+    wait_output(child)
+}
+
+fn wait_output(mut child: Child) -> Output {
+    let deadline = Instant::now() + LONG;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("process did not exit");
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Lines of a child's stream, read on a thread.
+fn lines<R: std::io::Read + Send + 'static>(r: R) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(r).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Starts a long-running `nfy` command and waits for its stderr line that
+/// says it is ready.
+fn start_ready(mut c: Command, ready: &str) -> (Child, mpsc::Receiver<String>) {
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let err: ChildStderr = child.stderr.take().unwrap();
+    let out: ChildStdout = child.stdout.take().unwrap();
+    let err = lines(err);
+    let line = err.recv_timeout(LONG).expect("no ready line");
+    assert!(line.starts_with(ready), "{line}");
+    (child, lines(out))
+}
+
+fn json_line(rx: &mpsc::Receiver<String>) -> Value {
+    serde_json::from_str(&rx.recv_timeout(LONG).unwrap()).unwrap()
+}
+
+#[test]
+fn send_without_server_says_so() {
+    let dir = client_harness::temp_dir("cli-none");
+    let out = run({
+        let mut c = Command::new(env!("CARGO_BIN_EXE_nfy"));
+        c.env("NFY_SOCKET", dir.join("no.sock"))
+            .env("NFY_PORT", client_harness::free_port().to_string())
+            .args(["send", "a", "ev"]);
+        c
+    });
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not running"), "{err}");
+}
+
+#[test]
+fn usage_errors_and_help() {
+    let server = TestServer::start("cli-usage");
+    for args in [
+        vec!["send", "a"],
+        vec!["send", "a", "ev", "{not json"],
+        vec!["send", "--flags", "x", "a", "ev"],
+        vec!["listen", "ev"],
+        vec!["listen", "--as", "a"],
+        vec!["bogus"],
+        vec![],
+    ] {
+        let mut c = nfy(&server);
+        c.args(&args);
+        assert_eq!(run(c).status.code(), Some(64), "{args:?}");
+    }
+    for args in [
+        vec!["--help"],
+        vec!["send", "--help"],
+        vec!["listen", "--help"],
+        vec!["monitor", "--help"],
+        vec!["status", "--help"],
+        vec!["--version"],
+    ] {
+        let mut c = nfy(&server);
+        c.args(&args);
+        let out = run(c);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert!(!out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn listen_prints_one_json_line_per_delivery() {
+    let server = TestServer::start("cli-listen");
+    let mut c = nfy(&server);
+    c.args(["listen", "--as", "app", "--priority", "3", "--count", "3", "ev", "ev2"]);
+    let (child, out) = start_ready(c, "nfy: listening as app");
+
+    let mut s = nfy(&server);
+    s.args(["send", "--from", "me", "--flags", "0x10", "app", "ev", r#"{"x":[1,2]}"#]);
+    assert_eq!(run(s).status.code(), Some(0));
+    assert_eq!(
+        json_line(&out),
+        json!({"from": "me", "to": "app", "notification": "ev", "flags": 16, "parameter": {"x": [1, 2]}})
+    );
+    let mut s = nfy(&server);
+    s.args(["send", "1", "ev2"]);
+    assert_eq!(run(s).status.code(), Some(0));
+    assert_eq!(
+        json_line(&out),
+        json!({"from": "nfy", "to": "1", "notification": "ev2", "flags": 0, "parameter": {}})
+    );
+    let mut s = nfy(&server);
+    s.args(["send", "*", "ev", "\"text\""]);
+    assert_eq!(run(s).status.code(), Some(0));
+    let line = json_line(&out);
+    assert_eq!((line["to"].as_str(), line["parameter"].as_str()), (Some("*"), Some("text")));
+    // --count 3 reached: it exits 0 on its own.
+    let status = wait_output(child).status;
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn monitor_prints_deliveries_without_the_parameter() {
+    let server = TestServer::start("cli-monitor");
+    let mut c = nfy(&server);
+    c.args(["monitor", "--count", "2"]);
+    let (child, out) = start_ready(c, "nfy: monitoring");
+    let rx_client = Client::connect_to(server.addr()).unwrap();
+    rx_client.set_app_id("b").unwrap();
+    let _r = rx_client.register("ev", 0, |_: &Delivery<'_>| {}).unwrap();
+    rx_client.sync().unwrap();
+
+    let mut s = nfy(&server);
+    s.args(["send", "--from", "a", "--flags", "5", "1", "ev", r#"{"secret":1}"#]);
+    assert_eq!(run(s).status.code(), Some(0));
+    assert_eq!(
+        json_line(&out),
+        json!({"from": "a", "to": "b", "notification": "ev", "flags": 5})
+    );
+    let mut s = nfy(&server);
+    s.args(["send", "--from", "a", "nobody", "ev"]);
+    assert_eq!(run(s).status.code(), Some(0));
+    assert_eq!(
+        json_line(&out),
+        json!({"from": "a", "to": "", "notification": "ev", "flags": 0})
+    );
+    assert_eq!(wait_output(child).status.code(), Some(0));
+}
+
+#[test]
+fn send_wait_error_reports_unicast_errors() {
+    let server = TestServer::start("cli-werr");
+    let mut s = nfy(&server);
+    s.args(["send", "--wait-error", "5000", "nobody", "ev"]);
+    let out = run(s);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unicast error"), "{err}");
+
+    let c = Client::connect_to(server.addr()).unwrap();
+    c.set_app_id("there").unwrap();
+    let _r = c.register("ev", 0, |_: &Delivery<'_>| {}).unwrap();
+    c.sync().unwrap();
+    let mut s = nfy(&server);
+    s.args(["send", "--wait-error", "200", "there", "ev"]);
+    assert_eq!(run(s).status.code(), Some(0));
+}
+
+#[test]
+fn status_text_and_json() {
+    let server = TestServer::start("cli-status");
+    let c = Client::connect_to(server.addr()).unwrap();
+    c.set_app_id("x").unwrap();
+    let _r = c.register("ev", 0, |_: &Delivery<'_>| {}).unwrap();
+    c.sync().unwrap();
+    let mut s = nfy(&server);
+    s.args(["status", "--json"]);
+    let out = run(s);
+    assert_eq!(out.status.code(), Some(0));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["registrations"], 1);
+    assert!(v["local_connections"].as_u64().unwrap() >= 2);
+    for key in ["delivered", "dropped", "unicast_errors", "remote_connections", "observers"] {
+        assert!(v.get(key).is_some(), "{key} missing: {v}");
+    }
+    let mut s = nfy(&server);
+    s.arg("status");
+    let out = run(s);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("registrations:   1"), "{text}");
+    assert!(text.contains("unicast errors:"), "{text}");
+}
+
+fn echo_example() -> PathBuf {
+    // Integration tests live in target/<profile>/deps; `cargo test` builds
+    // the examples into target/<profile>/examples.
+    let exe = std::env::current_exe().unwrap();
+    let profile = exe.parent().unwrap().parent().unwrap();
+    profile.join("examples").join("echo")
+}
+
+#[test]
+fn echo_example_answers_the_sender() {
+    let server = TestServer::start("cli-echo");
+    let path = echo_example();
+    assert!(path.exists(), "build the example first: {}", path.display());
+    let mut c = Command::new(path);
+    c.env("NFY_SOCKET", &server.socket)
+        .env("NFY_PORT", server.port.to_string())
+        .stdin(Stdio::null());
+    let (mut echo, _out) = start_ready(c, "echo: ready");
+    let mut l = nfy(&server);
+    l.args(["listen", "--as", "me", "--count", "1", "echo-reply"]);
+    let (listener, out) = start_ready(l, "nfy: listening as me");
+    let mut s = nfy(&server);
+    s.args(["send", "--from", "me", "echo", "echo", r#"{"n":42}"#]);
+    assert_eq!(run(s).status.code(), Some(0));
+    assert_eq!(
+        json_line(&out),
+        json!({"from": "echo", "to": "me", "notification": "echo-reply", "flags": 0, "parameter": {"n": 42}})
+    );
+    assert_eq!(wait_output(listener).status.code(), Some(0));
+    let _ = echo.kill();
+    let _ = echo.wait();
+}

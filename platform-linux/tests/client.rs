@@ -1,0 +1,430 @@
+//! End-to-end tests of the client library against a server (see
+//! `client_harness`): unicast, `"1"` with priorities, broadcast, observer,
+//! unicast errors, unregister guarantees, server restart.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod client_harness;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use client_harness::{eventually, TestServer, LONG};
+use nfy_linux::client::{Client, Delivery, Error, NotifyOptions, Observed, Registration};
+use serde_json::json;
+
+/// A delivery, owned, as tests compare it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Got {
+    tag: &'static str,
+    from: String,
+    to: String,
+    notification: String,
+    parameter: serde_json::Value,
+    flags: u32,
+}
+
+fn recorder(tag: &'static str, tx: &Sender<Got>) -> impl Fn(&Delivery<'_>) + Send + Sync + 'static {
+    let tx = Mutex::new(tx.clone());
+    move |d: &Delivery<'_>| {
+        let _ = tx.lock().unwrap().send(Got {
+            tag,
+            from: d.from.into(),
+            to: d.to.into(),
+            notification: d.notification.into(),
+            parameter: d.parameter_json(),
+            flags: d.flags,
+        });
+    }
+}
+
+fn client(server: &TestServer, app: &str) -> Client {
+    let c = Client::connect_to(server.addr()).unwrap();
+    c.set_app_id(app).unwrap();
+    c
+}
+
+/// Nothing more arrives within a short grace period (used only to check
+/// absence, never as synchronisation).
+fn quiet<T: std::fmt::Debug>(rx: &Receiver<T>) {
+    if let Ok(x) = rx.recv_timeout(Duration::from_millis(100)) {
+        panic!("unexpected {x:?}");
+    }
+}
+
+#[test]
+fn unicast_reaches_the_named_app_with_every_member() {
+    let server = TestServer::start("unicast");
+    let a = client(&server, "a");
+    let b = client(&server, "b");
+    let (tx, rx) = mpsc::channel();
+    let _r = a.register("ev", 0, recorder("a", &tx)).unwrap();
+    let _other = b.register("ev", 0, recorder("b", &tx)).unwrap();
+    a.sync().unwrap();
+    b.notify_with(
+        "a",
+        "ev",
+        &json!({"k": [1, "x"]}),
+        NotifyOptions {
+            flags: 0x8000_0001,
+            from: None,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        rx.recv_timeout(LONG).unwrap(),
+        Got {
+            tag: "a",
+            from: "b".into(),
+            to: "a".into(),
+            notification: "ev".into(),
+            parameter: json!({"k": [1, "x"]}),
+            flags: 0x8000_0001,
+        }
+    );
+    quiet(&rx);
+    // Impersonated source.
+    b.notify_with(
+        "a",
+        "ev",
+        &1,
+        NotifyOptions {
+            flags: 0,
+            from: Some("ghost"),
+        },
+    )
+    .unwrap();
+    assert_eq!(rx.recv_timeout(LONG).unwrap().from, "ghost");
+}
+
+#[test]
+fn one_goes_to_the_best_priority_across_and_within_processes() {
+    let server = TestServer::start("one");
+    let p = client(&server, "p");
+    let q = client(&server, "q");
+    let (tx, rx) = mpsc::channel();
+    let _p1 = p.register_as("low", "ev", 1, recorder("low", &tx)).unwrap();
+    let _p2 = p.register_as("high", "ev", 5, recorder("high", &tx)).unwrap();
+    let _q1 = q.register_as("mid", "ev", 3, recorder("mid", &tx)).unwrap();
+    p.sync().unwrap();
+    q.sync().unwrap();
+    q.notify("1", "ev", &json!({})).unwrap();
+    let got = rx.recv_timeout(LONG).unwrap();
+    assert_eq!((got.tag, got.to.as_str()), ("high", "1"));
+    quiet(&rx);
+    // Dropping the best one hands "1" to the next across processes.
+    drop(_p2);
+    p.sync().unwrap();
+    q.notify("1", "ev", &json!({})).unwrap();
+    assert_eq!(rx.recv_timeout(LONG).unwrap().tag, "mid");
+    // Re-registering with a higher priority replaces and wins.
+    let _p1b = p.register_as("low", "ev", 9, recorder("low2", &tx)).unwrap();
+    p.sync().unwrap();
+    q.notify("1", "ev", &json!({})).unwrap();
+    assert_eq!(rx.recv_timeout(LONG).unwrap().tag, "low2");
+    quiet(&rx);
+}
+
+#[test]
+fn broadcast_runs_every_local_registration_once() {
+    let server = TestServer::start("bcast");
+    let p = client(&server, "p");
+    let q = client(&server, "q");
+    let (tx, rx) = mpsc::channel();
+    let _a = p.register_as("a", "ev", 0, recorder("a", &tx)).unwrap();
+    let _b = p.register_as("b", "ev", 7, recorder("b", &tx)).unwrap();
+    let _c = q.register("ev", 0, recorder("c", &tx)).unwrap();
+    let _other = q.register("zz", 0, recorder("zz", &tx)).unwrap();
+    p.sync().unwrap();
+    q.sync().unwrap();
+    q.notify("*", "ev", &json!({"n": 1})).unwrap();
+    let mut tags: Vec<_> = (0..3).map(|_| rx.recv_timeout(LONG).unwrap()).collect();
+    assert!(tags.iter().all(|g| g.to == "*" && g.from == "q"));
+    tags.sort_by_key(|g| g.tag);
+    assert_eq!(
+        tags.iter().map(|g| g.tag).collect::<Vec<_>>(),
+        vec!["a", "b", "c"]
+    );
+    quiet(&rx);
+}
+
+#[test]
+fn observer_sees_deliveries_and_unreceived_notifications() {
+    let server = TestServer::start("observe");
+    let watcher = client(&server, "w");
+    let a = client(&server, "a");
+    let (otx, orx) = mpsc::channel();
+    let otx = Mutex::new(otx);
+    let _h = watcher
+        .observe(move |o: &Observed<'_>| {
+            let _ = otx.lock().unwrap().send((
+                o.from.to_owned(),
+                o.to.to_owned(),
+                o.notification.to_owned(),
+                o.flags,
+            ));
+        })
+        .unwrap();
+    let (tx, _rx) = mpsc::channel();
+    let _r = a.register("ev", 0, recorder("a", &tx)).unwrap();
+    watcher.sync().unwrap();
+    a.sync().unwrap();
+    a.notify_with("1", "ev", &0, NotifyOptions { flags: 4, from: None })
+        .unwrap();
+    assert_eq!(
+        orx.recv_timeout(LONG).unwrap(),
+        ("a".into(), "a".into(), "ev".into(), 4)
+    );
+    a.notify("nobody", "ev", &0).unwrap();
+    assert_eq!(
+        orx.recv_timeout(LONG).unwrap(),
+        ("a".into(), String::new(), "ev".into(), 0)
+    );
+    // After the handle is dropped nothing more is observed.
+    drop(_h);
+    watcher.sync().unwrap();
+    a.notify("a", "ev", &0).unwrap();
+    a.sync().unwrap();
+    quiet(&orx);
+}
+
+#[test]
+fn unicast_error_callback_gets_the_original() {
+    let server = TestServer::start("uerr");
+    let s = client(&server, "s");
+    let (tx, rx) = mpsc::channel();
+    let h = s.on_unicast_error(recorder("err", &tx));
+    s.notify_with("nobody", "ev", &json!({"x": 1}), NotifyOptions { flags: 9, from: None })
+        .unwrap();
+    let got = rx.recv_timeout(LONG).unwrap();
+    assert_eq!(
+        (got.tag, got.from.as_str(), got.to.as_str(), got.notification.as_str(), got.flags),
+        ("err", "s", "nobody", "ev", 9)
+    );
+    assert_eq!(got.parameter, json!({"x": 1}));
+    // "1" with no receiver too; broadcasts never.
+    s.notify("1", "none", &0).unwrap();
+    assert_eq!(rx.recv_timeout(LONG).unwrap().to, "1");
+    s.notify("*", "none", &0).unwrap();
+    s.sync().unwrap();
+    quiet(&rx);
+    // Without a handler the server is told not to send them.
+    drop(h);
+    s.notify("nobody", "ev", &0).unwrap();
+    s.sync().unwrap();
+    quiet(&rx);
+    let st = s.status().unwrap();
+    assert!(st.unicast_errors >= 3, "{st:?}");
+}
+
+#[test]
+fn unregister_waits_for_the_running_callback_and_returns_queued_unicasts() {
+    let server = TestServer::start("unreg");
+    let r = client(&server, "r");
+    let s = client(&server, "s");
+    let (entered_tx, entered_rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let release_rx = Mutex::new(release_rx);
+    let finished = Arc::new(AtomicUsize::new(0));
+    let f2 = Arc::clone(&finished);
+    let entered_tx = Mutex::new(entered_tx);
+    let reg = r
+        .register("slow", 0, move |d: &Delivery<'_>| {
+            entered_tx.lock().unwrap().send(d.flags).unwrap();
+            release_rx.lock().unwrap().recv().unwrap();
+            f2.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+    r.sync().unwrap();
+    let (etx, erx) = mpsc::channel();
+    let _errs = s.on_unicast_error(recorder("err", &etx));
+    s.notify_with("r", "slow", &0, NotifyOptions { flags: 1, from: None })
+        .unwrap();
+    s.notify_with("r", "slow", &0, NotifyOptions { flags: 2, from: None })
+        .unwrap();
+    assert_eq!(entered_rx.recv_timeout(LONG).unwrap(), 1);
+    // The second notification is queued behind the running callback (the
+    // server sent both; wait until the client has received it).
+    s.sync().unwrap();
+    r.sync().unwrap();
+    let dropper = thread::spawn(move || {
+        drop(reg);
+        Instant::now()
+    });
+    // The queued unicast goes back to the server, which owes its sender a
+    // unicast error (nobody else registered "slow"), while the dropper
+    // still waits for the running callback.
+    let err = erx.recv_timeout(LONG).unwrap();
+    assert_eq!((err.to.as_str(), err.flags), ("r", 2));
+    assert_eq!(finished.load(Ordering::SeqCst), 0);
+    assert!(!dropper.is_finished());
+    let released = Instant::now();
+    release_tx.send(()).unwrap();
+    let returned = dropper.join().unwrap();
+    assert!(returned >= released);
+    assert_eq!(finished.load(Ordering::SeqCst), 1);
+    // Never runs again; further unicasts are errors.
+    s.notify_with("r", "slow", &0, NotifyOptions { flags: 3, from: None })
+        .unwrap();
+    assert_eq!(erx.recv_timeout(LONG).unwrap().flags, 3);
+    assert!(entered_rx.recv_timeout(Duration::from_millis(100)).is_err());
+}
+
+#[test]
+fn unregister_from_inside_the_callback_does_not_deadlock() {
+    let server = TestServer::start("self");
+    let r = client(&server, "r");
+    let s = client(&server, "s");
+    let slot: Arc<Mutex<Option<Registration>>> = Arc::new(Mutex::new(None));
+    let slot2 = Arc::clone(&slot);
+    let (tx, rx) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    let reg = r
+        .register("once", 0, move |d: &Delivery<'_>| {
+            // Drop our own registration from inside the callback.
+            let mine = slot2.lock().unwrap().take();
+            drop(mine);
+            tx.lock().unwrap().send(d.flags).unwrap();
+        })
+        .unwrap();
+    *slot.lock().unwrap() = Some(reg);
+    r.sync().unwrap();
+    let (etx, erx) = mpsc::channel();
+    let _errs = s.on_unicast_error(recorder("err", &etx));
+    s.notify_with("r", "once", &0, NotifyOptions { flags: 1, from: None })
+        .unwrap();
+    assert_eq!(rx.recv_timeout(LONG).unwrap(), 1);
+    r.sync().unwrap();
+    s.notify_with("r", "once", &0, NotifyOptions { flags: 2, from: None })
+        .unwrap();
+    assert_eq!(erx.recv_timeout(LONG).unwrap().flags, 2);
+    assert!(rx.recv_timeout(Duration::from_millis(100)).is_err());
+}
+
+#[test]
+fn callbacks_of_different_registrations_run_concurrently_in_order_each() {
+    let server = TestServer::start("conc");
+    let r = client(&server, "r");
+    let s = client(&server, "s");
+    // Two registrations whose first callbacks wait for each other: only
+    // completes if they run at the same time.
+    let barrier = Arc::new(std::sync::Barrier::new(2));
+    let (tx, rx) = mpsc::channel();
+    let mut regs = Vec::new();
+    for app in ["x", "y"] {
+        let b = Arc::clone(&barrier);
+        let tx = Mutex::new(tx.clone());
+        regs.push(
+            r.register_as(app, "ev", 0, move |d: &Delivery<'_>| {
+                if d.flags == 0 {
+                    b.wait();
+                }
+                tx.lock().unwrap().send((d.to.to_owned(), d.flags)).unwrap();
+            })
+            .unwrap(),
+        );
+    }
+    r.sync().unwrap();
+    for i in 0..50 {
+        for app in ["x", "y"] {
+            s.notify_with(app, "ev", &0, NotifyOptions { flags: i, from: None })
+                .unwrap();
+        }
+    }
+    let mut next = std::collections::HashMap::new();
+    for _ in 0..100 {
+        let (app, flags) = rx.recv_timeout(LONG).unwrap();
+        let n = next.entry(app.clone()).or_insert(0u32);
+        assert_eq!(flags, *n, "{app} out of order");
+        *n += 1;
+    }
+}
+
+#[test]
+fn server_restart_reconnects_and_reregisters() {
+    let mut server = TestServer::start("restart");
+    let r = client(&server, "r");
+    let (tx, rx) = mpsc::channel();
+    let _reg = r.register("ev", 2, recorder("r", &tx)).unwrap();
+    let (otx, orx) = mpsc::channel();
+    let otx = Mutex::new(otx);
+    let _obs = r
+        .observe(move |o: &Observed<'_>| {
+            let _ = otx.lock().unwrap().send(o.notification.to_owned());
+        })
+        .unwrap();
+    r.sync().unwrap();
+
+    server.stop();
+    eventually("the client to notice", || !r.is_connected());
+    let t = Instant::now();
+    assert_eq!(r.notify("r", "ev", &0).unwrap_err(), Error::Server);
+    assert_eq!(r.status().unwrap_err(), Error::Server);
+    assert_eq!(r.register("other", 0, |_| {}).unwrap_err(), Error::Server);
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+
+    server.restart();
+    eventually("the client to reconnect", || r.is_connected());
+    r.sync().unwrap();
+    let st = r.status().unwrap();
+    assert_eq!(st.registrations, 1, "{st:?}");
+    assert_eq!(st.observers, 1, "{st:?}");
+    let s = client(&server, "s");
+    s.notify("1", "ev", &json!({"again": true})).unwrap();
+    let got = rx.recv_timeout(LONG).unwrap();
+    assert_eq!((got.to.as_str(), got.parameter.clone()), ("1", json!({"again": true})));
+    assert_eq!(orx.recv_timeout(LONG).unwrap(), "ev");
+}
+
+#[test]
+fn calls_while_the_server_never_started_fail_fast() {
+    let dir = client_harness::temp_dir("never");
+    let addr = nfy_linux::client::ServerAddr::unix(dir.join("none.sock"));
+    assert_eq!(Client::connect_to(addr.clone()).unwrap_err(), Error::Server);
+    let c = Client::connect_in_background(addr.clone());
+    c.set_app_id("me").unwrap();
+    let t = Instant::now();
+    for _ in 0..10 {
+        assert_eq!(c.notify("x", "n", &1).unwrap_err(), Error::Server);
+    }
+    assert!(t.elapsed() < Duration::from_secs(2));
+    // A server appearing later is found in the background.
+    let server = TestServer::start_at(dir.join("none.sock"), client_harness::free_port());
+    eventually("the background connect", || c.is_connected());
+    c.notify("x", "n", &1).unwrap();
+    drop(server);
+}
+
+#[test]
+fn status_counts() {
+    let server = TestServer::start("status");
+    let a = client(&server, "a");
+    let (tx, rx) = mpsc::channel();
+    let _r = a.register("ev", 0, recorder("a", &tx)).unwrap();
+    a.notify("a", "ev", &0).unwrap();
+    rx.recv_timeout(LONG).unwrap();
+    let st = a.status().unwrap();
+    assert!(st.local_connections >= 1, "{st:?}");
+    assert_eq!(st.registrations, 1);
+    assert!(st.delivered >= 1);
+}
+
+#[test]
+fn close_stops_callbacks() {
+    let server = TestServer::start("close");
+    let a = client(&server, "a");
+    let b = client(&server, "b");
+    let (tx, rx) = mpsc::channel();
+    let reg = a.register("ev", 0, recorder("a", &tx)).unwrap();
+    a.sync().unwrap();
+    a.close();
+    assert!(!a.is_connected());
+    assert_eq!(a.notify("b", "ev", &0).unwrap_err(), Error::Server);
+    drop(reg); // after close: a no-op
+    b.notify("a", "ev", &0).unwrap();
+    b.sync().unwrap();
+    quiet(&rx);
+}
