@@ -125,11 +125,30 @@ fn usage_errors_and_help() {
 fn listen_prints_one_json_line_per_delivery() {
     let server = TestServer::start("cli-listen");
     let mut c = nfy(&server);
-    c.args(["listen", "--as", "app", "--priority", "3", "--count", "3", "ev", "ev2"]);
+    c.args([
+        "listen",
+        "--as",
+        "app",
+        "--priority",
+        "3",
+        "--count",
+        "3",
+        "ev",
+        "ev2",
+    ]);
     let (child, out) = start_ready(c, "nfy: listening as app");
 
     let mut s = nfy(&server);
-    s.args(["send", "--from", "me", "--flags", "0x10", "app", "ev", r#"{"x":[1,2]}"#]);
+    s.args([
+        "send",
+        "--from",
+        "me",
+        "--flags",
+        "0x10",
+        "app",
+        "ev",
+        r#"{"x":[1,2]}"#,
+    ]);
     assert_eq!(run(s).status.code(), Some(0));
     assert_eq!(
         json_line(&out),
@@ -146,7 +165,10 @@ fn listen_prints_one_json_line_per_delivery() {
     s.args(["send", "*", "ev", "\"text\""]);
     assert_eq!(run(s).status.code(), Some(0));
     let line = json_line(&out);
-    assert_eq!((line["to"].as_str(), line["parameter"].as_str()), (Some("*"), Some("text")));
+    assert_eq!(
+        (line["to"].as_str(), line["parameter"].as_str()),
+        (Some("*"), Some("text"))
+    );
     // --count 3 reached: it exits 0 on its own.
     let status = wait_output(child).status;
     assert_eq!(status.code(), Some(0));
@@ -164,7 +186,16 @@ fn monitor_prints_deliveries_without_the_parameter() {
     rx_client.sync().unwrap();
 
     let mut s = nfy(&server);
-    s.args(["send", "--from", "a", "--flags", "5", "1", "ev", r#"{"secret":1}"#]);
+    s.args([
+        "send",
+        "--from",
+        "a",
+        "--flags",
+        "5",
+        "1",
+        "ev",
+        r#"{"secret":1}"#,
+    ]);
     assert_eq!(run(s).status.code(), Some(0));
     assert_eq!(
         json_line(&out),
@@ -213,7 +244,13 @@ fn status_text_and_json() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["registrations"], 1);
     assert!(v["local_connections"].as_u64().unwrap() >= 2);
-    for key in ["delivered", "dropped", "unicast_errors", "remote_connections", "observers"] {
+    for key in [
+        "delivered",
+        "dropped",
+        "unicast_errors",
+        "remote_connections",
+        "observers",
+    ] {
         assert!(v.get(key).is_some(), "{key} missing: {v}");
     }
     let mut s = nfy(&server);

@@ -107,7 +107,9 @@ fn one_goes_to_the_best_priority_across_and_within_processes() {
     let q = client(&server, "q");
     let (tx, rx) = mpsc::channel();
     let _p1 = p.register_as("low", "ev", 1, recorder("low", &tx)).unwrap();
-    let _p2 = p.register_as("high", "ev", 5, recorder("high", &tx)).unwrap();
+    let _p2 = p
+        .register_as("high", "ev", 5, recorder("high", &tx))
+        .unwrap();
     let _q1 = q.register_as("mid", "ev", 3, recorder("mid", &tx)).unwrap();
     p.sync().unwrap();
     q.sync().unwrap();
@@ -121,7 +123,9 @@ fn one_goes_to_the_best_priority_across_and_within_processes() {
     q.notify("1", "ev", &json!({})).unwrap();
     assert_eq!(rx.recv_timeout(LONG).unwrap().tag, "mid");
     // Re-registering with a higher priority replaces and wins.
-    let _p1b = p.register_as("low", "ev", 9, recorder("low2", &tx)).unwrap();
+    let _p1b = p
+        .register_as("low", "ev", 9, recorder("low2", &tx))
+        .unwrap();
     p.sync().unwrap();
     q.notify("1", "ev", &json!({})).unwrap();
     assert_eq!(rx.recv_timeout(LONG).unwrap().tag, "low2");
@@ -172,8 +176,16 @@ fn observer_sees_deliveries_and_unreceived_notifications() {
     let _r = a.register("ev", 0, recorder("a", &tx)).unwrap();
     watcher.sync().unwrap();
     a.sync().unwrap();
-    a.notify_with("1", "ev", &0, NotifyOptions { flags: 4, from: None })
-        .unwrap();
+    a.notify_with(
+        "1",
+        "ev",
+        &0,
+        NotifyOptions {
+            flags: 4,
+            from: None,
+        },
+    )
+    .unwrap();
     assert_eq!(
         orx.recv_timeout(LONG).unwrap(),
         ("a".into(), "a".into(), "ev".into(), 4)
@@ -197,11 +209,25 @@ fn unicast_error_callback_gets_the_original() {
     let s = client(&server, "s");
     let (tx, rx) = mpsc::channel();
     let h = s.on_unicast_error(recorder("err", &tx));
-    s.notify_with("nobody", "ev", &json!({"x": 1}), NotifyOptions { flags: 9, from: None })
-        .unwrap();
+    s.notify_with(
+        "nobody",
+        "ev",
+        &json!({"x": 1}),
+        NotifyOptions {
+            flags: 9,
+            from: None,
+        },
+    )
+    .unwrap();
     let got = rx.recv_timeout(LONG).unwrap();
     assert_eq!(
-        (got.tag, got.from.as_str(), got.to.as_str(), got.notification.as_str(), got.flags),
+        (
+            got.tag,
+            got.from.as_str(),
+            got.to.as_str(),
+            got.notification.as_str(),
+            got.flags
+        ),
         ("err", "s", "nobody", "ev", 9)
     );
     assert_eq!(got.parameter, json!({"x": 1}));
@@ -241,10 +267,26 @@ fn unregister_waits_for_the_running_callback_and_returns_queued_unicasts() {
     r.sync().unwrap();
     let (etx, erx) = mpsc::channel();
     let _errs = s.on_unicast_error(recorder("err", &etx));
-    s.notify_with("r", "slow", &0, NotifyOptions { flags: 1, from: None })
-        .unwrap();
-    s.notify_with("r", "slow", &0, NotifyOptions { flags: 2, from: None })
-        .unwrap();
+    s.notify_with(
+        "r",
+        "slow",
+        &0,
+        NotifyOptions {
+            flags: 1,
+            from: None,
+        },
+    )
+    .unwrap();
+    s.notify_with(
+        "r",
+        "slow",
+        &0,
+        NotifyOptions {
+            flags: 2,
+            from: None,
+        },
+    )
+    .unwrap();
     assert_eq!(entered_rx.recv_timeout(LONG).unwrap(), 1);
     // The second notification is queued behind the running callback (the
     // server sent both; wait until the client has received it).
@@ -267,8 +309,16 @@ fn unregister_waits_for_the_running_callback_and_returns_queued_unicasts() {
     assert!(returned >= released);
     assert_eq!(finished.load(Ordering::SeqCst), 1);
     // Never runs again; further unicasts are errors.
-    s.notify_with("r", "slow", &0, NotifyOptions { flags: 3, from: None })
-        .unwrap();
+    s.notify_with(
+        "r",
+        "slow",
+        &0,
+        NotifyOptions {
+            flags: 3,
+            from: None,
+        },
+    )
+    .unwrap();
     assert_eq!(erx.recv_timeout(LONG).unwrap().flags, 3);
     assert!(entered_rx.recv_timeout(Duration::from_millis(100)).is_err());
 }
@@ -294,12 +344,28 @@ fn unregister_from_inside_the_callback_does_not_deadlock() {
     r.sync().unwrap();
     let (etx, erx) = mpsc::channel();
     let _errs = s.on_unicast_error(recorder("err", &etx));
-    s.notify_with("r", "once", &0, NotifyOptions { flags: 1, from: None })
-        .unwrap();
+    s.notify_with(
+        "r",
+        "once",
+        &0,
+        NotifyOptions {
+            flags: 1,
+            from: None,
+        },
+    )
+    .unwrap();
     assert_eq!(rx.recv_timeout(LONG).unwrap(), 1);
     r.sync().unwrap();
-    s.notify_with("r", "once", &0, NotifyOptions { flags: 2, from: None })
-        .unwrap();
+    s.notify_with(
+        "r",
+        "once",
+        &0,
+        NotifyOptions {
+            flags: 2,
+            from: None,
+        },
+    )
+    .unwrap();
     assert_eq!(erx.recv_timeout(LONG).unwrap().flags, 2);
     assert!(rx.recv_timeout(Duration::from_millis(100)).is_err());
 }
@@ -330,8 +396,16 @@ fn callbacks_of_different_registrations_run_concurrently_in_order_each() {
     r.sync().unwrap();
     for i in 0..50 {
         for app in ["x", "y"] {
-            s.notify_with(app, "ev", &0, NotifyOptions { flags: i, from: None })
-                .unwrap();
+            s.notify_with(
+                app,
+                "ev",
+                &0,
+                NotifyOptions {
+                    flags: i,
+                    from: None,
+                },
+            )
+            .unwrap();
         }
     }
     let mut next = std::collections::HashMap::new();
@@ -375,7 +449,10 @@ fn server_restart_reconnects_and_reregisters() {
     let s = client(&server, "s");
     s.notify("1", "ev", &json!({"again": true})).unwrap();
     let got = rx.recv_timeout(LONG).unwrap();
-    assert_eq!((got.to.as_str(), got.parameter.clone()), ("1", json!({"again": true})));
+    assert_eq!(
+        (got.to.as_str(), got.parameter.clone()),
+        ("1", json!({"again": true}))
+    );
     assert_eq!(orx.recv_timeout(LONG).unwrap(), "ev");
 }
 

@@ -16,7 +16,14 @@ use nfy_linux::client::adk::*;
 use nfy_linux::client::Client;
 use serde_json::json;
 
-type Event = (usize, String, String, String, Option<serde_json::Value>, u32);
+type Event = (
+    usize,
+    String,
+    String,
+    String,
+    Option<serde_json::Value>,
+    u32,
+);
 
 static EVENTS: OnceLock<Mutex<SyncSender<Event>>> = OnceLock::new();
 
@@ -25,11 +32,25 @@ fn record(e: Event) {
 }
 
 fn cb(data: usize, from: &str, to: &str, id: &str, param: &serde_json::Value, flags: u32) {
-    record((data, from.into(), to.into(), id.into(), Some(param.clone()), flags));
+    record((
+        data,
+        from.into(),
+        to.into(),
+        id.into(),
+        Some(param.clone()),
+        flags,
+    ));
 }
 
 fn cb2(data: usize, from: &str, to: &str, id: &str, param: &serde_json::Value, flags: u32) {
-    record((data + 1000, from.into(), to.into(), id.into(), Some(param.clone()), flags));
+    record((
+        data + 1000,
+        from.into(),
+        to.into(),
+        id.into(),
+        Some(param.clone()),
+        flags,
+    ));
 }
 
 fn obs(data: usize, from: &str, to: &str, id: &str, flags: u32) {
@@ -37,10 +58,24 @@ fn obs(data: usize, from: &str, to: &str, id: &str, flags: u32) {
 }
 
 /// Unregisters itself from inside the callback (must not deadlock).
-fn self_remover(data: usize, from: &str, to: &str, id: &str, param: &serde_json::Value, flags: u32) {
+fn self_remover(
+    data: usize,
+    from: &str,
+    to: &str,
+    id: &str,
+    param: &serde_json::Value,
+    flags: u32,
+) {
     let r = ipc_unregister_notification_cb(id, Some(self_remover), None, to);
     assert_eq!(r, NotifyResult::Ok);
-    record((data, from.into(), to.into(), id.into(), Some(param.clone()), flags));
+    record((
+        data,
+        from.into(),
+        to.into(),
+        id.into(),
+        Some(param.clone()),
+        flags,
+    ));
 }
 
 fn next(rx: &Receiver<Event>) -> Event {
@@ -63,7 +98,10 @@ fn adk_functions_end_to_end() {
 
     // No app ID yet.
     assert_eq!(ipc_get_app_id(), "");
-    assert_eq!(ipc_notify("x", "n", &json!({}), 0, ""), NotifyResult::ErrAppId);
+    assert_eq!(
+        ipc_notify("x", "n", &json!({}), 0, ""),
+        NotifyResult::ErrAppId
+    );
     assert_eq!(
         ipc_register_notification_cb("n", Some(cb), 1, 0, ""),
         NotifyResult::ErrAppId
@@ -76,47 +114,110 @@ fn adk_functions_end_to_end() {
     let other = Client::connect_to(server.addr()).unwrap();
     other.set_app_id("other").unwrap();
 
-    assert_eq!(ipc_register_notification_cb("ev", Some(cb), 7, 0, ""), NotifyResult::Ok);
+    assert_eq!(
+        ipc_register_notification_cb("ev", Some(cb), 7, 0, ""),
+        NotifyResult::Ok
+    );
     assert_eq!(ipc_register_observer(Some(obs), 99), NotifyResult::Ok);
     assert_eq!(ipc_register_unicast_error(Some(cb), 55), NotifyResult::Ok);
     // Sync through our own unicast: the "ev" registration is in force when
     // the delivery comes back.
-    assert_eq!(ipc_notify("me", "ev", &json!({"a": 1}), 3, ""), NotifyResult::Ok);
-    let mut got = vec![next(&rx), next(&rx)];
+    assert_eq!(
+        ipc_notify("me", "ev", &json!({"a": 1}), 3, ""),
+        NotifyResult::Ok
+    );
+    let mut got = [next(&rx), next(&rx)];
     got.sort_by_key(|e| e.0);
-    assert_eq!(got[0], (7, "me".into(), "me".into(), "ev".into(), Some(json!({"a": 1})), 3));
+    assert_eq!(
+        got[0],
+        (
+            7,
+            "me".into(),
+            "me".into(),
+            "ev".into(),
+            Some(json!({"a": 1})),
+            3
+        )
+    );
     assert_eq!(got[1], (99, "me".into(), "me".into(), "ev".into(), None, 3));
 
     // Unicast error with the sender's data word.
-    assert_eq!(ipc_notify("nobody", "ev", &json!(1), 0, ""), NotifyResult::Ok);
-    let mut got = vec![next(&rx), next(&rx)];
+    assert_eq!(
+        ipc_notify("nobody", "ev", &json!(1), 0, ""),
+        NotifyResult::Ok
+    );
+    let mut got = [next(&rx), next(&rx)];
     got.sort_by_key(|e| e.0);
-    assert_eq!(got[0], (55, "me".into(), "nobody".into(), "ev".into(), Some(json!(1)), 0));
-    assert_eq!(got[1], (99, "me".into(), String::new(), "ev".into(), None, 0));
-    assert_eq!(ipc_unregister_observer(Some(obs), Some(98)), NotifyResult::Ok); // no match
+    assert_eq!(
+        got[0],
+        (
+            55,
+            "me".into(),
+            "nobody".into(),
+            "ev".into(),
+            Some(json!(1)),
+            0
+        )
+    );
+    assert_eq!(
+        got[1],
+        (99, "me".into(), String::new(), "ev".into(), None, 0)
+    );
+    assert_eq!(
+        ipc_unregister_observer(Some(obs), Some(98)),
+        NotifyResult::Ok
+    ); // no match
     assert_eq!(ipc_unregister_observer(Some(obs), None), NotifyResult::Ok);
-    assert_eq!(ipc_unregister_unicast_error(None, Some(55)), NotifyResult::Ok);
+    assert_eq!(
+        ipc_unregister_unicast_error(None, Some(55)),
+        NotifyResult::Ok
+    );
 
     // Replacement: same (ev, me) with another callback and data.
-    assert_eq!(ipc_register_notification_cb("ev", Some(cb2), 8, 0, ""), NotifyResult::Ok);
+    assert_eq!(
+        ipc_register_notification_cb("ev", Some(cb2), 8, 0, ""),
+        NotifyResult::Ok
+    );
     other.notify("me", "ev", &0).unwrap();
     assert_eq!(next(&rx).0, 1008);
     quiet(&rx);
     // Unregister filters: wrong callback or data keeps it.
-    assert_eq!(ipc_unregister_notification_cb("ev", Some(cb), None, ""), NotifyResult::Ok);
-    assert_eq!(ipc_unregister_notification_cb("ev", Some(cb2), Some(1), ""), NotifyResult::Ok);
+    assert_eq!(
+        ipc_unregister_notification_cb("ev", Some(cb), None, ""),
+        NotifyResult::Ok
+    );
+    assert_eq!(
+        ipc_unregister_notification_cb("ev", Some(cb2), Some(1), ""),
+        NotifyResult::Ok
+    );
     other.notify("me", "ev", &0).unwrap();
     assert_eq!(next(&rx).0, 1008);
     // A null callback discards the registration.
-    assert_eq!(ipc_register_notification_cb("ev", None, 0, 0, ""), NotifyResult::Ok);
+    assert_eq!(
+        ipc_register_notification_cb("ev", None, 0, 0, ""),
+        NotifyResult::Ok
+    );
 
     // Impersonation and self-removal from inside the callback.
     assert_eq!(
         ipc_register_notification_cb("once", Some(self_remover), 5, 0, "proxy"),
         NotifyResult::Ok
     );
-    assert_eq!(ipc_notify("proxy", "once", &json!(null), 0, "ghost"), NotifyResult::Ok);
-    assert_eq!(next(&rx), (5, "ghost".into(), "proxy".into(), "once".into(), Some(json!(null)), 0));
+    assert_eq!(
+        ipc_notify("proxy", "once", &json!(null), 0, "ghost"),
+        NotifyResult::Ok
+    );
+    assert_eq!(
+        next(&rx),
+        (
+            5,
+            "ghost".into(),
+            "proxy".into(),
+            "once".into(),
+            Some(json!(null)),
+            0
+        )
+    );
     other.sync().unwrap();
 
     // The server goes away: calls fail fast; a registration made meanwhile
@@ -127,7 +228,10 @@ fn adk_functions_end_to_end() {
         assert!(t.elapsed() < LONG, "the client never noticed the stop");
     }
     let t = std::time::Instant::now();
-    assert_eq!(ipc_notify("me", "x", &json!(0), 0, ""), NotifyResult::ErrServer);
+    assert_eq!(
+        ipc_notify("me", "x", &json!(0), 0, ""),
+        NotifyResult::ErrServer
+    );
     assert_eq!(
         ipc_register_notification_cb("late", Some(cb), 11, 0, ""),
         NotifyResult::ErrServer
@@ -139,5 +243,15 @@ fn adk_functions_end_to_end() {
         assert!(t.elapsed() < LONG, "never reconnected");
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert_eq!(next(&rx), (11, "me".into(), "me".into(), "late".into(), Some(json!("back")), 0));
+    assert_eq!(
+        next(&rx),
+        (
+            11,
+            "me".into(),
+            "me".into(),
+            "late".into(),
+            Some(json!("back")),
+            0
+        )
+    );
 }

@@ -278,12 +278,7 @@ fn send(mut args: Args, addr: impl FnOnce() -> Result<ServerAddr, Exit>) -> Resu
     let (to, notification, json) = match positional.as_slice() {
         [to, n] => (to.clone(), n.clone(), "{}".to_owned()),
         [to, n, j] => (to.clone(), n.clone(), j.clone()),
-        _ => {
-            return Err(Exit::usage(
-                "send needs TO NOTIFICATION [JSON]",
-                SEND_USAGE,
-            ))
-        }
+        _ => return Err(Exit::usage("send needs TO NOTIFICATION [JSON]", SEND_USAGE)),
     };
     if let Err(e) = serde_json::from_str::<serde_json::Value>(&json) {
         return Err(Exit::usage(format!("JSON parameter: {e}"), SEND_USAGE));
@@ -470,7 +465,12 @@ fn monitor(mut args: Args, addr: impl FnOnce() -> Result<ServerAddr, Exit>) -> R
                 return Ok(EXIT_OK);
             }
             "--count" => count = Some(args.number("--count")?),
-            o => return Err(Exit::usage(format!("unexpected argument {o}"), MONITOR_USAGE)),
+            o => {
+                return Err(Exit::usage(
+                    format!("unexpected argument {o}"),
+                    MONITOR_USAGE,
+                ))
+            }
         }
     }
     let client = connect(addr()?)?;
@@ -514,13 +514,19 @@ fn status(mut args: Args, addr: impl FnOnce() -> Result<ServerAddr, Exit>) -> Re
                 return Ok(EXIT_OK);
             }
             "--json" => json = true,
-            o => return Err(Exit::usage(format!("unexpected argument {o}"), STATUS_USAGE)),
+            o => {
+                return Err(Exit::usage(
+                    format!("unexpected argument {o}"),
+                    STATUS_USAGE,
+                ))
+            }
         }
     }
     let client = connect(addr()?)?;
     let s = client.status().map_err(failure)?;
     if json {
-        let text = serde_json::to_string(&s).map_err(|e| Exit(EXIT_FAILURE, format!("nfy: {e}")))?;
+        let text =
+            serde_json::to_string(&s).map_err(|e| Exit(EXIT_FAILURE, format!("nfy: {e}")))?;
         print_line(&text);
     } else {
         print!("{}", human_status(&s));

@@ -458,7 +458,7 @@ impl Inner {
                     }
                 }
                 input = input.get(used..).unwrap_or_default();
-                if input.is_empty() && !produced || used == 0 && !produced {
+                if !produced && (input.is_empty() || used == 0) {
                     break;
                 }
             }

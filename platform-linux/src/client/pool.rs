@@ -560,7 +560,10 @@ mod tests {
         let me: Arc<Mutex<Option<Arc<Sub>>>> = Arc::new(Mutex::new(None));
         let me2 = Arc::clone(&me);
         let (tx, rx) = mpsc::channel();
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let go_rx = Mutex::new(go_rx);
         let s = sub(move |d| {
+            lock(&go_rx).recv().unwrap();
             if let Some(s) = lock(&me2).take() {
                 s.retire(&pool);
                 s.wait_idle(u64::MAX); // must not deadlock
@@ -570,6 +573,7 @@ mod tests {
         *lock(&me) = Some(Arc::clone(&s));
         w.pool.submit(&s, ev(0, "a")).unwrap();
         w.pool.submit(&s, ev(1, "a")).unwrap();
+        go_tx.send(()).unwrap();
         assert_eq!(rx.recv_timeout(LONG).unwrap(), 0);
         // The second event was drained by the retire: never runs.
         assert!(rx.recv_timeout(Duration::from_millis(50)).is_err());

@@ -102,7 +102,9 @@ impl TestServer {
                     .stderr(Stdio::null())
                     .spawn()
                     .unwrap();
-                eventually("notifysvc to listen", || UnixStream::connect(&socket).is_ok());
+                eventually("notifysvc to listen", || {
+                    UnixStream::connect(&socket).is_ok()
+                });
                 Kind::Real(child)
             }
             None => Kind::InProc(InProc::start(&socket)),
@@ -173,7 +175,8 @@ struct Out<'a> {
 impl Outbox for Out<'_> {
     fn send(&mut self, conn: ConnId, encoding: Encoding, m: &Message<'_>) -> Result<(), QueueFull> {
         let mut buf = vec![0u8; HEADER_LEN + 4096 + param_len(m)];
-        let Ok(n) = wire::encode_frame(&mut buf, encoding.msg_id(), |b| msg::encode(m, encoding, b))
+        let Ok(n) =
+            wire::encode_frame(&mut buf, encoding.msg_id(), |b| msg::encode(m, encoding, b))
         else {
             return Ok(());
         };
