@@ -505,3 +505,20 @@ fn close_stops_callbacks() {
     b.sync().unwrap();
     quiet(&rx);
 }
+
+#[test]
+fn falls_back_to_tcp_loopback_when_the_socket_fails() {
+    let server = TestServer::start("tcp");
+    let addr = nfy_linux::client::ServerAddr {
+        unix: Some(client_harness::temp_dir("tcp-none").join("missing.sock")),
+        tcp: Some(nfy_linux::client::ServerAddr::loopback(server.port)),
+    };
+    let c = Client::connect_to(addr).unwrap();
+    c.set_app_id("t").unwrap();
+    let (tx, rx) = mpsc::channel();
+    let _r = c.register("ev", 0, recorder("t", &tx)).unwrap();
+    let u = client(&server, "u");
+    c.sync().unwrap();
+    u.notify("t", "ev", &json!([1])).unwrap();
+    assert_eq!(rx.recv_timeout(LONG).unwrap().parameter, json!([1]));
+}

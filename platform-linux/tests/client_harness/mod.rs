@@ -107,7 +107,7 @@ impl TestServer {
                 });
                 Kind::Real(child)
             }
-            None => Kind::InProc(InProc::start(&socket)),
+            None => Kind::InProc(InProc::start(&socket, port)),
         };
         TestServer { socket, port, kind }
     }
@@ -163,13 +163,37 @@ impl Drop for TestServer {
 
 type TestBroker = Broker<256, 1024, 4, 2>;
 
+/// A connection's stream, Unix or TCP.
+trait Conn: Read + Write + Send + 'static {
+    fn dup(&self) -> Box<dyn Conn>;
+    fn close(&self);
+}
+
+impl Conn for UnixStream {
+    fn dup(&self) -> Box<dyn Conn> {
+        Box::new(self.try_clone().unwrap())
+    }
+    fn close(&self) {
+        let _ = self.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+impl Conn for std::net::TcpStream {
+    fn dup(&self) -> Box<dyn Conn> {
+        Box::new(self.try_clone().unwrap())
+    }
+    fn close(&self) {
+        let _ = self.shutdown(std::net::Shutdown::Both);
+    }
+}
+
 struct Shared {
     broker: TestBroker,
-    conns: HashMap<ConnId, UnixStream>,
+    conns: HashMap<ConnId, Box<dyn Conn>>,
 }
 
 struct Out<'a> {
-    conns: &'a mut HashMap<ConnId, UnixStream>,
+    conns: &'a mut HashMap<ConnId, Box<dyn Conn>>,
 }
 
 impl Outbox for Out<'_> {
@@ -196,63 +220,81 @@ fn param_len(m: &Message<'_>) -> usize {
 
 struct InProc {
     path: PathBuf,
+    port: u16,
     stop: Arc<AtomicBool>,
     shared: Arc<Mutex<Shared>>,
     accept: Option<JoinHandle<()>>,
+    accept_tcp: Option<JoinHandle<()>>,
+}
+
+fn accept_loop<S: Conn>(
+    incoming: impl Iterator<Item = std::io::Result<S>>,
+    stop: Arc<AtomicBool>,
+    shared: Arc<Mutex<Shared>>,
+) {
+    for stream in incoming {
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(stream) = stream else { continue };
+        let conn = {
+            let mut g = shared.lock().unwrap();
+            let conn = g.broker.connect(PeerKind::Local).unwrap();
+            g.conns.insert(conn, stream.dup());
+            conn
+        };
+        let shared = Arc::clone(&shared);
+        thread::spawn(move || serve(shared, conn, Box::new(stream)));
+    }
 }
 
 impl InProc {
-    fn start(path: &Path) -> InProc {
+    fn start(path: &Path, port: u16) -> InProc {
         let _ = std::fs::remove_file(path);
         let listener = UnixListener::bind(path).unwrap();
+        let tcp = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Mutex::new(Shared {
             broker: Broker::new(Whitelist::new(), Default::default()),
             conns: HashMap::new(),
         }));
         let accept = {
-            let stop = Arc::clone(&stop);
-            let shared = Arc::clone(&shared);
-            thread::spawn(move || {
-                for stream in listener.incoming() {
-                    if stop.load(Ordering::SeqCst) {
-                        return;
-                    }
-                    let Ok(stream) = stream else { continue };
-                    let conn = {
-                        let mut g = shared.lock().unwrap();
-                        let conn = g.broker.connect(PeerKind::Local).unwrap();
-                        g.conns.insert(conn, stream.try_clone().unwrap());
-                        conn
-                    };
-                    let shared = Arc::clone(&shared);
-                    thread::spawn(move || serve(shared, conn, stream));
-                }
-            })
+            let (stop, shared) = (Arc::clone(&stop), Arc::clone(&shared));
+            thread::spawn(move || accept_loop(listener.incoming(), stop, shared))
+        };
+        let accept_tcp = {
+            let (stop, shared) = (Arc::clone(&stop), Arc::clone(&shared));
+            thread::spawn(move || accept_loop(tcp.incoming(), stop, shared))
         };
         InProc {
             path: path.to_owned(),
+            port,
             stop,
             shared,
             accept: Some(accept),
+            accept_tcp: Some(accept_tcp),
         }
     }
 
     fn stop(mut self) {
         self.stop.store(true, Ordering::SeqCst);
         let _ = UnixStream::connect(&self.path);
-        if let Some(t) = self.accept.take() {
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+        for t in [self.accept.take(), self.accept_tcp.take()]
+            .into_iter()
+            .flatten()
+        {
             t.join().unwrap();
         }
         let _ = std::fs::remove_file(&self.path);
         let mut g = self.shared.lock().unwrap();
         for (_, s) in g.conns.drain() {
-            let _ = s.shutdown(std::net::Shutdown::Both);
+            s.close();
         }
     }
 }
 
-fn serve(shared: Arc<Mutex<Shared>>, conn: ConnId, mut stream: UnixStream) {
+fn serve(shared: Arc<Mutex<Shared>>, conn: ConnId, mut stream: Box<dyn Conn>) {
     let mut dec = FrameDecoder::new(vec![0u8; HEADER_LEN + (1 << 20)]);
     let mut buf = vec![0u8; 64 * 1024];
     loop {
