@@ -157,12 +157,16 @@ fn handshake_replay_and_bounce_over_the_wire() {
     let record = std::sync::Arc::new(record);
     let r1 = {
         let r = std::sync::Arc::clone(&record);
-        client.register("a", 3, move |d: &Delivery<'_>| r(d)).unwrap()
+        client
+            .register("a", 3, move |d: &Delivery<'_>| r(d))
+            .unwrap()
     };
     assert_eq!(peer.recv(), reg("me", "a", 3));
     let r2 = {
         let r = std::sync::Arc::clone(&record);
-        client.register_as("other", "b", -1, move |d: &Delivery<'_>| r(d)).unwrap()
+        client
+            .register_as("other", "b", -1, move |d: &Delivery<'_>| r(d))
+            .unwrap()
     };
     assert_eq!(peer.recv(), reg("other", "b", -1));
     let obs = client.observe(|_| {}).unwrap();
@@ -172,7 +176,9 @@ fn handshake_replay_and_bounce_over_the_wire() {
     // Replacing "a" re-sends it (now the most recent).
     let r1b = {
         let r = std::sync::Arc::clone(&record);
-        client.register("a", 4, move |d: &Delivery<'_>| r(d)).unwrap()
+        client
+            .register("a", 4, move |d: &Delivery<'_>| r(d))
+            .unwrap()
     };
     assert_eq!(peer.recv(), reg("me", "a", 4));
     drop(r1); // replaced: dropping the old handle does nothing

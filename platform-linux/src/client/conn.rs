@@ -592,11 +592,11 @@ impl Inner {
             reference: None,
             parameter,
         });
-        let mut bytes = Vec::new();
-        encode_into(&msg, &mut bytes)?;
         if !self.ensure_connected() {
             return Err(Error::Server);
         }
+        let mut bytes = Vec::new();
+        encode_into(&msg, &mut bytes)?;
         self.write(&bytes)
     }
 
