@@ -1,9 +1,9 @@
 //! The callback pool: a fixed number of worker threads running callbacks
 //! off the receiving thread, one mailbox per subscriber.
 //!
-//! A [`Sub`] (subscriber) is one registration, observer or unicast-error
+//! A `Sub` (subscriber) is one registration, observer or unicast-error
 //! handler: its callback and a mailbox of pending events. The receiving
-//! thread [`Pool::submit`]s events; a subscriber with pending events is in
+//! thread `Pool::submit`s events; a subscriber with pending events is in
 //! the pool's ready queue at most once, so it runs on at most one worker at
 //! a time and its events run in arrival order (per-registration ordering,
 //! spec 2.7), while different subscribers run concurrently on the
@@ -13,9 +13,9 @@
 //!
 //! # Removal guarantees
 //!
-//! [`Sub::retire`] marks a subscriber removed (no event is accepted or run
+//! `Sub::retire` marks a subscriber removed (no event is accepted or run
 //! afterwards) and hands back the events still queued (the caller returns
-//! the unicasts among them to the server). [`Sub::wait_idle`] then waits
+//! the unicasts among them to the server). `Sub::wait_idle` then waits
 //! for the invocation in flight, unless it is the calling thread's own: a
 //! worker records its thread in the subscriber while it runs the callback
 //! (the "being run here" marker), so a callback that unregisters itself
@@ -24,7 +24,7 @@
 //! # Memory bound
 //!
 //! At most [`MAX_PENDING`] events wait in all mailboxes of one client. Past
-//! that, [`Pool::submit`] refuses: the I/O layer sends refused unicasts back
+//! that, `Pool::submit` refuses: the I/O layer sends refused unicasts back
 //! to the server (which re-routes them or returns a unicast error to their
 //! sender, so nothing is silently lost) and counts refused broadcasts and
 //! observer events as dropped. The receiving thread never blocks on a slow
