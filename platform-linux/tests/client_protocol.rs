@@ -214,6 +214,28 @@ fn handshake_replay_and_bounce_over_the_wire() {
     assert_eq!(peer.recv(), Message::Observe(true));
     peer.quiet();
 
+    // A status answer that comes after its request timed out is not given
+    // to the next request.
+    assert_eq!(
+        client
+            .status_timeout(Duration::from_millis(50))
+            .unwrap_err(),
+        nfy_linux::client::Error::Timeout
+    );
+    assert_eq!(peer.recv(), Message::StatusRequest);
+    let asker = {
+        let c = client.clone();
+        std::thread::spawn(move || c.status())
+    };
+    assert_eq!(peer.recv(), Message::StatusRequest);
+    for delivered in [1, 2] {
+        peer.send(&Message::Status(Status {
+            delivered,
+            ..Status::default()
+        }));
+    }
+    assert_eq!(asker.join().unwrap().unwrap().delivered, 2);
+
     // Removing the last observer / error handler tells the server.
     drop(obs);
     assert_eq!(peer.recv(), Message::Observe(false));
