@@ -62,7 +62,7 @@ impl<'a> RawJson<'a> {
     /// Checks that `text` is exactly one JSON value (surrounding whitespace
     /// allowed) and wraps it.
     pub fn new(text: &'a str) -> Result<Self, scan::JsonError> {
-        scan::validate_value(text.as_bytes())?;
+        scan::validate_str(text)?;
         Ok(RawJson(text))
     }
 

@@ -1,26 +1,869 @@
-//! Validating JSON scanner (no allocation, no recursion limit surprises).
+//! A small validating JSON scanner: no allocation, no recursion.
 //!
-//! STUB: to be written (issue 2, message layer).
+//! This module checks JSON text against RFC 8259, strictly:
+//!
+//! - exactly one value, with optional whitespace (space, tab, LF, CR) before
+//!   and after it and between tokens, nowhere else;
+//! - strings: no raw control characters (below U+0020), only the nine
+//!   escapes `\" \\ \/ \b \f \n \r \t \uXXXX`, and `\u` escapes that name
+//!   UTF-16 surrogates must form a high-low pair;
+//! - numbers: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
+//!   (no leading zeros, no `+`, no bare `.`; the value is not range-checked);
+//! - the literals `true`, `false`, `null`;
+//! - no trailing commas, no comments, no NaN/Infinity;
+//! - the text is UTF-8.
+//!
+//! Containers are nested at most [`MAX_DEPTH`] deep. The scanner walks them
+//! with a loop and a 64-bit stack of container kinds (one bit per level:
+//! object or array), so a hostile body can neither overflow the call stack nor
+//! make the scanner allocate.
+//!
+//! Besides [`validate_value`], the module offers what the JSON message codec
+//! needs to read a body in one pass: [`object_members`] walks the members of
+//! a top-level object and yields each key and value as borrowed text
+//! (validating as it goes), [`unescape`] decodes a string into a
+//! `heapless::String`, and [`parse_i32`]/[`parse_u32`]/[`parse_u64`] read
+//! integer members.
+//!
+//! **Decision**: duplicate keys are valid JSON here (RFC 8259 only says they
+//! "SHOULD" be unique); the message codec decides what duplicates mean.
 
 use core::fmt;
+
+use heapless::String;
+
+/// Deepest nesting of arrays and objects accepted. `[[1]]` has depth 2; a
+/// scalar alone has depth 0.
+pub const MAX_DEPTH: usize = 64;
+
+// The container-kind stack is one `u64`, one bit per open container.
+const _: () = assert!(MAX_DEPTH <= 64);
+
+/// What is wrong with a JSON text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JsonErrorKind {
+    /// The text ends inside a value, or holds no value at all.
+    UnexpectedEnd,
+    /// A byte that cannot start or continue a token at this place.
+    UnexpectedByte,
+    /// A number that breaks the grammar (leading zero, missing digits).
+    InvalidNumber,
+    /// An unknown backslash escape, or a `\u` without four hex digits.
+    InvalidEscape,
+    /// A `\u` escape naming a lone or misplaced UTF-16 surrogate.
+    InvalidSurrogate,
+    /// A raw control character (below U+0020) inside a string.
+    ControlCharacter,
+    /// The text is not UTF-8.
+    InvalidUtf8,
+    /// Arrays and objects nested deeper than [`MAX_DEPTH`].
+    TooDeep,
+    /// Something other than whitespace follows the value.
+    TrailingData,
+}
+
+impl fmt::Display for JsonErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            JsonErrorKind::UnexpectedEnd => "unexpected end of text",
+            JsonErrorKind::UnexpectedByte => "unexpected character",
+            JsonErrorKind::InvalidNumber => "invalid number",
+            JsonErrorKind::InvalidEscape => "invalid escape sequence",
+            JsonErrorKind::InvalidSurrogate => "unpaired UTF-16 surrogate escape",
+            JsonErrorKind::ControlCharacter => "control character in string",
+            JsonErrorKind::InvalidUtf8 => "invalid UTF-8",
+            JsonErrorKind::TooDeep => "nesting too deep",
+            JsonErrorKind::TrailingData => "data after the value",
+        })
+    }
+}
 
 /// Why a text is not valid JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JsonError {
     /// Byte offset where the problem was found.
     pub offset: usize,
+    /// What the problem is.
+    pub kind: JsonErrorKind,
 }
 
 impl fmt::Display for JsonError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid JSON at byte {}", self.offset)
+        write!(f, "invalid JSON at byte {}: {}", self.offset, self.kind)
     }
 }
 
-/// Checks that `text` is exactly one JSON value.
+impl core::error::Error for JsonError {}
+
+/// Checks that `text` is UTF-8 holding exactly one JSON value (surrounding
+/// whitespace allowed).
 pub fn validate_value(text: &[u8]) -> Result<(), JsonError> {
-    if text.is_empty() {
-        return Err(JsonError { offset: 0 });
+    let text = core::str::from_utf8(text).map_err(|e| JsonError {
+        offset: e.valid_up_to(),
+        kind: JsonErrorKind::InvalidUtf8,
+    })?;
+    validate_str(text)
+}
+
+/// Checks that `text` holds exactly one JSON value (surrounding whitespace
+/// allowed). Like [`validate_value`], without the UTF-8 check a `&str`
+/// does not need.
+pub fn validate_str(text: &str) -> Result<(), JsonError> {
+    let mut sc = Scanner::new(text.as_bytes());
+    sc.skip_ws();
+    sc.value(0)?;
+    sc.skip_ws();
+    if sc.pos < sc.b.len() {
+        return Err(sc.err(JsonErrorKind::TrailingData));
     }
     Ok(())
+}
+
+/// The JSON type of a value, as its first byte tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ValueKind {
+    /// `{...}`
+    Object,
+    /// `[...]`
+    Array,
+    /// `"..."`
+    String,
+    /// `-1.5e3`
+    Number,
+    /// `true` or `false`
+    Bool,
+    /// `null`
+    Null,
+}
+
+/// The text between the quotes of a validated JSON string, escapes not yet
+/// decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JsonStr<'a> {
+    raw: &'a str,
+    escaped: bool,
+}
+
+impl<'a> JsonStr<'a> {
+    /// The text between the quotes, as written (escapes not decoded).
+    pub fn raw(&self) -> &'a str {
+        self.raw
+    }
+
+    /// True when the text holds at least one backslash escape.
+    pub fn has_escapes(&self) -> bool {
+        self.escaped
+    }
+
+    /// The string without escapes, when it had none: the common case, which
+    /// needs no copy.
+    pub fn as_plain(&self) -> Option<&'a str> {
+        if self.escaped {
+            None
+        } else {
+            Some(self.raw)
+        }
+    }
+
+    /// Decodes the string into inline storage of `N` bytes.
+    pub fn unescape<const N: usize>(&self) -> Result<String<N>, UnescapeError> {
+        unescape(self.raw)
+    }
+
+    /// True when the decoded string equals `s`.
+    pub fn decodes_to(&self, s: &str) -> bool {
+        if !self.escaped {
+            return self.raw == s;
+        }
+        let mut rest = s.as_bytes();
+        let mut buf = [0u8; 4];
+        let mut it = Unescaper::new(self.raw);
+        loop {
+            match it.next_piece() {
+                Ok(None) => return rest.is_empty(),
+                Ok(Some(Piece::Text(t))) => match rest.strip_prefix(t.as_bytes()) {
+                    Some(r) => rest = r,
+                    None => return false,
+                },
+                Ok(Some(Piece::Char(c))) => {
+                    let enc = c.encode_utf8(&mut buf).as_bytes();
+                    match rest.strip_prefix(enc) {
+                        Some(r) => rest = r,
+                        None => return false,
+                    }
+                }
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+/// Why a string could not be unescaped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UnescapeError {
+    /// The decoded string does not fit the storage.
+    TooLong,
+    /// The text holds an invalid escape (never for text this scanner
+    /// validated).
+    Invalid,
+}
+
+impl fmt::Display for UnescapeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            UnescapeError::TooLong => "decoded string is too long",
+            UnescapeError::Invalid => "invalid escape sequence",
+        })
+    }
+}
+
+impl core::error::Error for UnescapeError {}
+
+/// Decodes the escapes of `raw`, the text between the quotes of a JSON
+/// string, into a string of at most `N` bytes.
+pub fn unescape<const N: usize>(raw: &str) -> Result<String<N>, UnescapeError> {
+    let mut out = String::new();
+    let mut it = Unescaper::new(raw);
+    while let Some(piece) = it.next_piece()? {
+        match piece {
+            Piece::Text(t) => out.push_str(t).map_err(|_| UnescapeError::TooLong)?,
+            Piece::Char(c) => out.push(c).map_err(|_| UnescapeError::TooLong)?,
+        }
+    }
+    Ok(out)
+}
+
+/// One step of unescaping: a run of literal text or one escaped character.
+enum Piece<'a> {
+    Text(&'a str),
+    Char(char),
+}
+
+/// Splits the raw text of a string into literal runs and escapes.
+struct Unescaper<'a> {
+    rest: &'a str,
+}
+
+impl<'a> Unescaper<'a> {
+    fn new(raw: &'a str) -> Self {
+        Unescaper { rest: raw }
+    }
+
+    fn next_piece(&mut self) -> Result<Option<Piece<'a>>, UnescapeError> {
+        if self.rest.is_empty() {
+            return Ok(None);
+        }
+        match self.rest.find('\\') {
+            None => {
+                let t = self.rest;
+                self.rest = "";
+                Ok(Some(Piece::Text(t)))
+            }
+            Some(0) => {
+                let b = self.rest.as_bytes();
+                let (c, len) = match b.get(1) {
+                    Some(b'"') => ('"', 2),
+                    Some(b'\\') => ('\\', 2),
+                    Some(b'/') => ('/', 2),
+                    Some(b'b') => ('\u{8}', 2),
+                    Some(b'f') => ('\u{c}', 2),
+                    Some(b'n') => ('\n', 2),
+                    Some(b'r') => ('\r', 2),
+                    Some(b't') => ('\t', 2),
+                    Some(b'u') => {
+                        let hi = hex4(b.get(2..6)).ok_or(UnescapeError::Invalid)?;
+                        match hi {
+                            0xD800..=0xDBFF => {
+                                if b.get(6..8) != Some(b"\\u") {
+                                    return Err(UnescapeError::Invalid);
+                                }
+                                let lo = hex4(b.get(8..12)).ok_or(UnescapeError::Invalid)?;
+                                if !(0xDC00..=0xDFFF).contains(&lo) {
+                                    return Err(UnescapeError::Invalid);
+                                }
+                                let cp = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
+                                (char::from_u32(cp).ok_or(UnescapeError::Invalid)?, 12)
+                            }
+                            _ => (char::from_u32(hi).ok_or(UnescapeError::Invalid)?, 6),
+                        }
+                    }
+                    _ => return Err(UnescapeError::Invalid),
+                };
+                self.rest = self.rest.get(len..).ok_or(UnescapeError::Invalid)?;
+                Ok(Some(Piece::Char(c)))
+            }
+            Some(i) => {
+                let (t, rest) = self
+                    .rest
+                    .split_at_checked(i)
+                    .ok_or(UnescapeError::Invalid)?;
+                self.rest = rest;
+                Ok(Some(Piece::Text(t)))
+            }
+        }
+    }
+}
+
+/// Reads four hex digits.
+fn hex4(digits: Option<&[u8]>) -> Option<u32> {
+    let mut v = 0u32;
+    for &d in digits? {
+        v = (v << 4) | u32::from(hex_val(d)?);
+    }
+    Some(v)
+}
+
+#[inline]
+fn hex_val(d: u8) -> Option<u8> {
+    match d {
+        b'0'..=b'9' => Some(d - b'0'),
+        b'a'..=b'f' => Some(d - b'a' + 10),
+        b'A'..=b'F' => Some(d - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// One validated JSON value inside a larger text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Value<'a> {
+    text: &'a str,
+    kind: ValueKind,
+    escaped: bool,
+}
+
+impl<'a> Value<'a> {
+    /// The exact text of the value (no surrounding whitespace).
+    pub fn text(&self) -> &'a str {
+        self.text
+    }
+
+    /// The JSON type of the value.
+    pub fn kind(&self) -> ValueKind {
+        self.kind
+    }
+
+    /// The string, when the value is one.
+    pub fn as_string(&self) -> Option<JsonStr<'a>> {
+        if self.kind != ValueKind::String {
+            return None;
+        }
+        let raw = self.text.get(1..self.text.len().saturating_sub(1))?;
+        Some(JsonStr {
+            raw,
+            escaped: self.escaped,
+        })
+    }
+
+    /// True for `null`.
+    pub fn is_null(&self) -> bool {
+        self.kind == ValueKind::Null
+    }
+
+    /// The value as an `i32` (see [`parse_i32`]).
+    pub fn as_i32(&self) -> Option<i32> {
+        parse_i32(self.text)
+    }
+
+    /// The value as a `u32` (see [`parse_u32`]).
+    pub fn as_u32(&self) -> Option<u32> {
+        parse_u32(self.text)
+    }
+
+    /// The value as a `u64` (see [`parse_u64`]).
+    pub fn as_u64(&self) -> Option<u64> {
+        parse_u64(self.text)
+    }
+}
+
+/// One member of an object: key and value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Member<'a> {
+    /// The key.
+    pub key: JsonStr<'a>,
+    /// The value.
+    pub value: Value<'a>,
+}
+
+/// Walks the members of the object that `text` holds, validating as it goes.
+///
+/// Returns `None` when the first non-whitespace byte of `text` is not `{`
+/// (the text is then either another JSON value or not JSON; ask
+/// [`validate_str`]). Otherwise the iterator yields each member in order and
+/// then checks that only whitespace follows the object; the first error ends
+/// the iteration. The text is valid JSON if and only if the iteration ends
+/// without an error.
+pub fn object_members(text: &str) -> Option<Members<'_>> {
+    let mut sc = Scanner::new(text.as_bytes());
+    sc.skip_ws();
+    if sc.peek() != Some(b'{') {
+        return None;
+    }
+    sc.pos += 1;
+    Some(Members {
+        text,
+        sc,
+        state: MembersState::First,
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MembersState {
+    First,
+    Next,
+    Done,
+}
+
+/// Iterator over the members of a top-level object; see [`object_members`].
+#[derive(Debug, Clone)]
+pub struct Members<'a> {
+    text: &'a str,
+    sc: Scanner<'a>,
+    state: MembersState,
+}
+
+impl<'a> Members<'a> {
+    fn step(&mut self) -> Result<Option<Member<'a>>, JsonError> {
+        let sc = &mut self.sc;
+        match self.state {
+            MembersState::Done => return Ok(None),
+            MembersState::First => {
+                sc.skip_ws();
+                if sc.peek() == Some(b'}') {
+                    sc.pos += 1;
+                    return self.finish();
+                }
+            }
+            MembersState::Next => {
+                sc.skip_ws();
+                match sc.peek() {
+                    Some(b',') => {
+                        sc.pos += 1;
+                        sc.skip_ws();
+                    }
+                    Some(b'}') => {
+                        sc.pos += 1;
+                        return self.finish();
+                    }
+                    Some(_) => return Err(sc.err(JsonErrorKind::UnexpectedByte)),
+                    None => return Err(sc.err(JsonErrorKind::UnexpectedEnd)),
+                }
+            }
+        }
+        self.state = MembersState::Next;
+        let sc = &mut self.sc;
+        // Key.
+        match sc.peek() {
+            Some(b'"') => {}
+            Some(_) => return Err(sc.err(JsonErrorKind::UnexpectedByte)),
+            None => return Err(sc.err(JsonErrorKind::UnexpectedEnd)),
+        }
+        let kstart = sc.pos + 1;
+        let kescaped = sc.string()?;
+        let kend = sc.pos - 1;
+        sc.colon()?;
+        // Value.
+        let vstart = sc.pos;
+        let (kind, escaped) = match sc.peek() {
+            Some(b'"') => (ValueKind::String, sc.string()?),
+            Some(b) => {
+                let kind = kind_of(b).ok_or_else(|| sc.err(JsonErrorKind::UnexpectedByte))?;
+                sc.value(1)?;
+                (kind, false)
+            }
+            None => return Err(sc.err(JsonErrorKind::UnexpectedEnd)),
+        };
+        let key = self.slice(kstart, kend)?;
+        let text = self.slice(vstart, self.sc.pos)?;
+        Ok(Some(Member {
+            key: JsonStr {
+                raw: key,
+                escaped: kescaped,
+            },
+            value: Value {
+                text,
+                kind,
+                escaped,
+            },
+        }))
+    }
+
+    /// After the closing brace: only whitespace may follow.
+    fn finish(&mut self) -> Result<Option<Member<'a>>, JsonError> {
+        self.state = MembersState::Done;
+        self.sc.skip_ws();
+        if self.sc.pos < self.sc.b.len() {
+            return Err(self.sc.err(JsonErrorKind::TrailingData));
+        }
+        Ok(None)
+    }
+
+    /// Token boundaries are ASCII bytes, so they are char boundaries; the
+    /// error branch is unreachable but keeps this panic-free.
+    fn slice(&self, start: usize, end: usize) -> Result<&'a str, JsonError> {
+        self.text.get(start..end).ok_or(JsonError {
+            offset: start,
+            kind: JsonErrorKind::InvalidUtf8,
+        })
+    }
+}
+
+impl<'a> Iterator for Members<'a> {
+    type Item = Result<Member<'a>, JsonError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.step() {
+            Ok(Some(m)) => Some(Ok(m)),
+            Ok(None) => None,
+            Err(e) => {
+                self.state = MembersState::Done;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+impl core::iter::FusedIterator for Members<'_> {}
+
+/// The kind of value a byte starts, if any.
+#[inline]
+fn kind_of(b: u8) -> Option<ValueKind> {
+    Some(match b {
+        b'{' => ValueKind::Object,
+        b'[' => ValueKind::Array,
+        b'"' => ValueKind::String,
+        b'-' | b'0'..=b'9' => ValueKind::Number,
+        b't' | b'f' => ValueKind::Bool,
+        b'n' => ValueKind::Null,
+        _ => return None,
+    })
+}
+
+/// Reads an integer member. Accepts JSON integers only: an optional `-`,
+/// then `0` or a digit string without leading zero. **Decision**: fractions
+/// and exponents are rejected even when the value is whole (`1.0`, `1e2`),
+/// so every accepted text names its integer one way; `-0` is 0.
+/// `None` when the text is not such an integer or it is out of range.
+pub fn parse_i32(text: &str) -> Option<i32> {
+    let (neg, mag) = parse_int(text)?;
+    let v = i64::try_from(mag).ok()?;
+    i32::try_from(if neg { -v } else { v }).ok()
+}
+
+/// Reads an unsigned integer member (see [`parse_i32`] for the grammar);
+/// `-0` is accepted as 0, other negatives are out of range.
+pub fn parse_u32(text: &str) -> Option<u32> {
+    parse_u64(text).and_then(|v| u32::try_from(v).ok())
+}
+
+/// Reads an unsigned integer member (see [`parse_i32`] for the grammar);
+/// `-0` is accepted as 0, other negatives are out of range.
+pub fn parse_u64(text: &str) -> Option<u64> {
+    match parse_int(text)? {
+        (true, 0) => Some(0),
+        (true, _) => None,
+        (false, v) => Some(v),
+    }
+}
+
+/// Sign and magnitude of a JSON integer.
+fn parse_int(text: &str) -> Option<(bool, u64)> {
+    let b = text.as_bytes();
+    let (neg, digits) = match b.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, b),
+    };
+    match digits {
+        [] => return None,
+        [b'0'] => return Some((neg, 0)),
+        [b'0', ..] => return None,
+        _ => {}
+    }
+    let mut v: u64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+    }
+    Some((neg, v))
+}
+
+/// The cursor over the bytes of a text that is known to be UTF-8 (bytes at
+/// or above 0x80 are only accepted inside strings, where they are copied
+/// through).
+#[derive(Debug, Clone)]
+struct Scanner<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn new(b: &'a [u8]) -> Self {
+        Scanner { b, pos: 0 }
+    }
+
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.pos).copied()
+    }
+
+    #[inline]
+    fn err(&self, kind: JsonErrorKind) -> JsonError {
+        JsonError {
+            offset: self.pos,
+            kind,
+        }
+    }
+
+    /// UnexpectedEnd at the end of the text, else `kind`.
+    #[inline]
+    fn err_or_end(&self, kind: JsonErrorKind) -> JsonError {
+        if self.pos >= self.b.len() {
+            self.err(JsonErrorKind::UnexpectedEnd)
+        } else {
+            self.err(kind)
+        }
+    }
+
+    #[inline]
+    fn skip_ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    /// After a key: whitespace, `:`, whitespace.
+    #[inline]
+    fn colon(&mut self) -> Result<(), JsonError> {
+        self.skip_ws();
+        if self.peek() != Some(b':') {
+            return Err(self.err_or_end(JsonErrorKind::UnexpectedByte));
+        }
+        self.pos += 1;
+        self.skip_ws();
+        Ok(())
+    }
+
+    /// An object key at `pos` (after whitespace), then the colon.
+    #[inline]
+    fn key(&mut self) -> Result<(), JsonError> {
+        if self.peek() != Some(b'"') {
+            return Err(self.err_or_end(JsonErrorKind::UnexpectedByte));
+        }
+        self.string()?;
+        self.colon()
+    }
+
+    /// Skips one value at `pos` (no leading whitespace). `depth` containers
+    /// are already open around it.
+    fn value(&mut self, depth: usize) -> Result<(), JsonError> {
+        // Bit i of `stack` is 1 when the container opened i levels ago is an
+        // object; bit 0 is the innermost open container.
+        let mut stack: u64 = 0;
+        let mut open: usize = 0;
+        loop {
+            // A value is expected at `pos`.
+            match self.peek() {
+                Some(c @ (b'{' | b'[')) => {
+                    if depth + open >= MAX_DEPTH {
+                        return Err(self.err(JsonErrorKind::TooDeep));
+                    }
+                    let is_obj = c == b'{';
+                    self.pos += 1;
+                    self.skip_ws();
+                    let close = if is_obj { b'}' } else { b']' };
+                    if self.peek() == Some(close) {
+                        self.pos += 1;
+                    } else {
+                        stack = (stack << 1) | u64::from(is_obj);
+                        open += 1;
+                        if is_obj {
+                            self.key()?;
+                        }
+                        continue;
+                    }
+                }
+                Some(b'"') => {
+                    self.string()?;
+                }
+                Some(b'-' | b'0'..=b'9') => self.number()?,
+                Some(b't') => self.literal(b"true")?,
+                Some(b'f') => self.literal(b"false")?,
+                Some(b'n') => self.literal(b"null")?,
+                Some(_) => return Err(self.err(JsonErrorKind::UnexpectedByte)),
+                None => return Err(self.err(JsonErrorKind::UnexpectedEnd)),
+            }
+            // A value just ended: close containers until one continues.
+            loop {
+                if open == 0 {
+                    return Ok(());
+                }
+                self.skip_ws();
+                let in_obj = stack & 1 == 1;
+                match self.peek() {
+                    Some(b',') => {
+                        self.pos += 1;
+                        self.skip_ws();
+                        if in_obj {
+                            self.key()?;
+                        }
+                        break;
+                    }
+                    Some(b'}') if in_obj => {}
+                    Some(b']') if !in_obj => {}
+                    Some(_) => return Err(self.err(JsonErrorKind::UnexpectedByte)),
+                    None => return Err(self.err(JsonErrorKind::UnexpectedEnd)),
+                }
+                self.pos += 1;
+                stack >>= 1;
+                open -= 1;
+            }
+        }
+    }
+
+    /// Skips a string starting at the `"` at `pos`; true when it holds
+    /// escapes.
+    fn string(&mut self) -> Result<bool, JsonError> {
+        self.pos += 1;
+        let mut escaped = false;
+        loop {
+            let rest = self.b.get(self.pos..).unwrap_or_default();
+            match rest
+                .iter()
+                .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+            {
+                Some(n) => self.pos += n,
+                None => {
+                    self.pos = self.b.len();
+                    return Err(self.err(JsonErrorKind::UnexpectedEnd));
+                }
+            }
+            match self.peek() {
+                Some(b'"') => {
+                    self.pos += 1;
+                    return Ok(escaped);
+                }
+                Some(b'\\') => {
+                    escaped = true;
+                    self.escape()?;
+                }
+                _ => return Err(self.err(JsonErrorKind::ControlCharacter)),
+            }
+        }
+    }
+
+    /// Skips the escape at the `\` at `pos`.
+    fn escape(&mut self) -> Result<(), JsonError> {
+        let start = self.pos;
+        self.pos += 1;
+        match self.peek() {
+            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
+                self.pos += 1;
+                Ok(())
+            }
+            Some(b'u') => {
+                self.pos += 1;
+                let hi = self.hex4()?;
+                match hi {
+                    0xD800..=0xDBFF => {
+                        if self.b.get(self.pos..self.pos + 2) != Some(b"\\u") {
+                            return Err(JsonError {
+                                offset: start,
+                                kind: JsonErrorKind::InvalidSurrogate,
+                            });
+                        }
+                        self.pos += 2;
+                        let lo = self.hex4()?;
+                        if (0xDC00..=0xDFFF).contains(&lo) {
+                            Ok(())
+                        } else {
+                            Err(JsonError {
+                                offset: start,
+                                kind: JsonErrorKind::InvalidSurrogate,
+                            })
+                        }
+                    }
+                    0xDC00..=0xDFFF => Err(JsonError {
+                        offset: start,
+                        kind: JsonErrorKind::InvalidSurrogate,
+                    }),
+                    _ => Ok(()),
+                }
+            }
+            Some(_) => Err(self.err(JsonErrorKind::InvalidEscape)),
+            None => Err(self.err(JsonErrorKind::UnexpectedEnd)),
+        }
+    }
+
+    /// Four hex digits of a `\u` escape.
+    fn hex4(&mut self) -> Result<u32, JsonError> {
+        let mut v = 0u32;
+        for _ in 0..4 {
+            let d = self
+                .peek()
+                .ok_or_else(|| self.err(JsonErrorKind::UnexpectedEnd))?;
+            let d = hex_val(d).ok_or_else(|| self.err(JsonErrorKind::InvalidEscape))?;
+            v = (v << 4) | u32::from(d);
+            self.pos += 1;
+        }
+        Ok(v)
+    }
+
+    /// Skips a number starting at `pos` (a `-` or a digit).
+    fn number(&mut self) -> Result<(), JsonError> {
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        match self.peek() {
+            Some(b'0') => {
+                self.pos += 1;
+                if let Some(b'0'..=b'9') = self.peek() {
+                    return Err(self.err(JsonErrorKind::InvalidNumber));
+                }
+            }
+            Some(b'1'..=b'9') => {
+                self.pos += 1;
+                self.digits();
+            }
+            _ => return Err(self.err_or_end(JsonErrorKind::InvalidNumber)),
+        }
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            if self.digits() == 0 {
+                return Err(self.err_or_end(JsonErrorKind::InvalidNumber));
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.pos += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.pos += 1;
+            }
+            if self.digits() == 0 {
+                return Err(self.err_or_end(JsonErrorKind::InvalidNumber));
+            }
+        }
+        Ok(())
+    }
+
+    /// Skips ASCII digits; returns how many.
+    #[inline]
+    fn digits(&mut self) -> usize {
+        let start = self.pos;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.pos += 1;
+        }
+        self.pos - start
+    }
+
+    /// Skips the literal `lit`, which starts at `pos`.
+    fn literal(&mut self, lit: &[u8]) -> Result<(), JsonError> {
+        for &want in lit {
+            match self.peek() {
+                Some(got) if got == want => self.pos += 1,
+                Some(_) => return Err(self.err(JsonErrorKind::UnexpectedByte)),
+                None => return Err(self.err(JsonErrorKind::UnexpectedEnd)),
+            }
+        }
+        Ok(())
+    }
 }
