@@ -446,3 +446,628 @@ fn put_u64<S: Sink>(s: &mut S, mut v: u64) -> Result<(), EncodeError> {
     }
     s.put(buf.get(buf.len() - len..).unwrap_or_default())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::msg::scan::JsonErrorKind;
+    use std::format;
+    use std::string::{String, ToString};
+    use std::vec::Vec;
+
+    const EXAMPLE: &[u8] = br#"{"notification":"test","priority":1,"to":"xyz","type":"register"}"#;
+
+    fn app(s: &str) -> AppId {
+        AppId::new(s).unwrap()
+    }
+
+    fn nid(s: &str) -> NotificationId {
+        NotificationId::new(s).unwrap()
+    }
+
+    fn enc(m: &Message<'_>) -> String {
+        let mut buf = [0u8; 1024];
+        let n = encode(m, &mut buf).unwrap();
+        assert_eq!(encoded_len(m), Ok(n));
+        String::from_utf8(buf[..n].to_vec()).unwrap()
+    }
+
+    fn dec(s: &str) -> Result<Message<'_>, DecodeError> {
+        decode(s.as_bytes())
+    }
+
+    fn sample_notify() -> Notify<'static> {
+        Notify {
+            from: app("pay"),
+            to: Destination::One,
+            notification: nid("card"),
+            flags: 7,
+            reference: Some(42),
+            parameter: RawJson::new(r#"{"a":[1,2]}"#).unwrap(),
+        }
+    }
+
+    #[test]
+    fn documented_example() {
+        assert_eq!(EXAMPLE.len(), 65);
+        let m = decode(EXAMPLE).unwrap();
+        assert_eq!(
+            m,
+            Message::Register(Register {
+                to: app("xyz"),
+                notification: nid("test"),
+                priority: 1,
+            })
+        );
+        assert_eq!(enc(&m).as_bytes(), EXAMPLE);
+        assert_eq!(encoded_len(&m), Ok(65));
+    }
+
+    #[test]
+    fn encodings_are_pinned() {
+        let u = Message::Unregister(Unregister {
+            to: app("xyz"),
+            notification: nid("test"),
+        });
+        assert_eq!(
+            enc(&u),
+            r#"{"notification":"test","to":"xyz","type":"unregister"}"#
+        );
+        let n = sample_notify();
+        assert_eq!(
+            enc(&Message::Notify(n.clone())),
+            r#"{"flags":7,"from":"pay","notification":"card","parameter":{"a":[1,2]},"reference":42,"to":"1","type":"notify"}"#
+        );
+        let n = Notify {
+            reference: None,
+            to: Destination::All,
+            ..n
+        };
+        assert_eq!(
+            enc(&Message::UnicastError(n)),
+            r#"{"flags":7,"from":"pay","notification":"card","parameter":{"a":[1,2]},"to":"*","type":"unicast_error"}"#
+        );
+        let r = Message::Register(Register {
+            to: app("a"),
+            notification: nid("b"),
+            priority: i32::MIN,
+        });
+        assert_eq!(
+            enc(&r),
+            r#"{"notification":"b","priority":-2147483648,"to":"a","type":"register"}"#
+        );
+        let n = Notify {
+            flags: u32::MAX,
+            reference: Some(u64::MAX),
+            ..sample_notify()
+        };
+        assert!(enc(&Message::Notify(n)).contains(r#""flags":4294967295,"#));
+        let n = Notify {
+            flags: 0,
+            reference: Some(0),
+            ..sample_notify()
+        };
+        let s = enc(&Message::Notify(n));
+        assert!(
+            s.contains(r#""flags":0,"#) && s.contains(r#""reference":0,"#),
+            "{s}"
+        );
+    }
+
+    /// Calls `f` with every permutation of `items` (Heap's algorithm).
+    fn permutations<T: Clone>(items: &[T], mut f: impl FnMut(&[T])) {
+        let mut a = items.to_vec();
+        let n = a.len();
+        let mut c = std::vec![0usize; n];
+        f(&a);
+        let mut i = 0;
+        while i < n {
+            if c[i] < i {
+                if i % 2 == 0 {
+                    a.swap(0, i);
+                } else {
+                    a.swap(c[i], i);
+                }
+                f(&a);
+                c[i] += 1;
+                i = 0;
+            } else {
+                c[i] = 0;
+                i += 1;
+            }
+        }
+    }
+
+    #[test]
+    fn every_member_order() {
+        let reg = [
+            r#""type":"register""#,
+            r#""to":"xyz""#,
+            r#""notification":"test""#,
+            r#""priority":1"#,
+        ];
+        let want = decode(EXAMPLE).unwrap();
+        let mut count = 0;
+        permutations(&reg, |p| {
+            let body = format!("{{{}}}", p.join(","));
+            assert_eq!(dec(&body).unwrap(), want, "{body}");
+            count += 1;
+        });
+        assert_eq!(count, 24);
+
+        let notify = [
+            r#""type":"notify""#,
+            r#""from":"pay""#,
+            r#""to":"1""#,
+            r#""notification":"card""#,
+            r#""flags":7"#,
+            r#""reference":42"#,
+            r#""parameter":{"a":[1,2]}"#,
+        ];
+        let want = Message::Notify(sample_notify());
+        let mut count = 0;
+        permutations(&notify, |p| {
+            let body = format!("{{ {} }}", p.join(" ,\n"));
+            assert_eq!(dec(&body).unwrap(), want, "{body}");
+            count += 1;
+        });
+        assert_eq!(count, 5040);
+    }
+
+    #[test]
+    fn defaults_and_optionals() {
+        let m = dec(r#"{"type":"register","to":"a","notification":"n"}"#).unwrap();
+        assert!(matches!(m, Message::Register(Register { priority: 0, .. })));
+        let m = dec(r#"{"type":"notify","from":"a","to":"*","notification":"n"}"#).unwrap();
+        let Message::Notify(n) = m else { panic!() };
+        assert_eq!(n.flags, 0);
+        assert_eq!(n.reference, None);
+        assert_eq!(n.parameter, RawJson::EMPTY_OBJECT);
+        assert_eq!(n.to, Destination::All);
+        let m = dec(r#"{"type":"notify","from":"a","to":"b","notification":"n","reference":null,"parameter":null}"#).unwrap();
+        let Message::Notify(n) = m else { panic!() };
+        assert_eq!(n.reference, None);
+        assert_eq!(n.parameter, RawJson::NULL);
+        assert_eq!(n.to, Destination::App(app("b")));
+        let m = dec(r#"{"type":"register","to":"a","notification":"n","priority":-0}"#).unwrap();
+        assert!(matches!(m, Message::Register(Register { priority: 0, .. })));
+        let m = dec(r#"{"type":"register","to":"a","notification":"n","priority":-2147483648}"#)
+            .unwrap();
+        assert!(matches!(
+            m,
+            Message::Register(Register {
+                priority: i32::MIN,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn unicast_error_decodes() {
+        let m = dec(r#"{"type":"unicast_error","from":"pay","to":"1","notification":"card","flags":7,"reference":42,"parameter":{"a":[1,2]}}"#).unwrap();
+        assert_eq!(m, Message::UnicastError(sample_notify()));
+    }
+
+    #[test]
+    fn parameter_of_every_kind_round_trips_as_text() {
+        for p in [
+            "{}",
+            r#"{"k":"v","n":[1,{"x":null}]}"#,
+            "[]",
+            r#"[1, "two", [3]]"#,
+            r#""text""#,
+            r#""esc\"aped\\ \u00e9 \ud83d\ude00""#,
+            "0",
+            "-12.5e-3",
+            "true",
+            "false",
+            "null",
+            "{ \"spaced\" : [ 1 , 2 ] }",
+        ] {
+            let body = format!(
+                r#"{{"type":"notify","from":"a","to":"*","notification":"n","parameter":{p}}}"#
+            );
+            let m = dec(&body).unwrap();
+            let Message::Notify(n) = &m else { panic!() };
+            assert_eq!(n.parameter.as_str(), p);
+            // No copy: the parameter points into the body.
+            let start = body.find(p).unwrap();
+            assert!(core::ptr::eq(
+                n.parameter.as_str(),
+                &body[start..start + p.len()]
+            ));
+            let again = enc(&m);
+            assert!(again.contains(&format!(r#""parameter":{p},"#)), "{again}");
+            assert_eq!(dec(&again).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn parameter_whitespace_is_trimmed_on_encode() {
+        let m = Message::Notify(Notify {
+            parameter: RawJson::new(" \n[1, 2]\t ").unwrap(),
+            ..sample_notify()
+        });
+        let s = enc(&m);
+        assert!(s.contains(r#""parameter":[1, 2],"#), "{s}");
+    }
+
+    #[test]
+    fn missing_members() {
+        use DecodeError::MissingMember as M;
+        assert_eq!(dec("{}"), Err(M("type")));
+        assert_eq!(dec(r#"{"to":"a","notification":"n"}"#), Err(M("type")));
+        assert_eq!(
+            dec(r#"{"type":"register","notification":"n"}"#),
+            Err(M("to"))
+        );
+        assert_eq!(
+            dec(r#"{"type":"register","to":"a"}"#),
+            Err(M("notification"))
+        );
+        assert_eq!(
+            dec(r#"{"type":"unregister","to":"a"}"#),
+            Err(M("notification"))
+        );
+        assert_eq!(
+            dec(r#"{"type":"unregister","notification":"n"}"#),
+            Err(M("to"))
+        );
+        let full = [
+            ("from", r#""from":"a""#),
+            ("to", r#""to":"b""#),
+            ("notification", r#""notification":"n""#),
+        ];
+        for ty in ["notify", "unicast_error"] {
+            for (name, _) in full {
+                let rest: Vec<&str> = full
+                    .iter()
+                    .filter(|(n, _)| *n != name)
+                    .map(|(_, m)| *m)
+                    .collect();
+                let body = format!(r#"{{"type":"{ty}",{}}}"#, rest.join(","));
+                assert_eq!(dec(&body), Err(M(name)), "{body}");
+            }
+        }
+    }
+
+    #[test]
+    fn wrong_types() {
+        use DecodeError::WrongType as W;
+        let base = r#""type":"notify","from":"a","to":"b","notification":"n""#;
+        assert_eq!(dec(r#"{"type":1}"#), Err(W("type")));
+        assert_eq!(dec(r#"{"type":null}"#), Err(W("type")));
+        assert_eq!(dec(r#"{"type":["notify"]}"#), Err(W("type")));
+        for (name, bad) in [
+            ("from", "1"),
+            ("from", "null"),
+            ("from", "{}"),
+            ("to", "1"),
+            ("to", "[\"b\"]"),
+            ("notification", "true"),
+            ("flags", "\"1\""),
+            ("flags", "-1"),
+            ("flags", "4294967296"),
+            ("flags", "1.0"),
+            ("flags", "1e2"),
+            ("flags", "null"),
+            ("reference", "-1"),
+            ("reference", "18446744073709551616"),
+            ("reference", "\"5\""),
+            ("reference", "0.5"),
+            ("reference", "false"),
+        ] {
+            // The later duplicate would be a DuplicateMember; replace instead.
+            let body = if base.contains(&format!("\"{name}\":")) {
+                let mut members: Vec<String> = base.split(',').map(ToString::to_string).collect();
+                for m in &mut members {
+                    if m.starts_with(&format!("\"{name}\":")) {
+                        *m = format!("\"{name}\":{bad}");
+                    }
+                }
+                format!("{{{}}}", members.join(","))
+            } else {
+                format!("{{{base},\"{name}\":{bad}}}")
+            };
+            assert_eq!(dec(&body), Err(W(name)), "{body}");
+        }
+        let reg = r#""type":"register","to":"a","notification":"n""#;
+        for bad in ["2147483648", "-2147483649", "1.5", "\"1\"", "null", "1E0"] {
+            let body = format!("{{{reg},\"priority\":{bad}}}");
+            assert_eq!(dec(&body), Err(W("priority")), "{body}");
+        }
+        assert_eq!(
+            dec(r#"{"type":"register","to":5,"notification":"n"}"#),
+            Err(W("to"))
+        );
+    }
+
+    #[test]
+    fn invalid_ids() {
+        use DecodeError::InvalidId as I;
+        assert_eq!(
+            dec(r#"{"type":"register","to":"1","notification":"n"}"#),
+            Err(I("to", IdError::Reserved))
+        );
+        assert_eq!(
+            dec(r#"{"type":"register","to":"*","notification":"n"}"#),
+            Err(I("to", IdError::Reserved))
+        );
+        assert_eq!(
+            dec(r#"{"type":"register","to":"","notification":"n"}"#),
+            Err(I("to", IdError::Empty))
+        );
+        assert_eq!(
+            dec(r#"{"type":"unregister","to":"a","notification":""}"#),
+            Err(I("notification", IdError::Empty))
+        );
+        assert_eq!(
+            dec(r#"{"type":"notify","from":"*","to":"b","notification":"n"}"#),
+            Err(I("from", IdError::Reserved))
+        );
+        // A raw newline is not JSON; an escaped one breaks the ID rules.
+        let raw_nl = "{\"type\":\"notify\",\"from\":\"a\",\"to\":\"b\n\",\"notification\":\"n\"}";
+        assert_eq!(
+            dec(raw_nl),
+            Err(DecodeError::Json(crate::msg::scan::JsonError {
+                offset: raw_nl.find('\n').unwrap(),
+                kind: JsonErrorKind::ControlCharacter
+            }))
+        );
+        assert_eq!(
+            dec(r#"{"type":"notify","from":"a","to":"b\n","notification":"n"}"#),
+            Err(I("to", IdError::ControlChar))
+        );
+        assert_eq!(
+            dec(r#"{"type":"notify","from":"a\u0000","to":"b","notification":"n"}"#),
+            Err(I("from", IdError::ControlChar))
+        );
+        assert_eq!(
+            dec(r#"{"type":"notify","from":"a\u0085","to":"b","notification":"n"}"#),
+            Err(I("from", IdError::ControlChar))
+        );
+        let long = "x".repeat(65);
+        let body = format!(r#"{{"type":"register","to":"{long}","notification":"n"}}"#);
+        assert_eq!(dec(&body), Err(I("to", IdError::TooLong)));
+        // 64 bytes once decoded, but longer as written: accepted.
+        let at_max = "\\u00e9".repeat(32);
+        let body = format!(r#"{{"type":"register","to":"{at_max}","notification":"n"}}"#);
+        let Message::Register(r) = dec(&body).unwrap() else {
+            panic!()
+        };
+        assert_eq!(r.to.as_str(), "é".repeat(32));
+        let over = format!("{at_max}x");
+        let body = format!(r#"{{"type":"register","to":"{over}","notification":"n"}}"#);
+        assert_eq!(dec(&body), Err(I("to", IdError::TooLong)));
+        // An escaped selector is still a selector.
+        let m =
+            dec(r#"{"type":"notify","from":"a","to":"\u002a","notification":"\u0031"}"#).unwrap();
+        let Message::Notify(n) = m else { panic!() };
+        assert_eq!(n.to, Destination::All);
+        assert_eq!(n.notification.as_str(), "1");
+    }
+
+    #[test]
+    fn escaped_ids_and_keys() {
+        let body = r#"{"t\u0079pe":"re\u0067ister","to":"a\"b\\c\/d","notific\u0061tion":"\u65e5\ud83d\ude00 x"}"#;
+        let m = dec(body).unwrap();
+        let want = Message::Register(Register {
+            to: app("a\"b\\c/d"),
+            notification: nid("日😀 x"),
+            priority: 0,
+        });
+        assert_eq!(m, want);
+        let again = enc(&m);
+        assert_eq!(
+            again,
+            r#"{"notification":"日😀 x","priority":0,"to":"a\"b\\c/d","type":"register"}"#
+        );
+        assert_eq!(dec(&again).unwrap(), want);
+    }
+
+    #[test]
+    fn duplicates() {
+        use DecodeError::DuplicateMember as D;
+        assert_eq!(
+            dec(r#"{"type":"register","type":"register","to":"a","notification":"n"}"#),
+            Err(D("type"))
+        );
+        assert_eq!(dec(r#"{"type":"x","type":"y"}"#), Err(D("type")));
+        assert_eq!(
+            dec(r#"{"type":"register","to":"a","notification":"n","to":"b"}"#),
+            Err(D("to"))
+        );
+        assert_eq!(
+            dec(r#"{"type":"register","to":"a","notification":"n","priority":1,"priority":1}"#),
+            Err(D("priority"))
+        );
+        // Escapes do not hide a duplicate.
+        assert_eq!(
+            dec(r#"{"type":"register","to":"a","notification":"n","\u0074o":"b"}"#),
+            Err(D("to"))
+        );
+        assert_eq!(
+            dec(
+                r#"{"type":"notify","from":"a","to":"b","notification":"n","parameter":1,"parameter":2}"#
+            ),
+            Err(D("parameter"))
+        );
+        assert_eq!(
+            dec(
+                r#"{"type":"notify","from":"a","to":"b","notification":"n","reference":null,"reference":null}"#
+            ),
+            Err(D("reference"))
+        );
+        // Duplicates of members the message does not have are extras.
+        assert!(matches!(
+            dec(
+                r#"{"type":"register","to":"a","notification":"n","flags":1,"flags":"x","from":1,"from":2}"#
+            ),
+            Ok(Message::Register(_))
+        ));
+        assert!(matches!(
+            dec(r#"{"type":"unregister","to":"a","notification":"n","priority":1,"priority":2}"#),
+            Ok(Message::Unregister(_))
+        ));
+        assert!(matches!(
+            dec(r#"{"type":"future","to":1,"to":2}"#),
+            Ok(Message::Unknown("future"))
+        ));
+        // Unknown members may repeat.
+        assert!(matches!(
+            dec(r#"{"type":"register","to":"a","notification":"n","x":1,"x":2}"#),
+            Ok(Message::Register(_))
+        ));
+    }
+
+    #[test]
+    fn unknown_types_and_extras() {
+        assert_eq!(dec(r#"{"type":"hello"}"#), Ok(Message::Unknown("hello")));
+        assert_eq!(dec(r#"{"type":""}"#), Ok(Message::Unknown("")));
+        assert_eq!(
+            dec(r#"{"type":"Register"}"#),
+            Ok(Message::Unknown("Register"))
+        );
+        assert_eq!(
+            dec(r#"{"type":"x\u00e9\n","to":5}"#),
+            Ok(Message::Unknown("x\\u00e9\\n"))
+        );
+        assert_eq!(
+            dec(r#"{"type":"a-very-long-type-name-indeed"}"#),
+            Ok(Message::Unknown("a-very-long-type-name-indeed"))
+        );
+        assert_eq!(
+            dec(r#"{"type":"unicast\u005ferror","from":"a","to":"1","notification":"n"}"#)
+                .map(|m| m.kind()),
+            Ok("unicast_error")
+        );
+        let m = dec(
+            r#"{"x":{"y":[1,2,{"z":null}]},"type":"unregister","to":"a","notification":"n","priority":"ignored","extra":"\ud83d\ude00"}"#,
+        );
+        assert!(matches!(m, Ok(Message::Unregister(_))));
+        assert!(Message::Unknown("x").in_json_protocol());
+        let mut buf = [0u8; 64];
+        assert_eq!(
+            encode(&Message::Unknown("x"), &mut buf),
+            Err(EncodeError::Unsupported)
+        );
+        assert_eq!(
+            encoded_len(&Message::Unknown("x")),
+            Err(EncodeError::Unsupported)
+        );
+    }
+
+    #[test]
+    fn not_json_not_object_not_utf8() {
+        assert_eq!(decode(b"{\"type\":\"\xff\"}"), Err(DecodeError::NotUtf8));
+        assert_eq!(
+            decode(b"\xef\xbb\xbf{}"),
+            Err(DecodeError::Json(crate::msg::scan::JsonError {
+                offset: 0,
+                kind: JsonErrorKind::UnexpectedByte,
+            }))
+        );
+        for body in ["[]", "1", "\"type\"", "null", " true "] {
+            assert_eq!(dec(body), Err(DecodeError::NotAnObject), "{body}");
+        }
+        for body in [
+            "",
+            " ",
+            "{",
+            "[",
+            "{\"type\":\"register\",}",
+            "{\"type\":\"register\"} {}",
+            "nope",
+            "{\"type\":'x'}",
+            "{\"type\":\"notify\",\"parameter\":[1,]}",
+        ] {
+            assert!(matches!(dec(body), Err(DecodeError::Json(_))), "{body}");
+        }
+        // The whole body is validated even when the message is complete.
+        assert!(matches!(
+            dec(r#"{"type":"register","to":"a","notification":"n","x":01}"#),
+            Err(DecodeError::Json(_))
+        ));
+    }
+
+    #[test]
+    fn compact_only_messages_are_unsupported() {
+        let mut buf = [0u8; 256];
+        for m in [
+            Message::Hello(crate::msg::Hello {
+                version: 1,
+                app_id: None,
+                acks: false,
+            }),
+            Message::Observe(true),
+            Message::UnicastErrors(false),
+            Message::Ack(1),
+            Message::StatusRequest,
+            Message::Status(crate::msg::Status::default()),
+        ] {
+            assert_eq!(encode(&m, &mut buf), Err(EncodeError::Unsupported));
+            assert_eq!(encoded_len(&m), Err(EncodeError::Unsupported));
+        }
+    }
+
+    #[test]
+    fn buffer_full_at_every_short_length() {
+        let m = Message::Notify(Notify {
+            from: app("a\"b"),
+            ..sample_notify()
+        });
+        let n = encoded_len(&m).unwrap();
+        let mut buf = std::vec![0u8; n];
+        for len in 0..n {
+            assert_eq!(
+                encode(&m, &mut buf[..len]),
+                Err(EncodeError::BufferFull),
+                "{len}"
+            );
+        }
+        assert_eq!(encode(&m, &mut buf), Ok(n));
+        assert_eq!(decode(&buf).unwrap(), m);
+    }
+
+    #[test]
+    fn string_escaping() {
+        let mut out = Counter { len: 0 };
+        put_str(&mut out, "a\"\\\u{1}\u{1f}\u{7f}é").unwrap();
+        let mut buf = [0u8; 64];
+        let mut c = Cursor {
+            buf: &mut buf,
+            len: 0,
+        };
+        put_str(&mut c, "a\"\\\u{1}\u{1f}\u{7f}é").unwrap();
+        let n = c.len;
+        assert_eq!(n, out.len);
+        let s = core::str::from_utf8(&buf[..n]).unwrap();
+        assert_eq!(s, "\"a\\\"\\\\\\u0001\\u001f\u{7f}é\"");
+        let back: String = serde_json::from_str(s).unwrap();
+        assert_eq!(back, "a\"\\\u{1}\u{1f}\u{7f}é");
+    }
+
+    #[test]
+    fn integers_written() {
+        for v in [0u64, 1, 9, 10, 99, 100, 12345, u64::MAX] {
+            let mut buf = [0u8; 32];
+            let mut c = Cursor {
+                buf: &mut buf,
+                len: 0,
+            };
+            put_u64(&mut c, v).unwrap();
+            let n = c.len;
+            assert_eq!(core::str::from_utf8(&buf[..n]).unwrap(), v.to_string());
+        }
+        for v in [0i32, -1, 1, i32::MIN, i32::MAX] {
+            let mut buf = [0u8; 32];
+            let mut c = Cursor {
+                buf: &mut buf,
+                len: 0,
+            };
+            put_i32(&mut c, v).unwrap();
+            let n = c.len;
+            assert_eq!(core::str::from_utf8(&buf[..n]).unwrap(), v.to_string());
+        }
+    }
+}

@@ -20,6 +20,9 @@ pub mod compact;
 pub mod json;
 pub mod scan;
 
+#[cfg(test)]
+mod tests;
+
 /// The body encoding of a frame, named by the frame's message id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Encoding {

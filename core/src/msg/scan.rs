@@ -867,3 +867,314 @@ impl<'a> Scanner<'a> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::string::String as StdString;
+    use std::vec::Vec;
+
+    fn kind(text: &str) -> Option<JsonErrorKind> {
+        validate_value(text.as_bytes()).err().map(|e| e.kind)
+    }
+
+    #[test]
+    fn valid_corpus() {
+        for t in [
+            "0",
+            "-0",
+            "1",
+            "-1",
+            "10",
+            "1.5",
+            "-0.0",
+            "1e5",
+            "1E5",
+            "1e+5",
+            "1e-5",
+            "0.1e-10",
+            "123456789012345678901234567890",
+            "1e400",
+            "true",
+            "false",
+            "null",
+            "\"\"",
+            "\"abc\"",
+            "\"é日😀\"",
+            "\"\\\" \\\\ \\/ \\b \\f \\n \\r \\t\"",
+            "\"\\u0000\\u00e9\\uFFFF\"",
+            "\"\\ud83d\\ude00\"",
+            "\"\\uD83D\\uDE00\"",
+            "\"\u{7f}\"",
+            "[]",
+            "{}",
+            "[ ]",
+            "{ }",
+            "[1,2,3]",
+            "[1, [2, [3, {}]], \"x\"]",
+            "{\"a\":1}",
+            "{\"a\":{\"b\":[true,false,null]},\"c\":\"d\"}",
+            "{\"a\":1,\"a\":2}",
+            " \t\r\n{ \"a\" : [ 1 , 2 ] } \t\r\n",
+            "  1  ",
+        ] {
+            assert_eq!(validate_value(t.as_bytes()), Ok(()), "{t:?}");
+        }
+    }
+
+    #[test]
+    fn invalid_corpus() {
+        use JsonErrorKind::*;
+        for (t, k) in [
+            ("", UnexpectedEnd),
+            ("   ", UnexpectedEnd),
+            ("01", InvalidNumber),
+            ("-01", InvalidNumber),
+            ("00", InvalidNumber),
+            ("-", UnexpectedEnd),
+            ("- 1", InvalidNumber),
+            ("+1", UnexpectedByte),
+            (".5", UnexpectedByte),
+            ("1.", UnexpectedEnd),
+            ("1.e5", InvalidNumber),
+            ("1e", UnexpectedEnd),
+            ("1e+", UnexpectedEnd),
+            ("1ex", InvalidNumber),
+            ("0x10", TrailingData),
+            ("NaN", UnexpectedByte),
+            ("Infinity", UnexpectedByte),
+            ("tru", UnexpectedEnd),
+            ("trUe", UnexpectedByte),
+            ("nul", UnexpectedEnd),
+            ("True", UnexpectedByte),
+            ("\"abc", UnexpectedEnd),
+            ("\"a\nb\"", ControlCharacter),
+            ("\"a\u{0}b\"", ControlCharacter),
+            ("\"\t\"", ControlCharacter),
+            ("\"\\x\"", InvalidEscape),
+            ("\"\\'\"", InvalidEscape),
+            ("\"\\u12\"", InvalidEscape),
+            ("\"\\u12G4\"", InvalidEscape),
+            ("\"\\u123", UnexpectedEnd),
+            ("\"\\", UnexpectedEnd),
+            ("\"\\ud83d\"", InvalidSurrogate),
+            ("\"\\ud83dx\"", InvalidSurrogate),
+            ("\"\\ud83d\\n\"", InvalidSurrogate),
+            ("\"\\ud83d\\u0041\"", InvalidSurrogate),
+            ("\"\\ud83d\\ud83d\"", InvalidSurrogate),
+            ("\"\\ude00\"", InvalidSurrogate),
+            ("\"\\ude00\\ud83d\"", InvalidSurrogate),
+            ("[1,]", UnexpectedByte),
+            ("[,1]", UnexpectedByte),
+            ("[1 2]", UnexpectedByte),
+            ("[1", UnexpectedEnd),
+            ("[", UnexpectedEnd),
+            ("]", UnexpectedByte),
+            ("{\"a\":1,}", UnexpectedByte),
+            ("{\"a\" 1}", UnexpectedByte),
+            ("{\"a\":}", UnexpectedByte),
+            ("{\"a\"}", UnexpectedByte),
+            ("{a:1}", UnexpectedByte),
+            ("{'a':1}", UnexpectedByte),
+            ("{1:1}", UnexpectedByte),
+            ("{\"a\":1]", UnexpectedByte),
+            ("[1}", UnexpectedByte),
+            ("{", UnexpectedEnd),
+            ("{\"a\":1", UnexpectedEnd),
+            ("1 2", TrailingData),
+            ("{} {}", TrailingData),
+            ("{}x", TrailingData),
+            ("[] ,", TrailingData),
+            ("// c\n1", UnexpectedByte),
+            ("/* c */ 1", UnexpectedByte),
+            ("1 // c", TrailingData),
+            ("\u{a0}1", UnexpectedByte),
+            ("\u{feff}1", UnexpectedByte),
+            ("\u{c}1", UnexpectedByte),
+        ] {
+            assert_eq!(kind(t), Some(k), "{t:?}");
+        }
+        assert_eq!(
+            validate_value(b"\"\xff\""),
+            Err(JsonError {
+                offset: 1,
+                kind: InvalidUtf8
+            })
+        );
+        assert_eq!(kind("\"\u{d7ff}\""), None);
+    }
+
+    #[test]
+    fn error_offsets() {
+        let e = validate_value(b"[1, 2,]").unwrap_err();
+        assert_eq!(e.offset, 6);
+        let e = validate_value(b"{\"a\": 01}").unwrap_err();
+        assert_eq!((e.offset, e.kind), (7, JsonErrorKind::InvalidNumber));
+        let e = validate_value(b"\"ab\\ud800\"").unwrap_err();
+        assert_eq!((e.offset, e.kind), (3, JsonErrorKind::InvalidSurrogate));
+        let e = validate_value(b"true false").unwrap_err();
+        assert_eq!((e.offset, e.kind), (5, JsonErrorKind::TrailingData));
+        assert_eq!(
+            std::format!("{e}"),
+            "invalid JSON at byte 5: data after the value"
+        );
+    }
+
+    fn nested(depth: usize, open: &str, close: &str) -> StdString {
+        let mut s = open.repeat(depth);
+        s.push_str(&close.repeat(depth));
+        s
+    }
+
+    #[test]
+    fn depth_limit() {
+        assert_eq!(kind(&nested(MAX_DEPTH, "[", "]")), None);
+        assert_eq!(
+            kind(&nested(MAX_DEPTH + 1, "[", "]")),
+            Some(JsonErrorKind::TooDeep)
+        );
+        let obj = |d: usize| {
+            let mut s = "{\"k\":".repeat(d - 1);
+            s.push_str("{}");
+            s.push_str(&"}".repeat(d - 1));
+            s
+        };
+        assert_eq!(kind(&obj(MAX_DEPTH)), None);
+        assert_eq!(kind(&obj(MAX_DEPTH + 1)), Some(JsonErrorKind::TooDeep));
+        // Mixed kinds: the bit stack must remember every level's kind.
+        let mut s = StdString::new();
+        for i in 0..MAX_DEPTH {
+            s.push_str(if i % 3 == 0 { "{\"k\":" } else { "[0," });
+        }
+        s.push('1');
+        for i in (0..MAX_DEPTH).rev() {
+            s.push(if i % 3 == 0 { '}' } else { ']' });
+        }
+        assert_eq!(kind(&s), None);
+        // Wrong closer deep inside.
+        assert!(s.contains("1}"));
+        let bad = s.replacen("1}", "1]", 1);
+        assert_eq!(kind(&bad), Some(JsonErrorKind::UnexpectedByte));
+        // Huge depth: no stack overflow, just an error.
+        assert_eq!(kind(&"[".repeat(100_000)), Some(JsonErrorKind::TooDeep));
+        // Inside a top-level object the object counts as one level.
+        let inner = nested(MAX_DEPTH - 1, "[", "]");
+        let body = std::format!("{{\"p\":{inner}}}");
+        assert!(object_members(&body).unwrap().all(|m| m.is_ok()));
+        let inner = nested(MAX_DEPTH, "[", "]");
+        let body = std::format!("{{\"p\":{inner}}}");
+        let errs: Vec<_> = object_members(&body)
+            .unwrap()
+            .filter_map(Result::err)
+            .collect();
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].kind, JsonErrorKind::TooDeep);
+    }
+
+    #[test]
+    fn members() {
+        let text = " { \"a\" : 1 , \"b\\u0063\":[1, {\"x\":null}],\"s\":\"q\\\"\" } ";
+        let ms: Vec<Member<'_>> = object_members(text).unwrap().map(Result::unwrap).collect();
+        assert_eq!(ms.len(), 3);
+        assert_eq!(ms[0].key.raw(), "a");
+        assert!(!ms[0].key.has_escapes());
+        assert_eq!(ms[0].value.text(), "1");
+        assert_eq!(ms[0].value.kind(), ValueKind::Number);
+        assert_eq!(ms[0].value.as_i32(), Some(1));
+        assert_eq!(ms[1].key.raw(), "b\\u0063");
+        assert!(ms[1].key.has_escapes());
+        assert!(ms[1].key.decodes_to("bc"));
+        assert!(!ms[1].key.decodes_to("b"));
+        assert!(!ms[1].key.decodes_to("bcd"));
+        assert_eq!(ms[1].value.text(), "[1, {\"x\":null}]");
+        assert_eq!(ms[1].value.kind(), ValueKind::Array);
+        assert_eq!(ms[2].value.kind(), ValueKind::String);
+        let s = ms[2].value.as_string().unwrap();
+        assert_eq!(s.raw(), "q\\\"");
+        assert_eq!(s.unescape::<8>().unwrap().as_str(), "q\"");
+        assert_eq!(s.as_plain(), None);
+        assert!(ms[0].value.as_string().is_none());
+
+        assert!(object_members("[]").is_none());
+        assert!(object_members("").is_none());
+        assert_eq!(object_members("{}").unwrap().count(), 0);
+        // Errors end the iteration; trailing data is reported after the
+        // members.
+        let mut it = object_members("{\"a\":1} x").unwrap();
+        assert!(it.next().unwrap().is_ok());
+        assert_eq!(
+            it.next().unwrap().unwrap_err().kind,
+            JsonErrorKind::TrailingData
+        );
+        assert!(it.next().is_none());
+        let mut it = object_members("{\"a\":01,\"b\":2}").unwrap();
+        assert_eq!(
+            it.next().unwrap().unwrap_err().kind,
+            JsonErrorKind::InvalidNumber
+        );
+        assert!(it.next().is_none());
+        for bad in [
+            "{",
+            "{\"a\"",
+            "{\"a\":",
+            "{\"a\":1,",
+            "{,}",
+            "{\"a\":1 \"b\":2}",
+            "{\"a\":1,}",
+        ] {
+            assert!(object_members(bad).unwrap().any(|m| m.is_err()), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn unescaping() {
+        assert_eq!(unescape::<16>("abc").unwrap().as_str(), "abc");
+        assert_eq!(
+            unescape::<32>("\\\"\\\\\\/\\b\\f\\n\\r\\t")
+                .unwrap()
+                .as_str(),
+            "\"\\/\u{8}\u{c}\n\r\t"
+        );
+        assert_eq!(unescape::<16>("\\u00e9\\u65E5").unwrap().as_str(), "é日");
+        assert_eq!(unescape::<16>("x\\ud83d\\ude00y").unwrap().as_str(), "x😀y");
+        assert_eq!(unescape::<4>("abcd").unwrap().as_str(), "abcd");
+        assert_eq!(unescape::<4>("abcde"), Err(UnescapeError::TooLong));
+        assert_eq!(unescape::<4>("abc\\u00e9"), Err(UnescapeError::TooLong));
+        assert_eq!(unescape::<16>("\\x"), Err(UnescapeError::Invalid));
+        assert_eq!(unescape::<16>("\\"), Err(UnescapeError::Invalid));
+        assert_eq!(unescape::<16>("\\u12"), Err(UnescapeError::Invalid));
+        assert_eq!(unescape::<16>("\\ud83d"), Err(UnescapeError::Invalid));
+        assert_eq!(unescape::<16>("\\ude00"), Err(UnescapeError::Invalid));
+        assert_eq!(
+            unescape::<16>("\\ud83d\\u0041"),
+            Err(UnescapeError::Invalid)
+        );
+    }
+
+    #[test]
+    fn integers() {
+        assert_eq!(parse_i32("0"), Some(0));
+        assert_eq!(parse_i32("-0"), Some(0));
+        assert_eq!(parse_i32("2147483647"), Some(i32::MAX));
+        assert_eq!(parse_i32("-2147483648"), Some(i32::MIN));
+        assert_eq!(parse_i32("2147483648"), None);
+        assert_eq!(parse_i32("-2147483649"), None);
+        assert_eq!(parse_i32("99999999999999999999999"), None);
+        assert_eq!(parse_i32("1.0"), None);
+        assert_eq!(parse_i32("1e2"), None);
+        assert_eq!(parse_i32("01"), None);
+        assert_eq!(parse_i32("+1"), None);
+        assert_eq!(parse_i32("-"), None);
+        assert_eq!(parse_i32(""), None);
+        assert_eq!(parse_i32("\"1\""), None);
+        assert_eq!(parse_u32("4294967295"), Some(u32::MAX));
+        assert_eq!(parse_u32("4294967296"), None);
+        assert_eq!(parse_u32("-1"), None);
+        assert_eq!(parse_u32("-0"), Some(0));
+        assert_eq!(parse_u64("18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_u64("18446744073709551616"), None);
+        assert_eq!(parse_u64("-0"), Some(0));
+        assert_eq!(parse_u64("-5"), None);
+        assert_eq!(parse_u64("12a"), None);
+    }
+}
