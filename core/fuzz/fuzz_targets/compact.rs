@@ -14,7 +14,9 @@ fn trim(s: &str) -> &str {
 }
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let Ok(msg) = compact::decode(data) else { return };
+    let Ok(msg) = compact::decode(data) else {
+        return;
+    };
     if let Message::Unknown(s) = msg {
         assert_eq!(s, "");
         return;

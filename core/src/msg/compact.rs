@@ -260,6 +260,16 @@ mod tests {
     }
 
     #[test]
+    fn known_messages_count_matches_the_enum() {
+        // `Unknown` is declared last, so its serde index is the number of
+        // messages before it: adding a message without raising
+        // KNOWN_MESSAGES (and pinning its bytes above) fails here.
+        let mut buf = [0u8; 8];
+        let raw = postcard::to_slice(&Message::Unknown(""), &mut buf).unwrap();
+        assert_eq!(raw, &[KNOWN_MESSAGES as u8, 0]);
+    }
+
+    #[test]
     fn unknown_discriminants_are_unknown_messages() {
         for body in [
             &[11u8][..],

@@ -39,7 +39,9 @@
 //!   `WrongType` too.
 //! - `parameter` is optional, default `{}` ([`RawJson::EMPTY_OBJECT`]); any
 //!   JSON value is accepted (`null` is the parameter `null`, not absent), and
-//!   kept as its exact text in the body.
+//!   kept as its exact text in the body. It may nest
+//!   [`scan::MAX_DEPTH`] deep, like any [`RawJson`]; the body around it
+//!   does not count.
 //!
 //! [`encode`] writes compact JSON (no whitespace) with the members in
 //! alphabetical order, which reproduces the spec's example byte for byte:
@@ -680,6 +682,31 @@ mod tests {
             assert!(again.contains(&format!(r#""parameter":{p},"#)), "{again}");
             assert_eq!(dec(&again).unwrap(), m);
         }
+    }
+
+    #[test]
+    fn deepest_parameter_survives_a_message() {
+        let deep = format!(
+            "{}{}",
+            "[".repeat(scan::MAX_DEPTH),
+            "]".repeat(scan::MAX_DEPTH)
+        );
+        let m = Message::Notify(Notify {
+            parameter: RawJson::new(&deep).unwrap(),
+            ..sample_notify()
+        });
+        let body = enc(&m);
+        assert_eq!(dec(&body).unwrap(), m);
+        let deeper = format!("[{deep}]");
+        assert!(RawJson::new(&deeper).is_err());
+        let body = body.replace(&deep, &deeper);
+        assert!(matches!(
+            dec(&body),
+            Err(DecodeError::Json(scan::JsonError {
+                kind: JsonErrorKind::TooDeep,
+                ..
+            }))
+        ));
     }
 
     #[test]

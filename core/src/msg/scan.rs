@@ -390,8 +390,14 @@ pub struct Member<'a> {
 /// (the text is then either another JSON value or not JSON; ask
 /// [`validate_str`]). Otherwise the iterator yields each member in order and
 /// then checks that only whitespace follows the object; the first error ends
-/// the iteration. The text is valid JSON if and only if the iteration ends
-/// without an error.
+/// the iteration.
+///
+/// **Decision**: each member value may nest [`MAX_DEPTH`] deep on its own:
+/// the walked object does not count. So a value that [`validate_value`]
+/// accepts alone is accepted as a member (a notification parameter must
+/// survive being put into a message), and the iteration ends without an
+/// error exactly when the text is valid JSON, except that the whole text may
+/// nest one level deeper than [`validate_value`] allows.
 pub fn object_members(text: &str) -> Option<Members<'_>> {
     let mut sc = Scanner::new(text.as_bytes());
     sc.skip_ws();
@@ -467,7 +473,7 @@ impl<'a> Members<'a> {
             Some(b'"') => (ValueKind::String, sc.string()?),
             Some(b) => {
                 let kind = kind_of(b).ok_or_else(|| sc.err(JsonErrorKind::UnexpectedByte))?;
-                sc.value(1)?;
+                sc.value(0)?;
                 (kind, false)
             }
             None => return Err(sc.err(JsonErrorKind::UnexpectedEnd)),
@@ -1108,11 +1114,14 @@ mod tests {
         assert_eq!(kind(&bad), Some(JsonErrorKind::UnexpectedByte));
         // Huge depth: no stack overflow, just an error.
         assert_eq!(kind(&"[".repeat(100_000)), Some(JsonErrorKind::TooDeep));
-        // Inside a top-level object the object counts as one level.
-        let inner = nested(MAX_DEPTH - 1, "[", "]");
+        // Member values of a walked object get the whole depth budget: what
+        // is valid alone is valid as a member (a parameter of depth 64 can
+        // travel in a message), though the whole text is then one deeper.
+        let inner = nested(MAX_DEPTH, "[", "]");
         let body = std::format!("{{\"p\":{inner}}}");
         assert!(object_members(&body).unwrap().all(|m| m.is_ok()));
-        let inner = nested(MAX_DEPTH, "[", "]");
+        assert_eq!(kind(&body), Some(JsonErrorKind::TooDeep));
+        let inner = nested(MAX_DEPTH + 1, "[", "]");
         let body = std::format!("{{\"p\":{inner}}}");
         let errs: Vec<_> = object_members(&body)
             .unwrap()
