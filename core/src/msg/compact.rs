@@ -1,18 +1,377 @@
-//! The compact postcard bodies (spec 5.3).
+//! The compact postcard bodies (spec 5.3, **Beyond**).
 //!
-//! STUB: to be written (issue 2, message layer).
+//! A compact body is the [postcard] encoding of one [`Message`], through the
+//! serde derives of the message types. This is a wire contract, revision
+//! [`VERSION`]:
+//!
+//! - The body starts with the message's discriminant, a postcard varint
+//!   (LEB128 `u32`), then the variant's fields in declaration order.
+//!   Discriminants, **never to be reordered or reused**:
+//!
+//!   | # | message | # | message |
+//!   |---|---|---|---|
+//!   | 0 | `Register` | 6 | `UnicastErrors` |
+//!   | 1 | `Unregister` | 7 | `Ack` |
+//!   | 2 | `Notify` | 8 | `StatusRequest` |
+//!   | 3 | `UnicastError` | 9 | `Status` |
+//!   | 4 | `Hello` | 10 | `Observed` |
+//!   | 5 | `Observe` | ≥ 11 | reserved: future messages |
+//!
+//!   New messages take the next free discriminant (11, 12, ...); they must
+//!   be declared before `Message::Unknown`, whose serde index is never used
+//!   on the wire. Adding a field to an existing message is a new revision.
+//! - Integers: postcard varints (`i32` zig-zag); `Option` is a 0/1 byte then
+//!   the value; `bool` is one byte, 0 or 1 only; strings (identifiers and the
+//!   parameter's JSON text) are a varint length then UTF-8 bytes.
+//! - Identifiers are checked against the identifier rules and the parameter
+//!   is checked to be one JSON value while decoding, exactly as for JSON
+//!   bodies.
+//!
+//! Decisions:
+//!
+//! - **Forward compatibility**: a body whose discriminant is 11 or more (a
+//!   message from a newer peer) decodes to `Message::Unknown("")`, which
+//!   both sides ignore, whatever follows the discriminant. A malformed
+//!   discriminant varint is [`DecodeError::Compact`].
+//! - **Trailing bytes** after a complete known message are rejected
+//!   ([`DecodeError::Compact`]): a body is exactly one message, so a sender
+//!   bug is caught instead of silently half-read.
+//! - [`Message::Unknown`] has no compact form: encoding it is
+//!   [`EncodeError::Unsupported`].
 
 use super::{DecodeError, EncodeError, Message};
 
 /// Revision of the compact encoding, sent in `hello`.
 pub const VERSION: u16 = 1;
 
-/// Decodes a compact body.
-pub fn decode(_body: &[u8]) -> Result<Message<'_>, DecodeError> {
-    Err(DecodeError::Compact)
+/// Number of messages with a compact form: discriminants `0..KNOWN_MESSAGES`
+/// name them; higher ones are reserved for future messages.
+pub const KNOWN_MESSAGES: u32 = 11;
+
+/// Decodes a compact body. See the module docs for the rules.
+pub fn decode(body: &[u8]) -> Result<Message<'_>, DecodeError> {
+    let discriminant = peek_varint_u32(body).ok_or(DecodeError::Compact)?;
+    if discriminant >= KNOWN_MESSAGES {
+        return Ok(Message::Unknown(""));
+    }
+    match postcard::take_from_bytes::<Message<'_>>(body) {
+        Ok((msg, [])) => Ok(msg),
+        Ok(_) | Err(_) => Err(DecodeError::Compact),
+    }
 }
 
 /// Encodes `msg` as a compact body into `buf`; returns the length.
-pub fn encode(_msg: &Message<'_>, _buf: &mut [u8]) -> Result<usize, EncodeError> {
-    Err(EncodeError::Unsupported)
+///
+/// [`EncodeError::BufferFull`] when `buf` is too small (its content is then
+/// unspecified); [`EncodeError::Unsupported`] for [`Message::Unknown`].
+pub fn encode(msg: &Message<'_>, buf: &mut [u8]) -> Result<usize, EncodeError> {
+    if let Message::Unknown(_) = msg {
+        return Err(EncodeError::Unsupported);
+    }
+    match postcard::to_slice(msg, buf) {
+        Ok(out) => Ok(out.len()),
+        Err(postcard::Error::SerializeBufferFull) => Err(EncodeError::BufferFull),
+        // The message types serialize nothing else postcard could refuse.
+        Err(_) => Err(EncodeError::Unsupported),
+    }
+}
+
+/// The length [`encode`] would return for `msg`, without writing it.
+/// [`EncodeError::Unsupported`] for [`Message::Unknown`].
+pub fn encoded_len(msg: &Message<'_>) -> Result<usize, EncodeError> {
+    if let Message::Unknown(_) = msg {
+        return Err(EncodeError::Unsupported);
+    }
+    postcard::serialize_with_flavor(msg, postcard::ser_flavors::Size::default())
+        .map_err(|_| EncodeError::Unsupported)
+}
+
+/// Reads the leading varint `u32` the way postcard does (at most five bytes,
+/// the fifth holding at most four bits); `None` when it is malformed or
+/// truncated.
+fn peek_varint_u32(body: &[u8]) -> Option<u32> {
+    let mut out: u32 = 0;
+    for (i, &byte) in body.iter().take(5).enumerate() {
+        out |= u32::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return if i == 4 && byte > 0x0f {
+                None
+            } else {
+                Some(out)
+            };
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{AppId, Destination, NotificationId};
+    use crate::msg::{Hello, Notify, Observation, RawJson, Register, Status, Unregister};
+    use std::vec::Vec;
+
+    fn app(s: &str) -> AppId {
+        AppId::new(s).unwrap()
+    }
+
+    fn nid(s: &str) -> NotificationId {
+        NotificationId::new(s).unwrap()
+    }
+
+    fn notify() -> Notify<'static> {
+        Notify {
+            from: app("pay"),
+            to: Destination::One,
+            notification: nid("card"),
+            flags: 7,
+            reference: Some(42),
+            parameter: RawJson::EMPTY_OBJECT,
+        }
+    }
+
+    /// One message of every kind with its exact bytes. A failure here means
+    /// the wire contract changed: bump [`VERSION`] deliberately or undo it.
+    fn pinned() -> Vec<(Message<'static>, Vec<u8>)> {
+        std::vec![
+            (
+                Message::Register(Register {
+                    to: app("xyz"),
+                    notification: nid("test"),
+                    priority: 1,
+                }),
+                [&[0u8, 3][..], b"xyz", &[4], b"test", &[2]].concat(),
+            ),
+            (
+                Message::Register(Register {
+                    to: app("a"),
+                    notification: nid("b"),
+                    priority: -1,
+                }),
+                std::vec![0, 1, b'a', 1, b'b', 1],
+            ),
+            (
+                Message::Unregister(Unregister {
+                    to: app("a"),
+                    notification: nid("b"),
+                }),
+                std::vec![1, 1, b'a', 1, b'b'],
+            ),
+            (
+                Message::Notify(notify()),
+                [
+                    &[2u8, 3][..],
+                    b"pay",
+                    &[1],
+                    b"1",
+                    &[4],
+                    b"card",
+                    &[7, 1, 42, 2],
+                    b"{}"
+                ]
+                .concat(),
+            ),
+            (
+                Message::UnicastError(Notify {
+                    reference: None,
+                    to: Destination::All,
+                    ..notify()
+                }),
+                [
+                    &[3u8, 3][..],
+                    b"pay",
+                    &[1],
+                    b"*",
+                    &[4],
+                    b"card",
+                    &[7, 0, 2],
+                    b"{}"
+                ]
+                .concat(),
+            ),
+            (
+                Message::Hello(Hello {
+                    version: VERSION,
+                    app_id: Some(app("ui")),
+                    acks: true,
+                }),
+                std::vec![4, 1, 1, 2, b'u', b'i', 1],
+            ),
+            (
+                Message::Hello(Hello {
+                    version: 300,
+                    app_id: None,
+                    acks: false,
+                }),
+                std::vec![4, 0xac, 0x02, 0, 0],
+            ),
+            (Message::Observe(true), std::vec![5, 1]),
+            (Message::UnicastErrors(false), std::vec![6, 0]),
+            (Message::Ack(300), std::vec![7, 0xac, 0x02]),
+            (Message::StatusRequest, std::vec![8]),
+            (
+                Message::Status(Status {
+                    local_connections: 1,
+                    remote_connections: 2,
+                    registrations: 3,
+                    remote_registrations: 4,
+                    observers: 5,
+                    delivered: 6,
+                    dropped: 7,
+                    unicast_errors: 8,
+                }),
+                std::vec![9, 1, 2, 3, 4, 5, 6, 7, 8],
+            ),
+            (
+                Message::Observed(Observation {
+                    from: app("a"),
+                    to: None,
+                    notification: nid("n"),
+                    flags: 0,
+                }),
+                std::vec![10, 1, b'a', 0, 1, b'n', 0],
+            ),
+            (
+                Message::Observed(Observation {
+                    from: app("a"),
+                    to: Some(app("b")),
+                    notification: nid("n"),
+                    flags: 1,
+                }),
+                std::vec![10, 1, b'a', 1, 1, b'b', 1, b'n', 1],
+            ),
+        ]
+    }
+
+    #[test]
+    fn wire_bytes_are_pinned() {
+        let all = pinned();
+        // Every message kind with a compact form is pinned.
+        let mut kinds: Vec<&str> = all.iter().map(|(m, _)| m.kind()).collect();
+        kinds.dedup();
+        assert_eq!(kinds.len(), KNOWN_MESSAGES as usize);
+        for (i, (m, bytes)) in all.iter().enumerate() {
+            let mut buf = [0u8; 128];
+            let n = encode(m, &mut buf).unwrap();
+            assert_eq!(&buf[..n], &bytes[..], "#{i} {m:?}");
+            assert_eq!(encoded_len(m), Ok(n));
+            assert_eq!(decode(bytes).as_ref(), Ok(m), "#{i}");
+        }
+    }
+
+    #[test]
+    fn known_messages_count_matches_the_enum() {
+        // `Unknown` is declared last, so its serde index is the number of
+        // messages before it: adding a message without raising
+        // KNOWN_MESSAGES (and pinning its bytes above) fails here.
+        let mut buf = [0u8; 8];
+        let raw = postcard::to_slice(&Message::Unknown(""), &mut buf).unwrap();
+        assert_eq!(raw, &[KNOWN_MESSAGES as u8, 0]);
+    }
+
+    #[test]
+    fn unknown_discriminants_are_unknown_messages() {
+        for body in [
+            &[11u8][..],
+            &[11, 0xff, 0xff],
+            &[12, 1, 2, 3],
+            &[0x80, 0x01],
+            &[0xff, 0xff, 0xff, 0xff, 0x0f],
+            // Non-canonical varints are read as postcard reads them.
+            &[0x8b, 0x00],
+        ] {
+            assert_eq!(decode(body), Ok(Message::Unknown("")), "{body:?}");
+        }
+        // Non-canonical but known: decoded (postcard accepts it too).
+        assert_eq!(decode(&[0x88, 0x00]), Ok(Message::StatusRequest));
+    }
+
+    #[test]
+    fn malformed_bodies() {
+        for body in [
+            &[][..],
+            &[0x80],
+            &[0xff, 0xff, 0xff, 0xff, 0x10],
+            &[0xff, 0xff, 0xff, 0xff, 0xff, 0x01],
+            &[5, 2],
+            &[6],
+            &[7],
+            &[7, 0x80],
+        ] {
+            assert_eq!(decode(body), Err(DecodeError::Compact), "{body:?}");
+        }
+        for (m, bytes) in pinned() {
+            // Every truncation fails.
+            for len in 0..bytes.len() {
+                assert_eq!(
+                    decode(&bytes[..len]),
+                    Err(DecodeError::Compact),
+                    "{m:?} at {len}"
+                );
+            }
+            // Trailing bytes are rejected.
+            let mut long = bytes.clone();
+            long.push(0);
+            assert_eq!(decode(&long), Err(DecodeError::Compact), "{m:?}");
+        }
+    }
+
+    #[test]
+    fn decoding_checks_ids_and_parameter() {
+        let body = |from: &[u8], param: &[u8]| -> Vec<u8> {
+            let mut b = std::vec![2u8, from.len() as u8];
+            b.extend_from_slice(from);
+            b.extend_from_slice(&[1, b'*', 1, b'n', 0, 0, param.len() as u8]);
+            b.extend_from_slice(param);
+            b
+        };
+        assert!(decode(&body(b"a", b"[1]")).is_ok());
+        assert!(decode(&body(b"a", b" [1] ")).is_ok());
+        assert_eq!(decode(&body(b"1", b"{}")), Err(DecodeError::Compact));
+        assert_eq!(decode(&body(b"", b"{}")), Err(DecodeError::Compact));
+        assert_eq!(decode(&body(b"a\n", b"{}")), Err(DecodeError::Compact));
+        assert_eq!(decode(&body(b"a\xff", b"{}")), Err(DecodeError::Compact));
+        assert_eq!(decode(&body(b"a", b"{")), Err(DecodeError::Compact));
+        assert_eq!(decode(&body(b"a", b"")), Err(DecodeError::Compact));
+        assert_eq!(decode(&body(b"a", b"[1,]")), Err(DecodeError::Compact));
+        assert_eq!(decode(&body(b"a", b"1 2")), Err(DecodeError::Compact));
+        let long = [b'x'; 65];
+        assert_eq!(decode(&body(&long, b"{}")), Err(DecodeError::Compact));
+        // The parameter is borrowed from the body.
+        let b = body(b"a", b"[1]");
+        let Ok(Message::Notify(n)) = decode(&b) else {
+            panic!()
+        };
+        assert!(core::ptr::eq(
+            n.parameter.as_str(),
+            core::str::from_utf8(&b[b.len() - 3..]).unwrap()
+        ));
+    }
+
+    #[test]
+    fn encode_errors() {
+        let mut buf = [0u8; 64];
+        assert_eq!(
+            encode(&Message::Unknown(""), &mut buf),
+            Err(EncodeError::Unsupported)
+        );
+        assert_eq!(
+            encode(&Message::Unknown("x"), &mut buf),
+            Err(EncodeError::Unsupported)
+        );
+        assert_eq!(
+            encoded_len(&Message::Unknown("")),
+            Err(EncodeError::Unsupported)
+        );
+        let m = Message::Notify(notify());
+        let n = encoded_len(&m).unwrap();
+        for len in 0..n {
+            assert_eq!(
+                encode(&m, &mut buf[..len]),
+                Err(EncodeError::BufferFull),
+                "{len}"
+            );
+        }
+        assert_eq!(encode(&m, &mut buf), Ok(n));
+    }
 }

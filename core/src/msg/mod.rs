@@ -20,6 +20,9 @@ pub mod compact;
 pub mod json;
 pub mod scan;
 
+#[cfg(test)]
+mod tests;
+
 /// The body encoding of a frame, named by the frame's message id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Encoding {
@@ -62,7 +65,7 @@ impl<'a> RawJson<'a> {
     /// Checks that `text` is exactly one JSON value (surrounding whitespace
     /// allowed) and wraps it.
     pub fn new(text: &'a str) -> Result<Self, scan::JsonError> {
-        scan::validate_value(text.as_bytes())?;
+        scan::validate_str(text)?;
         Ok(RawJson(text))
     }
 
