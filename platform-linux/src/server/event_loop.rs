@@ -11,13 +11,13 @@
 //!    (`TooManyConnections`) the socket is closed with a warning;
 //! 3. reads ready connections into one shared buffer and feeds the bytes to
 //!    the connection's [`FrameDecoder`] (storage = `--max-frame` +
-//!    header); each frame goes to [`Broker::handle_frame`], whose output
+//!    header); each frame goes to [`Broker::handle_frame`](nfy_core::broker::Broker::handle_frame), whose output
 //!    lands in the [`Outbound`] queues. Skipped input (garbage, oversize,
 //!    bad size) is logged at warn with the connection. A connection gets at
 //!    most [`MAX_READS_PER_WAKEUP`] reads per iteration, then waits for the
 //!    others (fairness);
 //! 4. closes what has to go (end of stream, I/O errors, overflowed output
-//!    queues) and calls [`Broker::disconnect`] for each;
+//!    queues) and calls [`Broker::disconnect`](nfy_core::broker::Broker::disconnect) for each;
 //! 5. flushes every connection that got output: one `send` each. When not
 //!    all of it left, the connection also waits for WRITABLE until its
 //!    queue is empty.
@@ -74,6 +74,9 @@ const READ_BUFFER: usize = 64 * 1024;
 pub const MAX_READS_PER_WAKEUP: usize = 16;
 /// Pause before accepting again after running out of file descriptors.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+/// At most one "connection limit reached" warning per this interval; the
+/// others are counted and summarised in the next one.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The signals that stop the server.
 const SIGNALS: [(i32, &str); 2] = [
@@ -218,6 +221,8 @@ pub(super) struct EventLoop {
     ready_again: Vec<usize>,
     scratch: Vec<usize>,
     accept_retry_at: Option<Instant>,
+    last_refusal_log: Option<Instant>,
+    unlogged_refusals: u64,
     stats: Stats,
     stop: bool,
     // Last: the socket file goes once the listener is closed.
@@ -278,6 +283,8 @@ impl EventLoop {
             ready_again: Vec::new(),
             scratch: Vec::new(),
             accept_retry_at: None,
+            last_refusal_log: None,
+            unlogged_refusals: 0,
             stats: Stats::default(),
             stop: false,
             _socket_file: socket_file,
@@ -467,7 +474,7 @@ impl EventLoop {
             Ok(id) => id,
             Err(_) => {
                 self.stats.refused += 1;
-                ::log::warn!("connection limit reached: closing the new connection from {peer}");
+                self.log_refusal(peer);
                 return;
             }
         };
@@ -506,6 +513,30 @@ impl EventLoop {
         match kind {
             PeerKind::Local => ::log::debug!("{id}: connected ({peer}, local)"),
             PeerKind::Remote => ::log::info!("{id}: connected ({peer}, remote)"),
+        }
+    }
+
+    /// Warns about a refused connection, at most once per
+    /// [`REFUSAL_LOG_INTERVAL`] (a flood of connections must not flood the
+    /// log).
+    fn log_refusal(&mut self, peer: Peer) {
+        let now = Instant::now();
+        if self
+            .last_refusal_log
+            .is_some_and(|last| now.duration_since(last) < REFUSAL_LOG_INTERVAL)
+        {
+            self.unlogged_refusals += 1;
+            return;
+        }
+        self.last_refusal_log = Some(now);
+        let earlier = std::mem::take(&mut self.unlogged_refusals);
+        if earlier > 0 {
+            ::log::warn!(
+                "connection limit reached: closing the new connection from {peer} ({earlier} \
+                 more refused since the last warning)"
+            );
+        } else {
+            ::log::warn!("connection limit reached: closing the new connection from {peer}");
         }
     }
 

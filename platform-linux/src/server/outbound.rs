@@ -550,6 +550,38 @@ mod tests {
         assert!(q.is_empty());
     }
 
+    /// Runs in a child process with the default SIGPIPE disposition (as in
+    /// a host application that never ignored it): a send to a closed peer
+    /// must return EPIPE, not kill the process.
+    #[test]
+    fn send_never_raises_sigpipe() {
+        const CHILD: &str = "NFY_TEST_SIGPIPE_CHILD";
+        const NAME: &str = "server::outbound::tests::send_never_raises_sigpipe";
+        if std::env::var_os(CHILD).is_some() {
+            use nix::sys::signal::{signal, SigHandler, Signal};
+            // SAFETY: restores the default action; no handler code runs.
+            unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) }.unwrap();
+            let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+            drop(b);
+            let mut q = OutQueue::default();
+            q.push(1 << 20, bytes(10, 1)).unwrap();
+            let err = q.send_to(a.as_raw_fd()).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
+            return;
+        }
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", NAME, "--test-threads=1"])
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "child: {:?}\n{stdout}", out.status);
+        assert!(
+            stdout.contains("1 passed"),
+            "the child did not run the test:\n{stdout}"
+        );
+    }
+
     #[test]
     fn send_to_closed_peer_is_an_error_not_a_signal() {
         let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
