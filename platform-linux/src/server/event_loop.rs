@@ -229,22 +229,55 @@ pub(super) struct EventLoop {
     _socket_file: SocketFile,
 }
 
-impl EventLoop {
-    /// Registers the listeners (and signals when asked) with a new poll.
-    pub(super) fn new(
-        opts: &Options,
-        broker: Box<LinuxBroker>,
-        listeners: Listeners,
-        shared: Arc<Shared>,
-    ) -> Result<EventLoop, ServerError> {
-        let io_err = |context: &str| {
-            let context = context.to_owned();
-            move |source| ServerError::Io { context, source }
-        };
+/// The poller, its waker and the signal pipes: made before anything else,
+/// so a signal arriving during start-up is not lost (nor fatal: with the
+/// pipes installed it is seen as soon as the loop runs).
+pub(super) struct Poller {
+    poll: Poll,
+    waker: Arc<Waker>,
+    signals: Option<Signals>,
+}
+
+fn io_err(context: &str) -> impl FnOnce(io::Error) -> ServerError {
+    let context = context.to_owned();
+    move |source| ServerError::Io { context, source }
+}
+
+impl Poller {
+    /// Creates the poll and, when `handle_signals`, installs the
+    /// SIGTERM/SIGINT pipes.
+    pub(super) fn new(handle_signals: bool) -> Result<Poller, ServerError> {
         let poll = Poll::new().map_err(io_err("cannot create the poller"))?;
         let waker = Arc::new(
             Waker::new(poll.registry(), WAKER).map_err(io_err("cannot create the waker"))?,
         );
+        let signals = if handle_signals {
+            Some(Signals::install(&poll).map_err(io_err("cannot install signal handlers"))?)
+        } else {
+            None
+        };
+        Ok(Poller {
+            poll,
+            waker,
+            signals,
+        })
+    }
+}
+
+impl EventLoop {
+    /// Registers the listeners with the poller.
+    pub(super) fn new(
+        opts: &Options,
+        poller: Poller,
+        broker: Box<LinuxBroker>,
+        listeners: Listeners,
+        shared: Arc<Shared>,
+    ) -> Result<EventLoop, ServerError> {
+        let Poller {
+            poll,
+            waker,
+            signals,
+        } = poller;
         let Listeners {
             mut tcp,
             mut unix,
@@ -262,11 +295,6 @@ impl EventLoop {
                 )
                 .map_err(io_err("cannot poll a tcp listener"))?;
         }
-        let signals = if opts.handle_signals {
-            Some(Signals::install(&poll).map_err(io_err("cannot install signal handlers"))?)
-        } else {
-            None
-        };
         Ok(EventLoop {
             poll,
             events: Events::with_capacity(EVENTS_CAPACITY),

@@ -380,6 +380,9 @@ fn serve(
     shared: Arc<Shared>,
     ready: mpsc::Sender<Ready>,
 ) -> Result<(), ServerError> {
+    // Signals first: a SIGTERM during start-up then stops the server
+    // cleanly instead of killing it with a socket file left behind.
+    let poller = event_loop::Poller::new(opts.handle_signals)?;
     let loaded = config::load(&opts.config)?;
     match &loaded.path {
         Some(path) => ::log::info!(
@@ -392,7 +395,7 @@ fn serve(
     }
     let listeners = listen::open(opts, &loaded.whitelist)?;
     let broker = new_broker(loaded.whitelist, LIMITS);
-    let event_loop = event_loop::EventLoop::new(opts, broker, listeners, shared)?;
+    let event_loop = event_loop::EventLoop::new(opts, poller, broker, listeners, shared)?;
     let tcp_addrs = event_loop.tcp_addrs();
     let _ = ready.send(Ready {
         tcp_addrs,
