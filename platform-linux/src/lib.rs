@@ -1,8 +1,17 @@
 //! # nfy-linux
 //!
-//! The Linux platform of nfy: the `notifysvc` server, the client library and
-//! the `nfy` command-line tool, on top of the sans-IO `nfy-core`.
+//! The Linux platform of nfy, on top of the sans-IO `nfy-core`: this crate
+//! owns sockets, threads, files, time and logs; every routing decision is
+//! made by [`nfy_core::broker::Broker`].
 //!
-//! Coming in issue 3.
+//! | module | holds |
+//! |---|---|
+//! | [`client`] | the client library: idiomatic [`client::Client`] and the ADK-style `ipc_*` functions |
+//! | [`defaults`] | default port and socket path (shared by server and clients) |
+//! | [`log`] | the stderr logger (`RUST_LOG`, `NFY_LOGMASK`) |
+//! | [`server`] | `notifysvc`: listeners, event loop, configuration |
 
 pub mod client;
+pub mod defaults;
+pub mod log;
+pub mod server;

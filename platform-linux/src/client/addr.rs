@@ -1,30 +1,19 @@
-//! Where the notification server listens: the one address-resolution rule
-//! shared by the client library, `nfy` and (after the merge) `notifysvc`.
+//! Where the notification server listens, as a client sees it.
 //!
-//! Rule ([`ServerAddr::from_env`]):
-//!
-//! - Unix socket: `NFY_SOCKET` when set and non-empty; otherwise
-//!   `$XDG_RUNTIME_DIR/nfy/notify.sock` when `XDG_RUNTIME_DIR` is set and
-//!   non-empty; otherwise `/tmp/nfy/notify.sock`.
-//! - TCP port on loopback: `NFY_PORT` when set and non-empty (a decimal
-//!   number 1..=65535), otherwise [`DEFAULT_PORT`] (5899, the original's).
-//!
-//! A client tries the Unix socket first and falls back to
-//! `127.0.0.1:port` (spec 4: the server listens on both).
+//! The rule itself lives in [`crate::defaults`], shared with `notifysvc`:
+//! socket path from `NFY_SOCKET`, else `$XDG_RUNTIME_DIR/nfy/notify.sock`,
+//! else `/tmp/nfy-<uid>/notify.sock`; TCP port from `NFY_PORT`, else 5899.
+//! A client tries the Unix socket first and falls back to `127.0.0.1:port`
+//! (spec 4: the server listens on both).
 
 use std::ffi::OsString;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
-/// The TCP port of the notification server when `NFY_PORT` is not set.
-pub const DEFAULT_PORT: u16 = 5899;
+use crate::defaults;
 
-/// The socket path, below the runtime directory, when `NFY_SOCKET` is not set.
-pub const SOCKET_SUBPATH: &str = "nfy/notify.sock";
-
-/// The runtime directory used when `XDG_RUNTIME_DIR` is not set.
-pub const FALLBACK_RUNTIME_DIR: &str = "/tmp";
+pub use crate::defaults::DEFAULT_PORT;
 
 /// An environment variable holds something unusable.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,43 +47,33 @@ pub struct ServerAddr {
 
 impl ServerAddr {
     /// The address from the environment (`NFY_SOCKET`, `NFY_PORT`,
-    /// `XDG_RUNTIME_DIR`), per the module rule.
+    /// `XDG_RUNTIME_DIR`), per [`crate::defaults`].
     pub fn from_env() -> Result<Self, AddrError> {
         Self::resolve(
-            std::env::var_os("NFY_SOCKET"),
-            std::env::var_os("NFY_PORT"),
-            std::env::var_os("XDG_RUNTIME_DIR"),
+            std::env::var_os(defaults::SOCKET_ENV),
+            std::env::var_os(defaults::PORT_ENV),
+            std::env::var_os(defaults::RUNTIME_DIR_ENV),
         )
     }
 
-    /// The module rule applied to explicit variable values (`None` or empty
-    /// = unset). [`ServerAddr::from_env`] is this with the process's
-    /// environment; tests call it directly.
+    /// The rule applied to explicit variable values (`None` or empty =
+    /// unset) for this process's user. [`ServerAddr::from_env`] is this with
+    /// the process's environment; tests call it directly.
     pub fn resolve(
         nfy_socket: Option<OsString>,
         nfy_port: Option<OsString>,
         xdg_runtime_dir: Option<OsString>,
     ) -> Result<Self, AddrError> {
-        let set = |v: Option<OsString>| v.filter(|v| !v.is_empty());
-        let unix = match set(nfy_socket) {
-            Some(path) => PathBuf::from(path),
-            None => {
-                let dir = set(xdg_runtime_dir)
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|| PathBuf::from(FALLBACK_RUNTIME_DIR));
-                dir.join(SOCKET_SUBPATH)
-            }
+        let env = |k: &str| match k {
+            defaults::SOCKET_ENV => nfy_socket.clone(),
+            defaults::PORT_ENV => nfy_port.clone(),
+            defaults::RUNTIME_DIR_ENV => xdg_runtime_dir.clone(),
+            _ => None,
         };
-        let port = match set(nfy_port) {
-            None => DEFAULT_PORT,
-            Some(v) => {
-                let text = v.to_string_lossy().into_owned();
-                match text.trim().parse::<u16>() {
-                    Ok(p) if p != 0 => p,
-                    _ => return Err(AddrError::BadPort(text)),
-                }
-            }
-        };
+        let unix = defaults::socket_path_from(&env, defaults::current_uid());
+        let port = defaults::port_from(&env)
+            .map_err(|e| AddrError::BadPort(e.value))?
+            .unwrap_or(DEFAULT_PORT);
         Ok(ServerAddr {
             unix: Some(unix),
             tcp: Some(Self::loopback(port)),
@@ -145,7 +124,10 @@ mod tests {
     #[test]
     fn defaults_without_environment() {
         let a = ServerAddr::resolve(None, None, None).unwrap();
-        assert_eq!(a.unix, Some(PathBuf::from("/tmp/nfy/notify.sock")));
+        assert_eq!(
+            a.unix,
+            Some(defaults::fallback_socket_path(defaults::current_uid()))
+        );
         assert_eq!(a.tcp, Some("127.0.0.1:5899".parse().unwrap()));
     }
 
@@ -157,7 +139,10 @@ mod tests {
         assert_eq!(a.unix, Some(PathBuf::from("/x/s.sock")));
         // Empty means unset.
         let a = ServerAddr::resolve(os(""), os(""), os("")).unwrap();
-        assert_eq!(a.unix, Some(PathBuf::from("/tmp/nfy/notify.sock")));
+        assert_eq!(
+            a.unix,
+            Some(defaults::fallback_socket_path(defaults::current_uid()))
+        );
         assert_eq!(a.tcp, Some(ServerAddr::loopback(DEFAULT_PORT)));
     }
 

@@ -1,0 +1,473 @@
+//! A small stderr logger for the `log` facade, shared by `notifysvc`, the
+//! client library and the `nfy` tool.
+//!
+//! Each record becomes one line, written with a single `write` so lines of
+//! concurrent threads do not interleave:
+//!
+//! ```text
+//! 2025-03-01T12:00:00.123Z notifysvc[4242] WARN  #3.0: bad message: member "to" is missing
+//! ```
+//!
+//! (UTC timestamp, program name and process id, level, message.)
+//!
+//! # Choosing what is logged
+//!
+//! - `NFY_LOGMASK`: the original service's syslog-style bit mask, decimal or
+//!   `0x` hexadecimal. Bit `1 << prio` enables syslog priority `prio`
+//!   (EMERG=0, ALERT=1, CRIT=2, ERR=3, WARNING=4, NOTICE=5, INFO=6, DEBUG=7).
+//!   The `log` levels map onto them as: `error` = ERR (bit 3, 0x08),
+//!   `warn` = WARNING (bit 4, 0x10), `info` = NOTICE or INFO (bit 5 or 6,
+//!   0x20/0x40), `debug` and `trace` = DEBUG (bit 7, 0x80). Examples: `0xf8`
+//!   everything, `0x18` errors and warnings, `0` nothing.
+//! - `RUST_LOG`: a comma-separated list of `LEVEL` (the default for every
+//!   target) and `TARGET=LEVEL` (for targets starting with `TARGET`, the
+//!   longest match wins), with LEVEL one of `off`, `error`, `warn`, `info`,
+//!   `debug`, `trace`. A level enables itself and everything more severe.
+//! - Neither set (or set but empty): `info`.
+//! - Both set: `NFY_LOGMASK` wins.
+//!
+//! An unparsable `NFY_LOGMASK` is ignored (falls back to `RUST_LOG`) and
+//! reported once as a warning; unknown `RUST_LOG` words are ignored the
+//! same way.
+
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use log::{Level, LevelFilter, Log, Metadata, Record};
+
+/// Environment variable holding the syslog-style mask.
+pub const LOGMASK_ENV: &str = "NFY_LOGMASK";
+
+/// Environment variable holding `env_logger`-style directives.
+pub const RUST_LOG_ENV: &str = "RUST_LOG";
+
+/// Syslog priority numbers, as used by `NFY_LOGMASK` bits.
+pub mod syslog {
+    /// System is unusable.
+    pub const EMERG: u8 = 0;
+    /// Action must be taken immediately.
+    pub const ALERT: u8 = 1;
+    /// Critical conditions.
+    pub const CRIT: u8 = 2;
+    /// Error conditions (`log::Level::Error`).
+    pub const ERR: u8 = 3;
+    /// Warning conditions (`log::Level::Warn`).
+    pub const WARNING: u8 = 4;
+    /// Normal but significant (`log::Level::Info`).
+    pub const NOTICE: u8 = 5;
+    /// Informational (`log::Level::Info`).
+    pub const INFO: u8 = 6;
+    /// Debug-level messages (`log::Level::Debug` and `Trace`).
+    pub const DEBUG: u8 = 7;
+}
+
+/// A set of enabled `log` levels (bit `level as usize`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LevelSet(u8);
+
+impl LevelSet {
+    /// Nothing enabled.
+    pub const NONE: LevelSet = LevelSet(0);
+
+    /// `level` and every more severe level (the usual "up to" filter).
+    pub fn up_to(filter: LevelFilter) -> LevelSet {
+        let mut set = 0u8;
+        for level in [
+            Level::Error,
+            Level::Warn,
+            Level::Info,
+            Level::Debug,
+            Level::Trace,
+        ] {
+            if level <= filter {
+                set |= 1 << level as usize;
+            }
+        }
+        LevelSet(set)
+    }
+
+    /// The levels a syslog-style mask enables (see the module docs).
+    pub fn from_syslog_mask(mask: u32) -> LevelSet {
+        let bit = |prio: u8| mask & (1 << prio) != 0;
+        let mut set = 0u8;
+        if bit(syslog::ERR) {
+            set |= 1 << Level::Error as usize;
+        }
+        if bit(syslog::WARNING) {
+            set |= 1 << Level::Warn as usize;
+        }
+        if bit(syslog::NOTICE) || bit(syslog::INFO) {
+            set |= 1 << Level::Info as usize;
+        }
+        if bit(syslog::DEBUG) {
+            set |= (1 << Level::Debug as usize) | (1 << Level::Trace as usize);
+        }
+        LevelSet(set)
+    }
+
+    /// True when `level` is enabled.
+    pub fn contains(self, level: Level) -> bool {
+        self.0 & (1 << level as usize) != 0
+    }
+
+    /// The least severe level enabled, for `log::set_max_level`.
+    pub fn max_filter(self) -> LevelFilter {
+        [
+            (Level::Trace, LevelFilter::Trace),
+            (Level::Debug, LevelFilter::Debug),
+            (Level::Info, LevelFilter::Info),
+            (Level::Warn, LevelFilter::Warn),
+            (Level::Error, LevelFilter::Error),
+        ]
+        .into_iter()
+        .find(|(l, _)| self.contains(*l))
+        .map_or(LevelFilter::Off, |(_, f)| f)
+    }
+}
+
+/// What the logger lets through: a default set and per-target overrides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    default: LevelSet,
+    targets: Vec<(String, LevelSet)>,
+}
+
+impl Default for Filter {
+    /// `info` and more severe, for every target.
+    fn default() -> Self {
+        Filter::uniform(LevelSet::up_to(LevelFilter::Info))
+    }
+}
+
+impl Filter {
+    /// The same levels for every target.
+    pub fn uniform(levels: LevelSet) -> Filter {
+        Filter {
+            default: levels,
+            targets: Vec::new(),
+        }
+    }
+
+    /// True when a record of `level` from `target` is logged.
+    pub fn enabled(&self, target: &str, level: Level) -> bool {
+        self.targets
+            .iter()
+            .filter(|(prefix, _)| target.starts_with(prefix.as_str()))
+            .max_by_key(|(prefix, _)| prefix.len())
+            .map_or(self.default, |(_, set)| *set)
+            .contains(level)
+    }
+
+    /// The least severe level any target enables.
+    pub fn max_filter(&self) -> LevelFilter {
+        let all = self
+            .targets
+            .iter()
+            .fold(self.default.0, |acc, (_, set)| acc | set.0);
+        LevelSet(all).max_filter()
+    }
+
+    /// Parses an `NFY_LOGMASK` value (decimal or `0x` hex).
+    pub fn from_logmask(text: &str) -> Option<Filter> {
+        let text = text.trim();
+        let mask = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+            Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+            None => text.parse::<u32>().ok()?,
+        };
+        Some(Filter::uniform(LevelSet::from_syslog_mask(mask)))
+    }
+
+    /// Parses a `RUST_LOG` value; returns the filter and the directives it
+    /// did not understand.
+    pub fn from_rust_log(text: &str) -> (Filter, Vec<String>) {
+        let mut filter = Filter::default();
+        let mut bad = Vec::new();
+        for directive in text.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+            match directive.split_once('=') {
+                None => match parse_level(directive) {
+                    Some(level) => filter.default = LevelSet::up_to(level),
+                    None => bad.push(directive.to_owned()),
+                },
+                Some((target, level)) => match parse_level(level.trim()) {
+                    Some(level) if !target.trim().is_empty() => filter
+                        .targets
+                        .push((target.trim().to_owned(), LevelSet::up_to(level))),
+                    _ => bad.push(directive.to_owned()),
+                },
+            }
+        }
+        (filter, bad)
+    }
+
+    /// The filter the environment asks for (see the module docs), and any
+    /// complaint about it to log once the logger is installed.
+    pub fn from_env_with(env: &dyn Fn(&str) -> Option<OsString>) -> (Filter, Option<String>) {
+        let rust_log = env(RUST_LOG_ENV).map(|v| v.to_string_lossy().into_owned());
+        let from_rust_log = || match rust_log.as_deref().filter(|v| !v.trim().is_empty()) {
+            None => (Filter::default(), None),
+            Some(text) => {
+                let (filter, bad) = Filter::from_rust_log(text);
+                let complaint = (!bad.is_empty())
+                    .then(|| format!("{RUST_LOG_ENV}: ignored {}", bad.join(", ")));
+                (filter, complaint)
+            }
+        };
+        match env(LOGMASK_ENV).map(|v| v.to_string_lossy().into_owned()) {
+            Some(mask) if !mask.trim().is_empty() => match Filter::from_logmask(&mask) {
+                Some(filter) => (filter, None),
+                None => {
+                    let (filter, _) = from_rust_log();
+                    (
+                        filter,
+                        Some(format!(
+                            "{LOGMASK_ENV}={mask:?} is not a number (decimal or 0x hex); ignored"
+                        )),
+                    )
+                }
+            },
+            _ => from_rust_log(),
+        }
+    }
+}
+
+fn parse_level(text: &str) -> Option<LevelFilter> {
+    Some(match text.to_ascii_lowercase().as_str() {
+        "off" | "none" => LevelFilter::Off,
+        "error" => LevelFilter::Error,
+        "warn" | "warning" => LevelFilter::Warn,
+        "info" => LevelFilter::Info,
+        "debug" => LevelFilter::Debug,
+        "trace" => LevelFilter::Trace,
+        _ => return None,
+    })
+}
+
+/// The logger: writes enabled records to stderr.
+#[derive(Debug)]
+pub struct StderrLogger {
+    program: &'static str,
+    pid: u32,
+    filter: Filter,
+}
+
+impl StderrLogger {
+    /// A logger tagging lines with `program`.
+    pub fn new(program: &'static str, filter: Filter) -> StderrLogger {
+        StderrLogger {
+            program,
+            pid: std::process::id(),
+            filter,
+        }
+    }
+
+    /// Formats one line (without writing it).
+    pub fn format(&self, now: SystemTime, record: &Record<'_>) -> String {
+        let mut line = String::with_capacity(128);
+        write_timestamp(&mut line, now);
+        let _ = writeln!(
+            line,
+            " {}[{}] {:<5} {}",
+            self.program,
+            self.pid,
+            record.level(),
+            record.args()
+        );
+        line
+    }
+}
+
+impl Log for StderrLogger {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        self.filter.enabled(metadata.target(), metadata.level())
+    }
+
+    fn log(&self, record: &Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let line = self.format(SystemTime::now(), record);
+        // A failing stderr cannot be reported anywhere; drop the line.
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    }
+
+    fn flush(&self) {
+        let _ = std::io::stderr().flush();
+    }
+}
+
+/// Installs the stderr logger with the filter from the environment. Returns
+/// false when a logger was already installed (the call then changes
+/// nothing), which lets a library call it defensively.
+pub fn init(program: &'static str) -> bool {
+    let (filter, complaint) = Filter::from_env_with(&|k| std::env::var_os(k));
+    let installed = init_with(program, filter);
+    if installed {
+        if let Some(complaint) = complaint {
+            log::warn!("{complaint}");
+        }
+    }
+    installed
+}
+
+/// Installs the stderr logger with an explicit filter; false when a logger
+/// was already installed.
+pub fn init_with(program: &'static str, filter: Filter) -> bool {
+    let max = filter.max_filter();
+    let logger = Box::new(StderrLogger::new(program, filter));
+    match log::set_boxed_logger(logger) {
+        Ok(()) => {
+            log::set_max_level(max);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// Appends `now` as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC).
+fn write_timestamp(out: &mut String, now: SystemTime) {
+    let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    let _ = write!(
+        out,
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60,
+        since.subsec_millis()
+    );
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day)
+/// (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (
+        y,
+        u32::try_from(m).unwrap_or(1),
+        u32::try_from(d).unwrap_or(1),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn env_of(pairs: Vec<(&'static str, &'static str)>) -> impl Fn(&str) -> Option<OsString> {
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| OsString::from(v))
+        }
+    }
+
+    #[test]
+    fn logmask_bits_map_to_levels() {
+        let f = Filter::from_logmask("0x18").unwrap();
+        assert!(f.enabled("x", Level::Error));
+        assert!(f.enabled("x", Level::Warn));
+        assert!(!f.enabled("x", Level::Info));
+        assert!(!f.enabled("x", Level::Debug));
+
+        // NOTICE alone or INFO alone enable info; nothing else.
+        for mask in ["32", "64"] {
+            let f = Filter::from_logmask(mask).unwrap();
+            assert!(f.enabled("x", Level::Info), "{mask}");
+            assert!(!f.enabled("x", Level::Error), "{mask}");
+            assert!(!f.enabled("x", Level::Debug), "{mask}");
+        }
+        let f = Filter::from_logmask("0X80").unwrap();
+        assert!(f.enabled("x", Level::Debug) && f.enabled("x", Level::Trace));
+        assert!(!f.enabled("x", Level::Warn));
+        assert_eq!(f.max_filter(), LevelFilter::Trace);
+
+        // EMERG..CRIT alone enable none of our levels.
+        let f = Filter::from_logmask("7").unwrap();
+        assert_eq!(f.max_filter(), LevelFilter::Off);
+        assert!(Filter::from_logmask("0xzz").is_none());
+        assert!(Filter::from_logmask("-1").is_none());
+    }
+
+    #[test]
+    fn rust_log_directives() {
+        let (f, bad) = Filter::from_rust_log("warn,nfy_linux::server=debug,bogus,x=");
+        assert_eq!(bad, vec!["bogus".to_owned(), "x=".to_owned()]);
+        assert!(f.enabled("other", Level::Warn));
+        assert!(!f.enabled("other", Level::Info));
+        assert!(f.enabled("nfy_linux::server::event_loop", Level::Debug));
+        assert!(!f.enabled("nfy_linux::server::event_loop", Level::Trace));
+        assert_eq!(f.max_filter(), LevelFilter::Debug);
+
+        let (f, _) = Filter::from_rust_log("nfy=off,nfy_linux=trace");
+        assert!(f.enabled("nfy_linux", Level::Trace));
+        assert!(!f.enabled("nfy_core", Level::Error));
+    }
+
+    #[test]
+    fn environment_precedence() {
+        let (f, c) = Filter::from_env_with(&env_of(vec![]));
+        assert_eq!(f, Filter::default());
+        assert!(c.is_none());
+
+        let (f, _) = Filter::from_env_with(&env_of(vec![("RUST_LOG", "error")]));
+        assert!(!f.enabled("x", Level::Warn));
+
+        // NFY_LOGMASK wins.
+        let (f, _) = Filter::from_env_with(&env_of(vec![
+            ("RUST_LOG", "error"),
+            ("NFY_LOGMASK", "0x80"),
+        ]));
+        assert!(f.enabled("x", Level::Debug));
+        assert!(!f.enabled("x", Level::Error));
+
+        // A bad mask falls back to RUST_LOG and complains.
+        let (f, c) = Filter::from_env_with(&env_of(vec![
+            ("RUST_LOG", "debug"),
+            ("NFY_LOGMASK", "lots"),
+        ]));
+        assert!(f.enabled("x", Level::Debug));
+        assert!(c.unwrap().contains("NFY_LOGMASK"));
+    }
+
+    #[test]
+    fn line_format() {
+        let logger = StderrLogger::new("notifysvc", Filter::default());
+        let at = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
+        let line = logger.format(
+            at,
+            &Record::builder()
+                .level(Level::Warn)
+                .args(format_args!("hello {}", 1))
+                .build(),
+        );
+        assert_eq!(
+            line,
+            format!(
+                "2023-11-14T22:13:20.123Z notifysvc[{}] WARN  hello 1\n",
+                std::process::id()
+            )
+        );
+    }
+
+    #[test]
+    fn calendar() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(59), (1970, 3, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
+    }
+}

@@ -1,0 +1,375 @@
+//! The `notifysvc` command line.
+//!
+//! ```text
+//! notifysvc [--port PORT] [--socket PATH] [--max-frame BYTES] [--max-queue BYTES] [CONFIG_FILE]
+//! notifysvc --help | --version
+//! ```
+//!
+//! Options also take the `--name=value` form; `--` ends the options. Sizes
+//! are bytes, optionally with a `K`/`KiB` or `M`/`MiB` suffix. An invalid
+//! `NFY_PORT` is a usage error here (the server must not silently listen
+//! somewhere else than asked). Usage errors exit with [`EXIT_USAGE`].
+
+use std::ffi::OsString;
+use std::fmt;
+use std::path::PathBuf;
+
+use super::config::DEFAULT_CONFIG_PATHS;
+use super::{
+    ConfigSource, Options, DEFAULT_MAX_FRAME, DEFAULT_MAX_QUEUE, MAX_MAX_FRAME, MAX_MAX_QUEUE,
+    MIN_MAX_FRAME, MIN_QUEUE_FRAMES,
+};
+use crate::defaults;
+
+/// Exit status for command-line errors (`EX_USAGE` of sysexits.h, chosen
+/// outside the 0..=5 range of negated result codes).
+pub const EXIT_USAGE: i32 = 64;
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Run the server with these options (signal handling on).
+    Run(Options),
+    /// Print [`usage`] and exit 0.
+    Help,
+    /// Print [`version`] and exit 0.
+    Version,
+}
+
+/// A command-line error, printed with a hint to `--help`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArgsError(pub String);
+
+impl fmt::Display for ArgsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ArgsError {}
+
+/// `notifysvc <version>`.
+pub fn version() -> String {
+    format!("notifysvc {}", env!("CARGO_PKG_VERSION"))
+}
+
+/// The `--help` text.
+pub fn usage() -> String {
+    format!(
+        "\
+notifysvc {version} - the nfy notification server
+
+Usage: notifysvc [OPTIONS] [CONFIG_FILE]
+
+Arguments:
+  CONFIG_FILE          whitelist configuration (must be readable); without it
+                       the first existing of {d0}, {d1}
+                       is used, and with none the server accepts local
+                       clients only
+
+Options:
+  --port PORT          TCP port (default: ${port_env} or {port}; 0 = any free port)
+  --socket PATH        Unix socket (default: ${socket_env}, else
+                       $XDG_RUNTIME_DIR/nfy/notify.sock, else
+                       /tmp/nfy-<uid>/notify.sock)
+  --max-frame BYTES    largest frame body accepted (default {frame}; {min_frame}..={max_frame};
+                       K/M suffixes allowed)
+  --max-queue BYTES    unsent output kept per connection before a client that
+                       does not read is disconnected (default {queue}, at
+                       least {queue_frames} x max-frame)
+  -h, --help           print this help
+  -V, --version        print the version
+
+Environment:
+  NFY_PORT, NFY_SOCKET  default port and socket path
+  RUST_LOG             log level: error, warn, info (default), debug, trace;
+                       also TARGET=LEVEL, comma-separated
+  NFY_LOGMASK          syslog-style mask, decimal or 0x hex; bit 1<<prio
+                       enables priority prio (ERR=3 error, WARNING=4 warn,
+                       NOTICE=5/INFO=6 info, DEBUG=7 debug); wins over RUST_LOG
+
+Exit status:
+  0 stopped by SIGTERM/SIGINT; 1 another server is running, or another
+  start-up failure; 3 no permission for the socket; 4 configuration file
+  unreadable; 5 invalid configuration line; {usage} bad command line
+",
+        version = env!("CARGO_PKG_VERSION"),
+        d0 = DEFAULT_CONFIG_PATHS[0],
+        d1 = DEFAULT_CONFIG_PATHS[1],
+        port_env = defaults::PORT_ENV,
+        port = defaults::DEFAULT_PORT,
+        socket_env = defaults::SOCKET_ENV,
+        frame = DEFAULT_MAX_FRAME,
+        min_frame = MIN_MAX_FRAME,
+        max_frame = MAX_MAX_FRAME,
+        queue = DEFAULT_MAX_QUEUE,
+        queue_frames = MIN_QUEUE_FRAMES,
+        usage = EXIT_USAGE,
+    )
+}
+
+/// Parses a byte count with an optional `K`, `KiB`, `M` or `MiB` suffix
+/// (powers of 1024).
+pub fn parse_size(text: &str) -> Option<usize> {
+    let text = text.trim();
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, suffix) = text.split_at(digits_end);
+    if digits.is_empty() {
+        return None;
+    }
+    let value: usize = digits.parse().ok()?;
+    let scale: usize = match suffix.to_ascii_lowercase().as_str() {
+        "" => 1,
+        "k" | "kib" => 1024,
+        "m" | "mib" => 1024 * 1024,
+        _ => return None,
+    };
+    value.checked_mul(scale)
+}
+
+/// Parses the arguments (without the program name), taking defaults from
+/// `env`.
+pub fn parse<I>(args: I, env: &dyn Fn(&str) -> Option<OsString>) -> Result<Command, ArgsError>
+where
+    I: IntoIterator<Item = OsString>,
+{
+    let mut port: Option<u16> = None;
+    let mut socket: Option<PathBuf> = None;
+    let mut max_frame: Option<usize> = None;
+    let mut max_queue: Option<usize> = None;
+    let mut config: Option<PathBuf> = None;
+    let mut only_positional = false;
+
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let text = arg.to_string_lossy().into_owned();
+        if only_positional || !text.starts_with('-') || text == "-" {
+            if config.is_some() {
+                return Err(ArgsError(format!(
+                    "more than one configuration file given ({})",
+                    text
+                )));
+            }
+            config = Some(PathBuf::from(arg));
+            continue;
+        }
+        if text == "--" {
+            only_positional = true;
+            continue;
+        }
+        let (name, inline) = match text.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n.to_owned(), Some(OsString::from(v))),
+            _ => (text.clone(), None),
+        };
+        let mut value = |what: &str| -> Result<OsString, ArgsError> {
+            match inline.clone().or_else(|| args.next()) {
+                Some(v) => Ok(v),
+                None => Err(ArgsError(format!("{name} needs a value ({what})"))),
+            }
+        };
+        match name.as_str() {
+            "-h" | "--help" => return Ok(Command::Help),
+            "-V" | "--version" => return Ok(Command::Version),
+            "--port" => {
+                let v = value("a port number")?;
+                let v = v.to_string_lossy();
+                port = Some(defaults::parse_port(&v, true).ok_or_else(|| {
+                    ArgsError(format!("--port {v:?} is not a port number (0..=65535)"))
+                })?);
+            }
+            "--socket" => {
+                let v = value("a path")?;
+                if v.is_empty() {
+                    return Err(ArgsError("--socket needs a non-empty path".into()));
+                }
+                socket = Some(PathBuf::from(v));
+            }
+            "--max-frame" => {
+                let v = value("a size in bytes")?;
+                let v = v.to_string_lossy();
+                let size = parse_size(&v)
+                    .filter(|s| (MIN_MAX_FRAME..=MAX_MAX_FRAME).contains(s))
+                    .ok_or_else(|| {
+                        ArgsError(format!(
+                            "--max-frame {v:?} is not a size from {MIN_MAX_FRAME} to \
+                             {MAX_MAX_FRAME} bytes"
+                        ))
+                    })?;
+                max_frame = Some(size);
+            }
+            "--max-queue" => {
+                let v = value("a size in bytes")?;
+                let v = v.to_string_lossy();
+                let size = parse_size(&v)
+                    .filter(|s| *s <= MAX_MAX_QUEUE)
+                    .ok_or_else(|| {
+                        ArgsError(format!(
+                            "--max-queue {v:?} is not a size of at most {MAX_MAX_QUEUE} bytes"
+                        ))
+                    })?;
+                max_queue = Some(size);
+            }
+            _ => return Err(ArgsError(format!("unknown option {name}"))),
+        }
+    }
+
+    let port = match port {
+        Some(p) => p,
+        None => defaults::port_from(env)
+            .map_err(|e| ArgsError(e.to_string()))?
+            .unwrap_or(defaults::DEFAULT_PORT),
+    };
+    let socket = socket.unwrap_or_else(|| defaults::socket_path_from(env, defaults::current_uid()));
+    let max_frame = max_frame.unwrap_or(DEFAULT_MAX_FRAME);
+    let min_queue = max_frame
+        .saturating_add(nfy_core::wire::HEADER_LEN)
+        .saturating_mul(MIN_QUEUE_FRAMES);
+    let max_queue = match max_queue {
+        Some(q) if q < min_queue => {
+            return Err(ArgsError(format!(
+                "--max-queue {q} is too small for --max-frame {max_frame}: it must hold \
+                 {MIN_QUEUE_FRAMES} frames ({min_queue} bytes)"
+            )))
+        }
+        Some(q) => q,
+        None => DEFAULT_MAX_QUEUE.max(min_queue),
+    };
+    Ok(Command::Run(Options {
+        port,
+        socket,
+        max_frame,
+        max_queue,
+        config: config.map_or(ConfigSource::Default, ConfigSource::File),
+        handle_signals: true,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<OsString> {
+        None
+    }
+
+    fn run(args: &[&str], env: &dyn Fn(&str) -> Option<OsString>) -> Result<Options, ArgsError> {
+        match parse(args.iter().map(OsString::from), env)? {
+            Command::Run(o) => Ok(o),
+            other => panic!("expected Run, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let o = run(&[], &no_env).unwrap();
+        assert_eq!(o.port, 5899);
+        assert_eq!(o.max_frame, DEFAULT_MAX_FRAME);
+        assert_eq!(o.max_queue, DEFAULT_MAX_QUEUE);
+        assert_eq!(o.config, ConfigSource::Default);
+        assert!(o.handle_signals);
+        assert_eq!(
+            o.socket,
+            defaults::fallback_socket_path(defaults::current_uid())
+        );
+    }
+
+    #[test]
+    fn environment_defaults() {
+        let env = |k: &str| match k {
+            "NFY_PORT" => Some(OsString::from("6001")),
+            "NFY_SOCKET" => Some(OsString::from("/run/x.sock")),
+            _ => None,
+        };
+        let o = run(&[], &env).unwrap();
+        assert_eq!(o.port, 6001);
+        assert_eq!(o.socket, PathBuf::from("/run/x.sock"));
+        // The command line wins.
+        let o = run(&["--port", "7000", "--socket=/y"], &env).unwrap();
+        assert_eq!(o.port, 7000);
+        assert_eq!(o.socket, PathBuf::from("/y"));
+        let bad = |k: &str| (k == "NFY_PORT").then(|| OsString::from("http"));
+        assert!(run(&[], &bad).unwrap_err().0.contains("NFY_PORT"));
+        // ... also over a bad environment.
+        assert_eq!(run(&["--port", "1"], &bad).unwrap().port, 1);
+    }
+
+    #[test]
+    fn all_options() {
+        let o = run(
+            &[
+                "--port=0",
+                "--max-frame",
+                "128K",
+                "--max-queue",
+                "1M",
+                "cfg",
+            ],
+            &no_env,
+        )
+        .unwrap();
+        assert_eq!(o.port, 0);
+        assert_eq!(o.max_frame, 128 * 1024);
+        assert_eq!(o.max_queue, 1024 * 1024);
+        assert_eq!(o.config, ConfigSource::File("cfg".into()));
+        let o = run(&["--", "--odd-name.cfg"], &no_env).unwrap();
+        assert_eq!(o.config, ConfigSource::File("--odd-name.cfg".into()));
+    }
+
+    #[test]
+    fn queue_follows_a_large_frame_limit() {
+        let o = run(&["--max-frame", "8M"], &no_env).unwrap();
+        assert!(o.max_queue >= 2 * 8 * 1024 * 1024);
+        let e = run(&["--max-frame", "1M", "--max-queue", "1M"], &no_env).unwrap_err();
+        assert!(e.0.contains("too small"), "{e}");
+    }
+
+    #[test]
+    fn help_and_version() {
+        let p = |a: &[&str]| parse(a.iter().map(OsString::from), &no_env).unwrap();
+        assert_eq!(p(&["--help"]), Command::Help);
+        assert_eq!(p(&["-h"]), Command::Help);
+        assert_eq!(p(&["--port", "1", "--version"]), Command::Version);
+        assert_eq!(p(&["-V"]), Command::Version);
+        let text = usage();
+        for needle in [
+            "--port",
+            "--socket",
+            "--max-frame",
+            "--max-queue",
+            "NFY_LOGMASK",
+            "RUST_LOG",
+        ] {
+            assert!(text.contains(needle), "{needle}");
+        }
+    }
+
+    #[test]
+    fn errors() {
+        for bad in [
+            &["--port"][..],
+            &["--port", "65536"],
+            &["--port", "x"],
+            &["--max-frame", "10"],
+            &["--max-frame", "1G"],
+            &["--max-queue", "lots"],
+            &["--socket", ""],
+            &["--bogus"],
+            &["a.cfg", "b.cfg"],
+        ] {
+            assert!(run(bad, &no_env).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("64k"), Some(65536));
+        assert_eq!(parse_size("64KiB"), Some(65536));
+        assert_eq!(parse_size("4M"), Some(4 << 20));
+        assert_eq!(parse_size("M"), None);
+        assert_eq!(parse_size("1.5M"), None);
+        assert_eq!(parse_size("99999999999999999999"), None);
+    }
+}

@@ -1,0 +1,765 @@
+//! The server's event loop: one thread, one `mio` poll, every socket
+//! non-blocking, the broker called in between.
+//!
+//! Each iteration:
+//!
+//! 1. waits for readiness (no timeout unless work is pending);
+//! 2. accepts every pending connection: the peer is classified
+//!    ([`listen::classify`]), the broker assigns a [`ConnId`], and the
+//!    connection lives in slot [`ConnId::index`] (its poll token is that
+//!    index plus [`CONN_TOKEN_BASE`]). When the broker has no room
+//!    (`TooManyConnections`) the socket is closed with a warning;
+//! 3. reads ready connections into one shared buffer and feeds the bytes to
+//!    the connection's [`FrameDecoder`] (storage = `--max-frame` +
+//!    header); each frame goes to [`Broker::handle_frame`](nfy_core::broker::Broker::handle_frame), whose output
+//!    lands in the [`Outbound`] queues. Skipped input (garbage, oversize,
+//!    bad size) is logged at warn with the connection. A connection gets at
+//!    most [`MAX_READS_PER_WAKEUP`] reads per iteration, then waits for the
+//!    others (fairness);
+//! 4. closes what has to go (end of stream, I/O errors, overflowed output
+//!    queues) and calls [`Broker::disconnect`](nfy_core::broker::Broker::disconnect) for each;
+//! 5. flushes every connection that got output: one `send` each. When not
+//!    all of it left, the connection also waits for WRITABLE until its
+//!    queue is empty.
+//!
+//! Reads stop at a short read: a stream socket returns less than asked
+//! only when its receive queue is empty, and data arriving later raises a
+//! new edge, so the extra read that would return `EAGAIN` is saved (unless
+//! the peer's close was reported, which raises no further edge).
+//!
+//! At end of stream, output still queued gets one last send attempt (a
+//! client may half-close and still wait for a unicast error); a frame cut
+//! short by the close is logged as a truncated frame. Sockets are closed
+//! without an explicit deregistration (closing an fd removes it from
+//! epoll on Linux).
+//!
+//! Shutdown (SIGTERM/SIGINT when enabled, or [`super::ServerHandle`]):
+//! pending output gets one last send, sockets close, and the socket file is
+//! removed.
+
+use std::io::{self, Read};
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::event::Source;
+use mio::net::{TcpStream, UnixStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use nfy_core::broker::{ConnId, PeerKind};
+use nfy_core::wire::{Decoded, FrameDecoder, HEADER_LEN};
+
+use super::listen::{self, Listeners, SocketFile, TcpEntry};
+use super::outbound::{self, CloseReason, Flushed, Outbound};
+use super::{LinuxBroker, Options, ServerError, Shared};
+
+/// Token of the [`Waker`] used by [`super::ServerHandle::shutdown`].
+const WAKER: Token = Token(0);
+/// Tokens of the signal pipes: `SIGNAL_BASE + i` for `SIGNALS[i]`.
+const SIGNAL_BASE: usize = 1;
+/// Token of the Unix-socket listener.
+const UNIX_LISTENER: Token = Token(8);
+/// Tokens of the TCP listeners: `TCP_LISTENER_BASE + i`.
+const TCP_LISTENER_BASE: usize = 16;
+/// Tokens of connections: `CONN_TOKEN_BASE + ConnId::index()`.
+pub const CONN_TOKEN_BASE: usize = 1 << 16;
+
+/// Readiness events taken per poll.
+const EVENTS_CAPACITY: usize = 1024;
+/// The shared read buffer.
+const READ_BUFFER: usize = 64 * 1024;
+/// Reads one connection gets per iteration before the others' turn.
+pub const MAX_READS_PER_WAKEUP: usize = 16;
+/// Pause before accepting again after running out of file descriptors.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+/// At most one "connection limit reached" warning per this interval; the
+/// others are counted and summarised in the next one.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The signals that stop the server.
+const SIGNALS: [(i32, &str); 2] = [
+    (signal_hook::consts::SIGTERM, "SIGTERM"),
+    (signal_hook::consts::SIGINT, "SIGINT"),
+];
+
+/// A connection's socket.
+#[derive(Debug)]
+enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+
+    fn fd(&self) -> RawFd {
+        match self {
+            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Unix(s) => s.as_raw_fd(),
+        }
+    }
+
+    fn source(&mut self) -> &mut dyn Source {
+        match self {
+            Stream::Tcp(s) => s,
+            Stream::Unix(s) => s,
+        }
+    }
+}
+
+/// Where a connection comes from, for logs.
+#[derive(Debug, Clone, Copy)]
+enum Peer {
+    Unix,
+    Tcp(SocketAddr),
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Peer::Unix => f.write_str("unix socket"),
+            Peer::Tcp(addr) => write!(f, "tcp {addr}"),
+        }
+    }
+}
+
+/// One open connection.
+struct Conn {
+    id: ConnId,
+    stream: Stream,
+    decoder: FrameDecoder<Vec<u8>>,
+    peer: Peer,
+    /// WRITABLE is part of the registration (output is waiting).
+    writable_interest: bool,
+    /// Bytes fed to the decoder since its last frame or skip report: a
+    /// frame in progress.
+    partial: usize,
+}
+
+/// Registered signal pipes.
+struct Signals {
+    ids: Vec<signal_hook::SigId>,
+    pipes: Vec<UnixStream>,
+}
+
+impl Signals {
+    fn install(poll: &Poll) -> io::Result<Signals> {
+        let mut signals = Signals {
+            ids: Vec::new(),
+            pipes: Vec::new(),
+        };
+        for (i, (signal, _)) in SIGNALS.iter().enumerate() {
+            let (rx, tx) = StdUnixStream::pair()?;
+            rx.set_nonblocking(true)?;
+            let mut rx = UnixStream::from_std(rx);
+            poll.registry()
+                .register(&mut rx, Token(SIGNAL_BASE + i), Interest::READABLE)?;
+            signals
+                .ids
+                .push(signal_hook::low_level::pipe::register(*signal, tx)?);
+            signals.pipes.push(rx);
+        }
+        Ok(signals)
+    }
+
+    /// Empties pipe `i`; true when it held a signal.
+    fn drain(&mut self, i: usize) -> bool {
+        let Some(pipe) = self.pipes.get_mut(i) else {
+            return false;
+        };
+        let mut got = false;
+        let mut buf = [0u8; 64];
+        loop {
+            match pipe.read(&mut buf) {
+                Ok(0) => return got,
+                Ok(_) => got = true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return got,
+            }
+        }
+    }
+}
+
+impl Drop for Signals {
+    fn drop(&mut self) {
+        for id in self.ids.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
+    }
+}
+
+/// Counters of the loop, logged at shutdown.
+#[derive(Debug, Default)]
+struct Stats {
+    accepted: u64,
+    refused: u64,
+    frames_in: u64,
+    skipped: u64,
+}
+
+/// The event loop and everything it owns.
+pub(super) struct EventLoop {
+    poll: Poll,
+    events: Events,
+    waker: Arc<Waker>,
+    shared: Arc<Shared>,
+    signals: Option<Signals>,
+    broker: Box<LinuxBroker>,
+    tcp: Vec<TcpEntry>,
+    unix: mio::net::UnixListener,
+    conns: Vec<Option<Conn>>,
+    out: Outbound,
+    rbuf: Vec<u8>,
+    decoder_size: usize,
+    ready_again: Vec<usize>,
+    scratch: Vec<usize>,
+    accept_retry_at: Option<Instant>,
+    last_refusal_log: Option<Instant>,
+    unlogged_refusals: u64,
+    stats: Stats,
+    stop: bool,
+    // Last: the socket file goes once the listener is closed.
+    _socket_file: SocketFile,
+}
+
+/// The poller, its waker and the signal pipes: made before anything else,
+/// so a signal arriving during start-up is not lost (nor fatal: with the
+/// pipes installed it is seen as soon as the loop runs).
+pub(super) struct Poller {
+    poll: Poll,
+    waker: Arc<Waker>,
+    signals: Option<Signals>,
+}
+
+fn io_err(context: &str) -> impl FnOnce(io::Error) -> ServerError {
+    let context = context.to_owned();
+    move |source| ServerError::Io { context, source }
+}
+
+impl Poller {
+    /// Creates the poll and, when `handle_signals`, installs the
+    /// SIGTERM/SIGINT pipes.
+    pub(super) fn new(handle_signals: bool) -> Result<Poller, ServerError> {
+        let poll = Poll::new().map_err(io_err("cannot create the poller"))?;
+        let waker = Arc::new(
+            Waker::new(poll.registry(), WAKER).map_err(io_err("cannot create the waker"))?,
+        );
+        let signals = if handle_signals {
+            Some(Signals::install(&poll).map_err(io_err("cannot install signal handlers"))?)
+        } else {
+            None
+        };
+        Ok(Poller {
+            poll,
+            waker,
+            signals,
+        })
+    }
+}
+
+impl EventLoop {
+    /// Registers the listeners with the poller.
+    pub(super) fn new(
+        opts: &Options,
+        poller: Poller,
+        broker: Box<LinuxBroker>,
+        listeners: Listeners,
+        shared: Arc<Shared>,
+    ) -> Result<EventLoop, ServerError> {
+        let Poller {
+            poll,
+            waker,
+            signals,
+        } = poller;
+        let Listeners {
+            mut tcp,
+            mut unix,
+            socket_file,
+        } = listeners;
+        poll.registry()
+            .register(&mut unix, UNIX_LISTENER, Interest::READABLE)
+            .map_err(io_err("cannot poll the unix listener"))?;
+        for (i, entry) in tcp.iter_mut().enumerate() {
+            poll.registry()
+                .register(
+                    &mut entry.listener,
+                    Token(TCP_LISTENER_BASE + i),
+                    Interest::READABLE,
+                )
+                .map_err(io_err("cannot poll a tcp listener"))?;
+        }
+        Ok(EventLoop {
+            poll,
+            events: Events::with_capacity(EVENTS_CAPACITY),
+            waker,
+            shared,
+            signals,
+            broker,
+            tcp,
+            unix,
+            conns: Vec::new(),
+            out: Outbound::new(opts.max_queue),
+            rbuf: vec![0; READ_BUFFER],
+            decoder_size: opts.max_frame.saturating_add(HEADER_LEN),
+            ready_again: Vec::new(),
+            scratch: Vec::new(),
+            accept_retry_at: None,
+            last_refusal_log: None,
+            unlogged_refusals: 0,
+            stats: Stats::default(),
+            stop: false,
+            _socket_file: socket_file,
+        })
+    }
+
+    /// The TCP addresses listened on.
+    pub(super) fn tcp_addrs(&self) -> Vec<SocketAddr> {
+        self.tcp.iter().map(|t| t.addr).collect()
+    }
+
+    /// The waker that interrupts the poll.
+    pub(super) fn waker(&self) -> Arc<Waker> {
+        Arc::clone(&self.waker)
+    }
+
+    /// Runs until stopped.
+    pub(super) fn run(mut self) -> Result<(), ServerError> {
+        let result = self.run_inner();
+        self.shutdown();
+        result
+    }
+
+    fn run_inner(&mut self) -> Result<(), ServerError> {
+        let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
+        while !self.stop {
+            let timeout = self.timeout();
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(ServerError::Io {
+                    context: "polling failed".into(),
+                    source: e,
+                });
+            }
+            for event in events.iter() {
+                let readable = event.is_readable() || event.is_read_closed() || event.is_error();
+                self.dispatch(
+                    event.token(),
+                    readable,
+                    event.is_writable(),
+                    event.is_read_closed() || event.is_error(),
+                );
+            }
+            self.retry_pending_work();
+            self.settle();
+        }
+        self.events = events;
+        Ok(())
+    }
+
+    fn timeout(&self) -> Option<Duration> {
+        if !self.ready_again.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        self.accept_retry_at
+            .map(|at| at.saturating_duration_since(Instant::now()))
+    }
+
+    fn dispatch(&mut self, token: Token, readable: bool, writable: bool, closed: bool) {
+        match token.0 {
+            0 if self.shared.stop.load(Ordering::SeqCst) => {
+                ::log::info!("shutdown requested");
+                self.stop = true;
+            }
+            t if (SIGNAL_BASE..SIGNAL_BASE + SIGNALS.len()).contains(&t) => {
+                let i = t - SIGNAL_BASE;
+                if self.signals.as_mut().is_some_and(|s| s.drain(i)) {
+                    let name = SIGNALS.get(i).map_or("signal", |(_, n)| *n);
+                    ::log::info!("received {name}, shutting down");
+                    self.stop = true;
+                }
+            }
+            t if t == UNIX_LISTENER.0 => self.accept_unix(),
+            t if (TCP_LISTENER_BASE..CONN_TOKEN_BASE).contains(&t) => {
+                self.accept_tcp(t - TCP_LISTENER_BASE);
+            }
+            t if t >= CONN_TOKEN_BASE => {
+                let idx = t - CONN_TOKEN_BASE;
+                if readable {
+                    self.read_conn(idx, closed);
+                }
+                if writable {
+                    self.out.mark_dirty(idx);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Reads connections whose budget ran out and retries accepting after a
+    /// descriptor shortage.
+    fn retry_pending_work(&mut self) {
+        if !self.ready_again.is_empty() {
+            let mut again = std::mem::take(&mut self.ready_again);
+            for &idx in &again {
+                self.read_conn(idx, true);
+            }
+            again.clear();
+            if self.ready_again.is_empty() {
+                self.ready_again = again;
+            }
+        }
+        if self.accept_retry_at.is_some_and(|at| at <= Instant::now()) {
+            self.accept_retry_at = None;
+            self.accept_unix();
+            for i in 0..self.tcp.len() {
+                self.accept_tcp(i);
+            }
+        }
+    }
+
+    /// Closes what must go and flushes output until nothing is left to do.
+    fn settle(&mut self) {
+        loop {
+            self.process_closes();
+            if !self.out.has_dirty() {
+                break;
+            }
+            self.flush_dirty();
+        }
+    }
+
+    fn accept_unix(&mut self) {
+        loop {
+            match self.unix.accept() {
+                Ok((stream, _)) => self.admit(Stream::Unix(stream), Peer::Unix, None),
+                Err(e) => {
+                    if !self.accept_failed(&e, "unix socket") {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn accept_tcp(&mut self, i: usize) {
+        loop {
+            let Some(entry) = self.tcp.get(i) else { return };
+            match entry.listener.accept() {
+                Ok((stream, addr)) => {
+                    if let Err(e) = stream.set_nodelay(true) {
+                        ::log::debug!("cannot set TCP_NODELAY for {addr}: {e}");
+                    }
+                    self.admit(Stream::Tcp(stream), Peer::Tcp(addr), Some(addr));
+                }
+                Err(e) => {
+                    let what = format!("tcp {}", entry.addr);
+                    if !self.accept_failed(&e, &what) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles an accept error; true when accepting should go on.
+    fn accept_failed(&mut self, e: &io::Error, listener: &str) -> bool {
+        use nix::errno::Errno;
+        match e.kind() {
+            io::ErrorKind::WouldBlock => false,
+            io::ErrorKind::Interrupted
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset => true,
+            _ => {
+                let exhausted = [Errno::EMFILE, Errno::ENFILE, Errno::ENOBUFS, Errno::ENOMEM]
+                    .iter()
+                    .any(|errno| e.raw_os_error() == Some(*errno as i32));
+                if exhausted {
+                    ::log::warn!(
+                        "cannot accept on {listener}: {e}; retrying in {} ms",
+                        ACCEPT_RETRY.as_millis()
+                    );
+                } else {
+                    ::log::error!("cannot accept on {listener}: {e}");
+                }
+                self.accept_retry_at = Some(Instant::now() + ACCEPT_RETRY);
+                false
+            }
+        }
+    }
+
+    fn admit(&mut self, mut stream: Stream, peer: Peer, addr: Option<SocketAddr>) {
+        let kind = listen::classify(addr);
+        let id = match self.broker.connect(kind) {
+            Ok(id) => id,
+            Err(_) => {
+                self.stats.refused += 1;
+                self.log_refusal(peer);
+                return;
+            }
+        };
+        let idx = id.index();
+        if self.conns.len() <= idx {
+            self.conns.resize_with(idx + 1, || None);
+        }
+        if self.conns.get(idx).is_some_and(Option::is_some) {
+            ::log::error!("{id}: the broker reused a slot still in use; closing {peer}");
+            self.broker.disconnect(id, &mut self.out);
+            return;
+        }
+        let token = Token(CONN_TOKEN_BASE + idx);
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(stream.source(), token, Interest::READABLE)
+        {
+            ::log::warn!("{id}: cannot poll the connection from {peer}: {e}; closing it");
+            self.broker.disconnect(id, &mut self.out);
+            return;
+        }
+        self.out.open(id);
+        let conn = Conn {
+            id,
+            stream,
+            decoder: FrameDecoder::new(vec![0; self.decoder_size]),
+            peer,
+            writable_interest: false,
+            partial: 0,
+        };
+        if let Some(slot) = self.conns.get_mut(idx) {
+            *slot = Some(conn);
+        }
+        self.stats.accepted += 1;
+        match kind {
+            PeerKind::Local => ::log::debug!("{id}: connected ({peer}, local)"),
+            PeerKind::Remote => ::log::info!("{id}: connected ({peer}, remote)"),
+        }
+    }
+
+    /// Warns about a refused connection, at most once per
+    /// [`REFUSAL_LOG_INTERVAL`] (a flood of connections must not flood the
+    /// log).
+    fn log_refusal(&mut self, peer: Peer) {
+        let now = Instant::now();
+        if self
+            .last_refusal_log
+            .is_some_and(|last| now.duration_since(last) < REFUSAL_LOG_INTERVAL)
+        {
+            self.unlogged_refusals += 1;
+            return;
+        }
+        self.last_refusal_log = Some(now);
+        let earlier = std::mem::take(&mut self.unlogged_refusals);
+        if earlier > 0 {
+            ::log::warn!(
+                "connection limit reached: closing the new connection from {peer} ({earlier} \
+                 more refused since the last warning)"
+            );
+        } else {
+            ::log::warn!("connection limit reached: closing the new connection from {peer}");
+        }
+    }
+
+    /// Reads connection `idx` until it has nothing more, its budget is used
+    /// up, or it ends. `closed` says the poller saw the peer's close.
+    fn read_conn(&mut self, idx: usize, closed: bool) {
+        for _ in 0..MAX_READS_PER_WAKEUP {
+            if self.out.is_closing(idx) {
+                return;
+            }
+            let Some(Some(conn)) = self.conns.get_mut(idx) else {
+                return;
+            };
+            match conn.stream.read(&mut self.rbuf) {
+                Ok(0) => {
+                    if conn.partial > 0 {
+                        ::log::info!(
+                            "{} ({}): truncated frame: the connection closed {} bytes into a frame",
+                            conn.id,
+                            conn.peer,
+                            conn.partial
+                        );
+                    }
+                    self.out.close(conn.id, CloseReason::Eof);
+                    return;
+                }
+                Ok(n) => {
+                    let short = n < self.rbuf.len();
+                    self.feed(idx, n);
+                    if short && !closed {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    ::log::debug!("{} ({}): read failed: {e}", conn.id, conn.peer);
+                    self.out.close(conn.id, CloseReason::ReadError(e.kind()));
+                    return;
+                }
+            }
+        }
+        // Budget used up: come back after the others had their turn.
+        self.ready_again.push(idx);
+    }
+
+    /// Feeds the first `n` bytes of the read buffer to connection `idx`.
+    fn feed(&mut self, idx: usize, n: usize) {
+        let mut pos = 0;
+        while pos < n {
+            let Some(Some(conn)) = self.conns.get_mut(idx) else {
+                return;
+            };
+            let id = conn.id;
+            let input = self.rbuf.get(pos..n).unwrap_or(&[]);
+            let (used, decoded) = conn.decoder.feed(input);
+            let used = used.min(input.len());
+            pos += used;
+            match decoded {
+                None => {
+                    conn.partial += used;
+                    if used == 0 {
+                        ::log::error!("{id}: the frame decoder stopped consuming input; closing");
+                        self.out
+                            .close(id, CloseReason::ReadError(io::ErrorKind::InvalidData));
+                        return;
+                    }
+                }
+                Some(Decoded::Frame(frame)) => {
+                    conn.partial = 0;
+                    self.stats.frames_in += 1;
+                    self.broker.handle_frame(id, frame, &mut self.out);
+                }
+                Some(Decoded::Skipped(skipped)) => {
+                    conn.partial = 0;
+                    self.stats.skipped += 1;
+                    ::log::warn!("{id} ({}): {skipped}", conn.peer);
+                }
+            }
+            if self.out.has_closes() {
+                self.process_closes();
+            }
+        }
+    }
+
+    /// Closes every connection scheduled for closing and tells the broker.
+    fn process_closes(&mut self) {
+        while let Some((id, reason)) = self.out.next_close() {
+            let idx = id.index();
+            let conn = match self.conns.get_mut(idx) {
+                Some(slot) if slot.as_ref().is_some_and(|c| c.id == id) => slot.take(),
+                _ => None,
+            };
+            let Some(conn) = conn else {
+                continue;
+            };
+            if reason == CloseReason::Eof && self.out.pending_len(idx) > 0 {
+                // The peer may only have half-closed: one last send.
+                if let Err(e) = self.out.flush(idx, conn.stream.fd(), true) {
+                    ::log::debug!("{id}: final send failed: {e}");
+                }
+            }
+            let pending = self.out.pending_len(idx);
+            match reason {
+                CloseReason::Eof => ::log::debug!("{id} ({}): closed by the peer", conn.peer),
+                CloseReason::ReadError(kind) | CloseReason::WriteError(kind) => {
+                    ::log::debug!("{id} ({}): closed after an I/O error ({kind:?})", conn.peer);
+                }
+                CloseReason::Overflow => ::log::info!(
+                    "{id} ({}): disconnected, {pending} unsent bytes discarded",
+                    conn.peer
+                ),
+                CloseReason::Poll(kind) => {
+                    ::log::warn!("{id} ({}): closed, cannot poll it ({kind:?})", conn.peer);
+                }
+            }
+            drop(conn);
+            // What it never received goes back to the broker: unicasts are
+            // routed again or returned to their senders as unicast errors.
+            let unsent = self.out.take_unsent(id);
+            for frame in outbound::split_frames(&unsent) {
+                self.broker.return_undelivered(id, frame, &mut self.out);
+            }
+            self.broker.disconnect(id, &mut self.out);
+            self.out.release(id);
+            self.ready_again.retain(|&i| i != idx);
+        }
+    }
+
+    /// One send per connection with output.
+    fn flush_dirty(&mut self) {
+        let mut dirty = std::mem::take(&mut self.scratch);
+        self.out.take_dirty(&mut dirty);
+        for &idx in &dirty {
+            let Some(Some(conn)) = self.conns.get_mut(idx) else {
+                continue;
+            };
+            let result = self.out.flush(idx, conn.stream.fd(), false);
+            let want_writable = match result {
+                Ok(Flushed::All) => false,
+                Ok(Flushed::Partial) => true,
+                Err(e) => {
+                    ::log::debug!("{} ({}): send failed: {e}", conn.id, conn.peer);
+                    self.out.close(conn.id, CloseReason::WriteError(e.kind()));
+                    continue;
+                }
+            };
+            if want_writable != conn.writable_interest {
+                let interest = if want_writable {
+                    Interest::READABLE | Interest::WRITABLE
+                } else {
+                    Interest::READABLE
+                };
+                let token = Token(CONN_TOKEN_BASE + idx);
+                match self
+                    .poll
+                    .registry()
+                    .reregister(conn.stream.source(), token, interest)
+                {
+                    Ok(()) => conn.writable_interest = want_writable,
+                    Err(e) => self.out.close(conn.id, CloseReason::Poll(e.kind())),
+                }
+            }
+        }
+        dirty.clear();
+        self.scratch = dirty;
+    }
+
+    /// Last sends, then everything closes (the socket file goes on drop).
+    fn shutdown(&mut self) {
+        for idx in 0..self.conns.len() {
+            if let Some(Some(conn)) = self.conns.get(idx) {
+                if self.out.pending_len(idx) > 0 {
+                    let _ = self.out.flush(idx, conn.stream.fd(), false);
+                }
+            }
+        }
+        let open = self.conns.iter().filter(|c| c.is_some()).count();
+        self.conns.clear();
+        let status = self.broker.status();
+        let out = self.out.stats();
+        ::log::info!(
+            "stopped: {open} connection(s) closed; {} accepted, {} refused, {} frames in, {} \
+             frames out, {} skipped inputs, {} bad messages, {} delivered, {} dropped, {} unicast \
+             errors, {} overflow disconnects",
+            self.stats.accepted,
+            self.stats.refused,
+            self.stats.frames_in,
+            out.frames,
+            self.stats.skipped,
+            out.bad_messages,
+            status.delivered,
+            status.dropped,
+            status.unicast_errors,
+            out.overflows
+        );
+    }
+}

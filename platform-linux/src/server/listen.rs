@@ -1,0 +1,645 @@
+//! Listeners: which TCP addresses to bind, the Unix socket, and the
+//! single-instance rule (spec sections 1 and 4).
+//!
+//! # TCP addresses
+//!
+//! | configuration | TCP listeners |
+//! |---|---|
+//! | none, or no `in`/`out` rules | `127.0.0.1` and `::1` (`interface` lines are ignored with a warning) |
+//! | rules, no `interface` lines | `0.0.0.0` and `::` (IPv6-only socket, so both coexist) |
+//! | rules and `interface` lines | loopback as above, plus every address of every named interface / every listed IP |
+//!
+//! IPv6 listeners are best effort: a host without IPv6 simply gets none.
+//! **Decision**: an `interface` line naming an interface without addresses
+//! (or an IP not configured on this host) is a warning, not a startup
+//! failure: local IPC must keep working when the network is not up yet.
+//!
+//! # One server per system
+//!
+//! TCP is bound first. `EADDRINUSE` there means another server holds the
+//! port ([`ServerError::PortInUse`]). Then the Unix socket: when its path
+//! exists and a `connect` to it succeeds, another server owns it
+//! ([`ServerError::AlreadyRunning`]) and the file is left alone; when the
+//! connect is refused the file is stale and is replaced; when the path is
+//! something other than a socket, nothing is replaced
+//! ([`ServerError::NotASocket`]). Permission problems are
+//! [`ServerError::Permission`] (exit 3). Known weak spot: two servers with
+//! *different* ports racing for the *same* stale socket path at the same
+//! instant could both decide it is stale; the default set-up (same port)
+//! is protected by the TCP bind.
+//!
+//! Missing socket directories are created with mode 0700 (owner only). The
+//! last-resort default directory `/tmp/nfy-<uid>` must be a real directory
+//! owned by this user, otherwise the server refuses it (someone else could
+//! control what is in it).
+//!
+//! The socket file is removed when the server stops, but only if it is
+//! still the file this server created (same device and inode).
+
+use std::fs;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use nfy_core::broker::PeerKind;
+use nfy_core::whitelist::Interface;
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+use super::{LinuxWhitelist, Options, ServerError};
+use crate::defaults;
+
+/// Backlog of every listening socket.
+pub const LISTEN_BACKLOG: i32 = 1024;
+
+/// One TCP address to bind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindTarget {
+    /// The address (port 0 = the port chosen for the first listener).
+    pub addr: SocketAddr,
+    /// When false, "address not available" / "family not supported" is
+    /// only logged (IPv6 on hosts without it, interfaces that are down).
+    pub required: bool,
+    /// Why this address is bound, for logs.
+    pub origin: String,
+}
+
+/// The TCP addresses a configuration asks for, and warnings about it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TcpPlan {
+    /// Addresses to bind, in order, without duplicates.
+    pub targets: Vec<BindTarget>,
+    /// Things worth a warning (ignored `interface` lines, interfaces
+    /// without addresses).
+    pub warnings: Vec<String>,
+}
+
+impl TcpPlan {
+    fn push(&mut self, ip: IpAddr, port: u16, required: bool, origin: &str) {
+        let addr = SocketAddr::new(ip, port);
+        if self.targets.iter().any(|t| t.addr == addr) {
+            return;
+        }
+        self.targets.push(BindTarget {
+            addr,
+            required,
+            origin: origin.to_owned(),
+        });
+    }
+
+    /// A wildcard listener of a family covers every other address of that
+    /// family (and binding both would collide).
+    fn drop_covered(&mut self) {
+        let wild4 = self
+            .targets
+            .iter()
+            .any(|t| t.addr.ip() == IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let wild6 = self
+            .targets
+            .iter()
+            .any(|t| t.addr.ip() == IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+        self.targets.retain(|t| match t.addr.ip() {
+            IpAddr::V4(ip) => !wild4 || ip.is_unspecified(),
+            IpAddr::V6(ip) => !wild6 || ip.is_unspecified(),
+        });
+    }
+}
+
+/// Works out the TCP listeners for `whitelist` (see the module table);
+/// `resolve` maps an interface name to its addresses.
+pub fn plan_tcp(
+    whitelist: &LinuxWhitelist,
+    port: u16,
+    resolve: &dyn Fn(&str) -> io::Result<Vec<SocketAddr>>,
+) -> TcpPlan {
+    let mut plan = TcpPlan::default();
+    let interfaces = whitelist.interfaces();
+    if !whitelist.has_rules() {
+        if !interfaces.is_empty() {
+            plan.warnings.push(format!(
+                "ignoring {} `interface` line(s): the configuration has no in/out rules, so no \
+                 remote client could pass; listening on loopback only",
+                interfaces.len()
+            ));
+        }
+        plan.push(IpAddr::V4(Ipv4Addr::LOCALHOST), port, true, "loopback");
+        plan.push(IpAddr::V6(Ipv6Addr::LOCALHOST), port, false, "loopback");
+        return plan;
+    }
+    if interfaces.is_empty() {
+        plan.push(
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            port,
+            true,
+            "all interfaces",
+        );
+        plan.push(
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            port,
+            false,
+            "all interfaces",
+        );
+        return plan;
+    }
+    plan.push(IpAddr::V4(Ipv4Addr::LOCALHOST), port, true, "loopback");
+    plan.push(IpAddr::V6(Ipv6Addr::LOCALHOST), port, false, "loopback");
+    for interface in interfaces {
+        match interface {
+            Interface::Ip(ip) => plan.push(*ip, port, false, &format!("interface {ip}")),
+            Interface::Name(name) => match resolve(name.as_str()) {
+                Ok(addrs) if !addrs.is_empty() => {
+                    for addr in addrs {
+                        let origin = format!("interface {name}");
+                        match addr {
+                            SocketAddr::V6(mut v6) => {
+                                v6.set_port(port);
+                                let target = SocketAddr::V6(v6);
+                                if !plan.targets.iter().any(|t| t.addr == target) {
+                                    plan.targets.push(BindTarget {
+                                        addr: target,
+                                        required: false,
+                                        origin,
+                                    });
+                                }
+                            }
+                            SocketAddr::V4(v4) => {
+                                plan.push(IpAddr::V4(*v4.ip()), port, false, &origin)
+                            }
+                        }
+                    }
+                }
+                Ok(_) => plan.warnings.push(format!(
+                    "interface {name} has no IP address (or does not exist); not listening on it"
+                )),
+                Err(e) => plan.warnings.push(format!(
+                    "cannot list the addresses of interface {name}: {e}; not listening on it"
+                )),
+            },
+        }
+    }
+    plan.drop_covered();
+    plan
+}
+
+/// The addresses (IPv4 and IPv6, port 0) of the network interface `name`,
+/// from `getifaddrs`. IPv6 link-local addresses keep their scope id.
+pub fn interface_addresses(name: &str) -> io::Result<Vec<SocketAddr>> {
+    let all = nix::ifaddrs::getifaddrs().map_err(io::Error::from)?;
+    let mut out = Vec::new();
+    for entry in all.filter(|e| e.interface_name == name) {
+        let Some(addr) = entry.address else { continue };
+        if let Some(v4) = addr.as_sockaddr_in() {
+            out.push(SocketAddr::new(IpAddr::V4(v4.ip()), 0));
+        } else if let Some(v6) = addr.as_sockaddr_in6() {
+            out.push(SocketAddr::V6(std::net::SocketAddrV6::new(
+                v6.ip(),
+                0,
+                v6.flowinfo(),
+                v6.scope_id(),
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// A connection is local when it comes over the Unix socket or from a
+/// loopback address (`127.0.0.0/8`, `::1`, or `::ffff:127.x.y.z`), remote
+/// otherwise (spec section 4). `None` stands for a Unix-socket peer.
+pub fn classify(peer: Option<SocketAddr>) -> PeerKind {
+    let Some(peer) = peer else {
+        return PeerKind::Local;
+    };
+    let loopback = match peer.ip() {
+        IpAddr::V4(ip) => ip.is_loopback(),
+        IpAddr::V6(ip) => {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    };
+    if loopback {
+        PeerKind::Local
+    } else {
+        PeerKind::Remote
+    }
+}
+
+/// A bound TCP listener.
+#[derive(Debug)]
+pub struct TcpEntry {
+    /// The address actually bound (with the real port).
+    pub addr: SocketAddr,
+    /// The listener, non-blocking.
+    pub listener: mio::net::TcpListener,
+}
+
+/// The socket file this server created; removed on drop if it is still
+/// the same file.
+#[derive(Debug)]
+pub struct SocketFile {
+    path: PathBuf,
+    identity: Option<(u64, u64)>,
+}
+
+impl SocketFile {
+    /// The path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let current = fs::symlink_metadata(&self.path)
+            .ok()
+            .map(|m| (m.dev(), m.ino()));
+        if current.is_some() && current == self.identity {
+            match fs::remove_file(&self.path) {
+                Ok(()) => ::log::debug!("removed socket {}", self.path.display()),
+                Err(e) => ::log::warn!("cannot remove socket {}: {e}", self.path.display()),
+            }
+        }
+    }
+}
+
+/// Everything the server listens on.
+#[derive(Debug)]
+pub struct Listeners {
+    /// TCP listeners, loopback first.
+    pub tcp: Vec<TcpEntry>,
+    /// The Unix-socket listener.
+    pub unix: mio::net::UnixListener,
+    /// Removes the socket file when dropped.
+    pub socket_file: SocketFile,
+}
+
+/// Binds TCP (first) and then the Unix socket, as the module docs describe.
+pub fn open(opts: &Options, whitelist: &LinuxWhitelist) -> Result<Listeners, ServerError> {
+    let plan = plan_tcp(whitelist, opts.port, &interface_addresses);
+    for warning in &plan.warnings {
+        ::log::warn!("{warning}");
+    }
+    let tcp = bind_tcp_plan(&plan, opts.port)?;
+    let (unix, socket_file) = bind_unix(&opts.socket)?;
+    Ok(Listeners {
+        tcp,
+        unix,
+        socket_file,
+    })
+}
+
+fn bind_tcp_plan(plan: &TcpPlan, port: u16) -> Result<Vec<TcpEntry>, ServerError> {
+    let mut port = port;
+    let mut out: Vec<TcpEntry> = Vec::new();
+    for target in &plan.targets {
+        let mut addr = target.addr;
+        addr.set_port(port);
+        match bind_tcp(addr) {
+            Ok(entry) => {
+                // Port 0: every further listener uses the port the first got.
+                port = entry.addr.port();
+                ::log::info!("listening on tcp {} ({})", entry.addr, target.origin);
+                out.push(entry);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+                return Err(ServerError::PortInUse { addr });
+            }
+            Err(e) if is_permission(&e) => {
+                return Err(ServerError::Permission {
+                    context: format!("cannot listen on tcp {addr}"),
+                    source: e,
+                });
+            }
+            Err(e) if !target.required && is_unavailable(&e) => {
+                if target.addr.ip().is_loopback() || target.addr.ip().is_unspecified() {
+                    ::log::debug!("not listening on tcp {addr}: {e}");
+                } else {
+                    ::log::warn!("not listening on tcp {addr} ({}): {e}", target.origin);
+                }
+            }
+            Err(e) => {
+                return Err(ServerError::Io {
+                    context: format!("cannot listen on tcp {addr}"),
+                    source: e,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn is_permission(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
+    )
+}
+
+fn is_unavailable(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::AddrNotAvailable
+        || e.kind() == io::ErrorKind::InvalidInput
+        || e.raw_os_error() == Some(nix::errno::Errno::EAFNOSUPPORT as i32)
+}
+
+fn bind_tcp(addr: SocketAddr) -> io::Result<TcpEntry> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // Lets a restarted server bind while old connections sit in TIME_WAIT;
+    // it does not let two listeners share the port.
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&SockAddr::from(addr))?;
+    socket.listen(LISTEN_BACKLOG)?;
+    let std_listener: std::net::TcpListener = socket.into();
+    let addr = std_listener.local_addr()?;
+    Ok(TcpEntry {
+        addr,
+        listener: mio::net::TcpListener::from_std(std_listener),
+    })
+}
+
+/// Prepares the socket's directory, checks for a running or stale server
+/// and binds the Unix socket.
+pub fn bind_unix(path: &Path) -> Result<(mio::net::UnixListener, SocketFile), ServerError> {
+    prepare_socket_dir(path)?;
+    check_existing_socket(path)?;
+    let permission = |source: io::Error| ServerError::Permission {
+        context: format!("cannot create the local socket {}", path.display()),
+        source,
+    };
+    let bind = || -> io::Result<Socket> {
+        let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&SockAddr::unix(path)?)?;
+        Ok(socket)
+    };
+    let socket = match bind() {
+        Ok(socket) => socket,
+        Err(e) if is_permission(&e) => return Err(permission(e)),
+        // Lost a race with another server starting at the same moment.
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+            return Err(ServerError::AlreadyRunning {
+                socket: path.to_owned(),
+            })
+        }
+        Err(e) => {
+            return Err(ServerError::Io {
+                context: format!("cannot create the local socket {}", path.display()),
+                source: e,
+            })
+        }
+    };
+    // From here on the file is ours: remove it on every way out.
+    let identity = fs::symlink_metadata(path).ok().map(|m| (m.dev(), m.ino()));
+    let socket_file = SocketFile {
+        path: path.to_owned(),
+        identity,
+    };
+    socket.listen(LISTEN_BACKLOG).map_err(|e| ServerError::Io {
+        context: format!("cannot listen on {}", path.display()),
+        source: e,
+    })?;
+    let std_listener: std::os::unix::net::UnixListener = socket.into();
+    ::log::info!("listening on unix {}", path.display());
+    Ok((mio::net::UnixListener::from_std(std_listener), socket_file))
+}
+
+fn prepare_socket_dir(path: &Path) -> Result<(), ServerError> {
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    let uid = defaults::current_uid();
+    let is_fallback = defaults::fallback_socket_path(uid) == path;
+    match fs::symlink_metadata(dir) {
+        Ok(meta) => {
+            if is_fallback && (!meta.is_dir() || meta.uid() != uid) {
+                return Err(ServerError::Permission {
+                    context: format!("socket directory {}", dir.display()),
+                    source: io::Error::new(
+                        io::ErrorKind::PermissionDenied,
+                        format!(
+                            "not a directory owned by uid {uid} (owner uid {}); refusing to use it",
+                            meta.uid()
+                        ),
+                    ),
+                });
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| {
+                let context = format!("cannot create the socket directory {}", dir.display());
+                if is_permission(&e) {
+                    ServerError::Permission { context, source: e }
+                } else {
+                    ServerError::Io { context, source: e }
+                }
+            }),
+        Err(e) if is_permission(&e) => Err(ServerError::Permission {
+            context: format!("cannot access the socket directory {}", dir.display()),
+            source: e,
+        }),
+        Err(e) => Err(ServerError::Io {
+            context: format!("cannot access the socket directory {}", dir.display()),
+            source: e,
+        }),
+    }
+}
+
+fn check_existing_socket(path: &Path) -> Result<(), ServerError> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if is_permission(&e) => {
+            return Err(ServerError::Permission {
+                context: format!("cannot access {}", path.display()),
+                source: e,
+            })
+        }
+        Err(e) => {
+            return Err(ServerError::Io {
+                context: format!("cannot access {}", path.display()),
+                source: e,
+            })
+        }
+    };
+    if !meta.file_type().is_socket() {
+        return Err(ServerError::NotASocket {
+            path: path.to_owned(),
+        });
+    }
+    match std::os::unix::net::UnixStream::connect(path) {
+        Ok(_) => Err(ServerError::AlreadyRunning {
+            socket: path.to_owned(),
+        }),
+        // A listener with a full backlog is alive.
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(ServerError::AlreadyRunning {
+            socket: path.to_owned(),
+        }),
+        Err(e) if is_permission(&e) => Err(ServerError::Permission {
+            context: format!("cannot check the existing socket {}", path.display()),
+            source: e,
+        }),
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            ::log::info!(
+                "removing stale socket {} (nobody listens on it)",
+                path.display()
+            );
+            fs::remove_file(path).map_err(|e| {
+                let context = format!("cannot remove the stale socket {}", path.display());
+                if is_permission(&e) {
+                    ServerError::Permission { context, source: e }
+                } else {
+                    ServerError::Io { context, source: e }
+                }
+            })
+        }
+        Err(e) => Err(ServerError::Io {
+            context: format!("cannot check the existing socket {}", path.display()),
+            source: e,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::SocketAddrV6;
+
+    fn no_resolve(_: &str) -> io::Result<Vec<SocketAddr>> {
+        Ok(Vec::new())
+    }
+
+    fn addrs(plan: &TcpPlan) -> Vec<String> {
+        plan.targets.iter().map(|t| t.addr.to_string()).collect()
+    }
+
+    #[test]
+    fn without_rules_loopback_only() {
+        let plan = plan_tcp(&LinuxWhitelist::new(), 5899, &no_resolve);
+        assert_eq!(addrs(&plan), ["127.0.0.1:5899", "[::1]:5899"]);
+        assert!(plan.targets[0].required);
+        assert!(!plan.targets[1].required);
+        assert!(plan.warnings.is_empty());
+    }
+
+    // Plans with rules and interface lines need a whitelist with rules,
+    // which only the real parser (issue 2) produces; `drop_covered` and the
+    // resolver are tested directly here.
+
+    #[test]
+    fn wildcard_covers_its_family() {
+        let mut plan = TcpPlan::default();
+        plan.push(IpAddr::V4(Ipv4Addr::LOCALHOST), 1, true, "a");
+        plan.push(IpAddr::V6(Ipv6Addr::LOCALHOST), 1, false, "a");
+        plan.push(IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3)), 1, false, "b");
+        plan.push(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 1, false, "c");
+        plan.push(IpAddr::V4(Ipv4Addr::LOCALHOST), 1, true, "dup");
+        plan.drop_covered();
+        assert_eq!(addrs(&plan), ["[::1]:1", "0.0.0.0:1"]);
+    }
+
+    #[test]
+    fn loopback_interface_resolves() {
+        let lo = interface_addresses("lo").unwrap();
+        assert!(
+            lo.iter().any(|a| a.ip() == IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            "{lo:?}"
+        );
+        assert!(interface_addresses("no-such-if0").unwrap().is_empty());
+    }
+
+    #[test]
+    fn peers_are_classified() {
+        let local = [
+            None,
+            Some("127.0.0.1:1".parse().unwrap()),
+            Some("127.9.8.7:1".parse().unwrap()),
+            Some("[::1]:1".parse().unwrap()),
+            Some("[::ffff:127.0.0.1]:1".parse().unwrap()),
+        ];
+        for peer in local {
+            assert_eq!(classify(peer), PeerKind::Local, "{peer:?}");
+        }
+        let remote: [SocketAddr; 4] = [
+            "10.0.0.1:1".parse().unwrap(),
+            "192.168.1.1:1".parse().unwrap(),
+            "[::ffff:10.0.0.1]:1".parse().unwrap(),
+            SocketAddr::V6(SocketAddrV6::new("fe80::1".parse().unwrap(), 1, 0, 2)),
+        ];
+        for peer in remote {
+            assert_eq!(classify(Some(peer)), PeerKind::Remote, "{peer}");
+        }
+    }
+
+    #[test]
+    fn stale_socket_is_replaced_and_live_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub").join("s.sock");
+        let (listener, file) = bind_unix(&path).unwrap();
+        // Directory was created owner-only.
+        let mode = fs::metadata(path.parent().unwrap()).unwrap().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        // Live: refused, file kept.
+        let err = bind_unix(&path).unwrap_err();
+        assert!(matches!(err, ServerError::AlreadyRunning { .. }), "{err}");
+        assert!(path.exists());
+        // Stale: close the listener but keep the file (forget the guard).
+        drop(listener);
+        std::mem::forget(file);
+        assert!(path.exists());
+        let (_listener, file) = bind_unix(&path).unwrap();
+        drop(file);
+        assert!(!path.exists(), "socket removed on drop");
+    }
+
+    #[test]
+    fn socket_file_guard_leaves_foreign_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let (_listener, file) = bind_unix(&path).unwrap();
+        // Someone replaced the socket with another file: keep theirs.
+        fs::remove_file(&path).unwrap();
+        fs::write(&path, "x").unwrap();
+        drop(file);
+        assert!(path.exists());
+    }
+
+    #[test]
+    fn not_a_socket_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plain");
+        fs::write(&path, "data").unwrap();
+        let err = bind_unix(&path).unwrap_err();
+        assert!(matches!(err, ServerError::NotASocket { .. }), "{err}");
+        assert_eq!(fs::read(&path).unwrap(), b"data");
+    }
+
+    #[test]
+    fn second_tcp_bind_reports_port_in_use() {
+        let first = bind_tcp("127.0.0.1:0".parse().unwrap()).unwrap();
+        let plan = TcpPlan {
+            targets: vec![BindTarget {
+                addr: first.addr,
+                required: true,
+                origin: "test".into(),
+            }],
+            warnings: Vec::new(),
+        };
+        let err = bind_tcp_plan(&plan, first.addr.port()).unwrap_err();
+        assert!(matches!(err, ServerError::PortInUse { .. }), "{err}");
+        assert!(err.to_string().contains(&first.addr.port().to_string()));
+    }
+
+    #[test]
+    fn port_zero_shares_the_first_port() {
+        let plan = plan_tcp(&LinuxWhitelist::new(), 0, &no_resolve);
+        let bound = bind_tcp_plan(&plan, 0).unwrap();
+        let port = bound[0].addr.port();
+        assert_ne!(port, 0);
+        assert!(bound.iter().all(|b| b.addr.port() == port));
+    }
+}

@@ -1,0 +1,282 @@
+//! `notifysvc` as a process: command line, start-up failures and their
+//! exit statuses, the one-server rule, signals, and robustness against
+//! clients that misbehave at the socket level.
+
+mod common;
+
+use std::fs;
+use std::io::Write;
+use std::net::TcpStream;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{frame, FrameReader, Server};
+use nix::sys::signal::Signal;
+
+#[allow(clippy::unwrap_used)] // test helper
+fn notifysvc(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_notifysvc"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn help_and_version() {
+    let help = notifysvc(&["--help"]);
+    assert!(help.status.success());
+    let text = String::from_utf8(help.stdout).unwrap();
+    assert!(text.starts_with("notifysvc "), "{text}");
+    for needle in [
+        "Usage: notifysvc",
+        "--port",
+        "--socket",
+        "--max-frame",
+        "--max-queue",
+        "CONFIG_FILE",
+        "NFY_LOGMASK",
+        "RUST_LOG",
+    ] {
+        assert!(text.contains(needle), "--help lacks {needle}:\n{text}");
+    }
+
+    let version = notifysvc(&["--version"]);
+    assert!(version.status.success());
+    assert_eq!(
+        String::from_utf8(version.stdout).unwrap().trim(),
+        format!("notifysvc {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn bad_command_line_is_a_usage_error() {
+    for args in [&["--bogus"][..], &["--port", "x"], &["a.cfg", "b.cfg"]] {
+        let out = notifysvc(args);
+        assert_eq!(out.status.code(), Some(64), "{args:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains("--help"), "{err}");
+    }
+}
+
+#[test]
+fn protocol_client_builds_the_spec_example_frame() {
+    // Spec 5.2: the register example, byte for byte.
+    let body = br#"{"notification":"test","priority":1,"to":"xyz","type":"register"}"#;
+    assert_eq!(body.len(), 65);
+    let bytes = frame(body);
+    assert_eq!(
+        &bytes[..12],
+        &[0x00, 0x4E, 0x46, 0x59, 0x00, 0x00, 0x00, 0x45, 0x00, 0x00, 0x00, 0x00]
+    );
+    let value = common::register_msg("xyz", "test", 1);
+    let mut reader = FrameReader::default();
+    // Split delivery: a partial frame is not a frame yet.
+    reader.push(&common::json_frame(&value)[..20]);
+    assert_eq!(reader.next_frame().unwrap(), None);
+    reader.push(&common::json_frame(&value)[20..]);
+    let parsed = reader.next_frame().unwrap().unwrap();
+    assert_eq!(parsed.msg_id, 0);
+    assert_eq!(parsed.json(), value);
+    assert_eq!(reader.buffered(), 0);
+    reader.push(b"junkjunkjunkjunk");
+    assert!(reader.next_frame().is_err());
+}
+
+#[test]
+fn second_instance_on_the_same_port_is_refused() {
+    let mut first = Server::start();
+    let other_socket = tempfile::tempdir().unwrap();
+    let other_socket = other_socket.path().join("other.sock");
+    let (status, log) = Server::builder()
+        .port(first.port)
+        .socket(&other_socket)
+        .run_to_exit();
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(
+        log.contains(&format!(
+            "another notifysvc is running on port {}",
+            first.port
+        )),
+        "{log}"
+    );
+    assert!(!other_socket.exists(), "the refused server left a socket");
+    assert!(first.socket.exists());
+    assert!(first.accepts(), "the first server stopped accepting");
+}
+
+#[test]
+fn second_instance_on_the_same_socket_is_refused_and_does_not_unlink_it() {
+    let mut first = Server::start();
+    let inode = fs::metadata(&first.socket).unwrap().ino();
+    let (status, log) = Server::builder().socket(&first.socket).run_to_exit();
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("another notifysvc is running on socket"),
+        "{log}"
+    );
+    let meta = fs::metadata(&first.socket).expect("socket file was removed");
+    assert_eq!(meta.ino(), inode, "socket file was replaced");
+    assert!(first.accepts(), "the first server stopped accepting");
+}
+
+#[test]
+fn stale_socket_file_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stale.sock");
+    drop(UnixListener::bind(&path).unwrap());
+    assert!(path.exists(), "a closed listener leaves its file");
+    assert!(UnixStream::connect(&path).is_err());
+
+    let mut server = Server::builder().socket(&path).start();
+    assert!(server.accepts());
+    assert!(
+        server.log().contains("removing stale socket"),
+        "{}",
+        server.log()
+    );
+}
+
+#[test]
+fn path_that_is_not_a_socket_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("precious");
+    fs::write(&path, "data").unwrap();
+    let (status, log) = Server::builder().socket(&path).run_to_exit();
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(log.contains("not a socket"), "{log}");
+    assert_eq!(fs::read(&path).unwrap(), b"data");
+}
+
+#[test]
+fn unreadable_config_exits_4_before_listening() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.cfg");
+    let socket = dir.path().join("s.sock");
+    let port = common::free_port();
+    let (status, log) = Server::builder()
+        .port(port)
+        .socket(&socket)
+        .config(&missing)
+        .run_to_exit();
+    assert_eq!(status.code(), Some(4), "{log}");
+    assert!(log.contains(&missing.display().to_string()), "{log}");
+    assert!(
+        !socket.exists(),
+        "a listener opened before the config was read"
+    );
+
+    // A directory cannot be read as a file either.
+    let (status, log) = Server::builder()
+        .socket(&socket)
+        .config(dir.path())
+        .run_to_exit();
+    assert_eq!(status.code(), Some(4), "{log}");
+}
+
+#[test]
+fn sigterm_and_sigint_stop_cleanly_and_remove_the_socket() {
+    for signal in [Signal::SIGTERM, Signal::SIGINT] {
+        let mut server = Server::start();
+        let socket = server.socket.clone();
+        // A connected client does not keep it from stopping.
+        let _client = TcpStream::connect(server.tcp_addr()).unwrap();
+        let status = server.stop_with(signal);
+        assert_eq!(status.code(), Some(0), "{signal:?}: {}", server.log());
+        assert!(!socket.exists(), "{signal:?} left the socket file");
+        assert!(server.log().contains("shutting down"), "{}", server.log());
+    }
+}
+
+#[test]
+fn socket_directory_without_permission_exits_3() {
+    let holder = Server::builder();
+    // The child may run as another user: let it reach the directory.
+    fs::set_permissions(holder.dir(), fs::Permissions::from_mode(0o755)).unwrap();
+    let locked = holder.dir().join("locked");
+    fs::create_dir(&locked).unwrap();
+    fs::set_permissions(&locked, fs::Permissions::from_mode(0o555)).unwrap();
+    let is_root = fs::metadata("/proc/self").unwrap().uid() == 0;
+
+    for socket in [locked.join("notify.sock"), locked.join("sub/notify.sock")] {
+        let builder = Server::builder();
+        fs::set_permissions(builder.dir(), fs::Permissions::from_mode(0o755)).unwrap();
+        // Root ignores directory permissions: run as `nobody` then.
+        let builder = if is_root { builder.uid(65534) } else { builder };
+        let (status, log) = builder.socket(&socket).run_to_exit();
+        assert_eq!(status.code(), Some(3), "{}: {log}", socket.display());
+        assert!(log.contains("permission denied"), "{log}");
+        assert!(!socket.exists());
+    }
+}
+
+#[test]
+fn nfy_logmask_selects_priorities_and_wins_over_rust_log() {
+    // Errors only: the start-up notices are not logged.
+    let mut quiet = Server::builder().env("NFY_LOGMASK", "0x08").start();
+    assert_eq!(quiet.stop_with(Signal::SIGTERM).code(), Some(0));
+    let log = quiet.log();
+    assert!(!log.contains(" INFO "), "{log}");
+    assert!(!log.contains(" DEBUG "), "{log}");
+
+    // INFO bit set: notices are logged even though RUST_LOG says error.
+    let mut loud = Server::builder()
+        .env("NFY_LOGMASK", "64")
+        .env("RUST_LOG", "error")
+        .start();
+    assert_eq!(loud.stop_with(Signal::SIGTERM).code(), Some(0));
+    let log = loud.log();
+    assert!(log.contains(" INFO "), "{log}");
+    assert!(log.contains("listening on unix"), "{log}");
+    assert!(!log.contains(" DEBUG "), "{log}");
+}
+
+#[test]
+fn garbage_and_abrupt_disconnects_leave_the_server_accepting() {
+    let mut server = Server::start();
+    let inputs: Vec<Vec<u8>> = vec![
+        b"hello, this is not a frame".to_vec(),
+        vec![0u8; 100_000],
+        // A header announcing a body far beyond --max-frame.
+        vec![0x00, 0x4E, 0x46, 0x59, 0x7F, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0],
+        // Size field below 4.
+        vec![0x00, 0x4E, 0x46, 0x59, 0, 0, 0, 2, 0, 0],
+        // A truncated frame.
+        frame(br#"{"type":"notify","from":"a","to":"b","notification":"n"}"#)[..30].to_vec(),
+        frame(b"{not json"),
+        frame(br#"{"type":"register","to":5,"notification":[],"priority":"x"}"#),
+        frame(br#"{"type":"what-is-this"}"#),
+        frame(&[0xff, 0xfe, 0x00, 0x80]),
+    ];
+    for input in &inputs {
+        for over_tcp in [false, true] {
+            // Write errors are fine: the server may close first.
+            if over_tcp {
+                let mut s = TcpStream::connect(server.tcp_addr()).unwrap();
+                let _ = s.write_all(input);
+                // Reset instead of an orderly close.
+                let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
+            } else {
+                let mut s = UnixStream::connect(&server.socket).unwrap();
+                let _ = s.write_all(input);
+            }
+        }
+    }
+    assert!(server.accepts(), "log:\n{}", server.log());
+}
+
+#[test]
+fn thousands_of_connect_disconnect_cycles() {
+    let mut server = Server::start();
+    for i in 0..2000 {
+        if i % 2 == 0 {
+            drop(UnixStream::connect(&server.socket).unwrap());
+        } else {
+            drop(TcpStream::connect(server.tcp_addr()).unwrap());
+        }
+    }
+    assert!(server.accepts(), "log:\n{}", server.log());
+    // And it still stops cleanly.
+    assert_eq!(server.stop_with(Signal::SIGTERM).code(), Some(0));
+}
