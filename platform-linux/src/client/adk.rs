@@ -17,8 +17,10 @@
 //! and the decision on registering while the server is down (ADK calls
 //! keep the registration and return `ERR_SERVER`).
 //!
-//! `ipcNotificationServer` (running the server in-process) is not part of
-//! the client module.
+//! `ipcNotificationServer` runs the server in this process
+//! ([`ipc_notification_server`], [`ipc_notification_server_with_config`]):
+//! the same server as the `notifysvc` binary, with the default address and
+//! limits. Like the original it returns only on error.
 
 use std::sync::{Arc, OnceLock};
 
@@ -205,4 +207,37 @@ pub fn ipc_unregister_observer(cb: Option<NotifyObserver>, data: Option<usize>) 
 /// The app ID as an [`AppId`], for callers that want the typed form.
 pub fn ipc_app_id() -> Option<AppId> {
     global().inner().app_id()
+}
+
+/// `ipcNotificationServer()`: runs the notification server in this process
+/// with the default configuration locations (spec 4). Returns only on
+/// error: `ERR_SERVER` when another server runs (or another start-up
+/// failure), `ERR_PERMISSION`, `ERR_CONFIG_FILE` or `ERR_CONFIG_SYNTAX`.
+pub fn ipc_notification_server() -> NotifyResult {
+    serve(crate::server::ConfigSource::Default)
+}
+
+/// `ipcNotificationServer(config_file)`: as [`ipc_notification_server`]
+/// with this configuration file; `None` is the same as no argument.
+pub fn ipc_notification_server_with_config(config_file: Option<&std::path::Path>) -> NotifyResult {
+    match config_file {
+        Some(path) => serve(crate::server::ConfigSource::File(path.to_path_buf())),
+        None => ipc_notification_server(),
+    }
+}
+
+fn serve(config: crate::server::ConfigSource) -> NotifyResult {
+    let opts = crate::server::Options {
+        config,
+        ..crate::server::Options::default()
+    };
+    match crate::server::run(opts) {
+        // `run` returns Ok only after a shutdown request; the original never
+        // returns then, so report it as the server having stopped.
+        Ok(()) => NotifyResult::ErrServer,
+        Err(e) => {
+            ::log::error!("{e}");
+            e.result()
+        }
+    }
 }
