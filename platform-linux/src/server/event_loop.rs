@@ -27,9 +27,10 @@
 //! new edge, so the extra read that would return `EAGAIN` is saved (unless
 //! the peer's close was reported, which raises no further edge).
 //!
-//! At end of stream, output still queued gets one last send attempt (a
-//! client may half-close and still wait for a unicast error); a frame cut
-//! short by the close is logged as a truncated frame. Sockets are closed
+//! At end of stream, output still queued is still sent (a client may
+//! half-close and still wait for its unicast errors): the connection stops
+//! reading and closes once its queue is empty, or on a send error or an
+//! overflow. A frame cut short by the close is logged as a truncated frame. Sockets are closed
 //! without an explicit deregistration (closing an fd removes it from
 //! epoll on Linux).
 //!
@@ -141,6 +142,9 @@ struct Conn {
     /// Bytes fed to the decoder since its last frame or skip report: a
     /// frame in progress.
     partial: usize,
+    /// The peer half-closed (end of stream read) while output was still
+    /// queued: no more reading; closed once the queue is empty.
+    read_closed: bool,
 }
 
 /// Registered signal pipes.
@@ -533,6 +537,7 @@ impl EventLoop {
             peer,
             writable_interest: false,
             partial: 0,
+            read_closed: false,
         };
         if let Some(slot) = self.conns.get_mut(idx) {
             *slot = Some(conn);
@@ -578,6 +583,9 @@ impl EventLoop {
             let Some(Some(conn)) = self.conns.get_mut(idx) else {
                 return;
             };
+            if conn.read_closed {
+                return;
+            }
             match conn.stream.read(&mut self.rbuf) {
                 Ok(0) => {
                     if conn.partial > 0 {
@@ -588,7 +596,21 @@ impl EventLoop {
                             conn.partial
                         );
                     }
-                    self.out.close(conn.id, CloseReason::Eof);
+                    if self.out.pending_len(idx) > 0 {
+                        // Perhaps only half-closed: what is queued (unicast
+                        // errors, say) still goes out; the connection closes
+                        // once its queue is empty (flush_dirty), or earlier
+                        // on a send error or an overflow.
+                        ::log::debug!(
+                            "{} ({}): end of stream with output queued; closing once it is sent",
+                            conn.id,
+                            conn.peer
+                        );
+                        conn.read_closed = true;
+                        self.out.mark_dirty(idx);
+                    } else {
+                        self.out.close(conn.id, CloseReason::Eof);
+                    }
                     return;
                 }
                 Ok(n) => {
@@ -704,6 +726,10 @@ impl EventLoop {
             };
             let result = self.out.flush(idx, conn.stream.fd(), false);
             let want_writable = match result {
+                Ok(Flushed::All) if conn.read_closed => {
+                    self.out.close(conn.id, CloseReason::Eof);
+                    continue;
+                }
                 Ok(Flushed::All) => false,
                 Ok(Flushed::Partial) => true,
                 Err(e) => {
