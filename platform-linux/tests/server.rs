@@ -1,6 +1,8 @@
 //! `notifysvc` as a process: command line, start-up failures and their
 //! exit statuses, the one-server rule, signals, and robustness against
-//! clients that misbehave at the socket level.
+//! clients that misbehave at the socket level, and logging.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -15,7 +17,6 @@ use std::time::Duration;
 use common::{frame, FrameReader, Server};
 use nix::sys::signal::Signal;
 
-#[allow(clippy::unwrap_used)] // test helper
 fn notifysvc(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_notifysvc"))
         .args(args)
@@ -293,15 +294,36 @@ fn provoke_warning_and_debug(server: &Server) {
 
 #[test]
 fn rust_log_and_nfy_logmask_select_levels() {
-    // (environment, levels that must appear, levels that must not)
-    let cases: [(&[(&str, &str)], &[&str], &[&str]); 7] = [
+    /// Environment, texts that must appear, texts that must not.
+    type Case = (
+        &'static [(&'static str, &'static str)],
+        &'static [&'static str],
+        &'static [&'static str],
+    );
+    let cases: [Case; 7] = [
         // Errors only: the warning and everything below are filtered.
-        (&[("NFY_LOGMASK", "0x08")], &[], &[" WARN ", " INFO ", " DEBUG "]),
+        (
+            &[("NFY_LOGMASK", "0x08")],
+            &[],
+            &[" WARN ", " INFO ", " DEBUG "],
+        ),
         // Warnings only (bit 4), even with RUST_LOG=debug.
-        (&[("NFY_LOGMASK", "0x10")], &[" WARN "], &[" INFO ", " DEBUG "]),
+        (
+            &[("NFY_LOGMASK", "0x10")],
+            &[" WARN "],
+            &[" INFO ", " DEBUG "],
+        ),
         // Everything.
-        (&[("NFY_LOGMASK", "0xf8")], &[" WARN ", " INFO ", " DEBUG "], &[]),
-        (&[("RUST_LOG", "debug")], &[" WARN ", " INFO ", " DEBUG "], &[]),
+        (
+            &[("NFY_LOGMASK", "0xf8")],
+            &[" WARN ", " INFO ", " DEBUG "],
+            &[],
+        ),
+        (
+            &[("RUST_LOG", "debug")],
+            &[" WARN ", " INFO ", " DEBUG "],
+            &[],
+        ),
         (&[("RUST_LOG", "warn")], &[" WARN "], &[" INFO ", " DEBUG "]),
         // Neither set (empty counts as unset): info.
         (&[("RUST_LOG", "")], &[" WARN ", " INFO "], &[" DEBUG "]),
@@ -340,7 +362,10 @@ fn a_bad_nfy_logmask_falls_back_to_rust_log_with_a_warning() {
     provoke_warning_and_debug(&server);
     assert_eq!(server.stop_with(Signal::SIGTERM).code(), Some(0));
     let log = server.log();
-    assert!(log.contains("NFY_LOGMASK=\"lots\" is not a number"), "{log}");
+    assert!(
+        log.contains("NFY_LOGMASK=\"lots\" is not a number"),
+        "{log}"
+    );
     assert!(log.contains(" DEBUG "), "{log}");
 }
 

@@ -50,7 +50,10 @@ fn an_invalid_line_exits_5_with_its_number_before_listening() {
         assert!(log.contains(&format!("line {line}")), "{text:?}: {log}");
         assert!(log.contains("notify.cfg"), "names the file: {log}");
         assert!(!socket.exists(), "{text:?}: a socket was created");
-        assert!(!log.contains("listening"), "{text:?}: a listener opened: {log}");
+        assert!(
+            !log.contains("listening"),
+            "{text:?}: a listener opened: {log}"
+        );
     }
 }
 
@@ -62,10 +65,7 @@ fn an_unreadable_file_exits_4() {
     let missing = dir.path().join("nope.cfg");
     for path in [missing.as_path(), dir.path()] {
         let socket = dir.path().join("s.sock");
-        let (status, log) = Server::builder()
-            .socket(&socket)
-            .config(path)
-            .run_to_exit();
+        let (status, log) = Server::builder().socket(&socket).config(path).run_to_exit();
         assert_eq!(status.code(), Some(4), "{log}");
         assert!(log.contains("cannot read the configuration file"), "{log}");
         assert!(!socket.exists());
@@ -137,10 +137,14 @@ fn interface_lines_with_rules_bind_loopback_and_the_named_addresses() {
         .start();
     server.expect_log("interface nosuchif9 has no IP address");
     let log = server.log();
-    assert!(log.contains(&format!("listening on tcp 127.0.0.1:{}", server.port)), "{log}");
+    assert!(
+        log.contains(&format!("listening on tcp 127.0.0.1:{}", server.port)),
+        "{log}"
+    );
     assert!(!wildcard_bound(server.port), "{log}");
     assert_eq!(
-        log.matches(&format!("listening on tcp 127.0.0.1:{} ", server.port)).count(),
+        log.matches(&format!("listening on tcp 127.0.0.1:{} ", server.port))
+            .count(),
         1,
         "{log}"
     );

@@ -76,7 +76,10 @@ fn unicast_and_unicast_error_round_trips_over_unix_and_tcp() {
                 .unwrap();
             let got = expect(&mut receiver, "notify");
             assert_notification(&got, "snd", &app, "ping", 0xdead_beef, &parameter);
-            assert!(got["reference"].is_u64(), "{case}: unicasts carry a reference: {got}");
+            assert!(
+                got["reference"].is_u64(),
+                "{case}: unicasts carry a reference: {got}"
+            );
         }
 
         // Nobody registered: the sender gets the notification back,
@@ -88,9 +91,7 @@ fn unicast_and_unicast_error_round_trips_over_unix_and_tcp() {
         let err = expect(&mut sender, "unicast_error");
         assert_notification(&err, "snd", "nobody", "ping", 42, &parameter);
         // The app ID is right but the notification is not registered.
-        sender
-            .notify("snd", &app, "other", 1, json!({}))
-            .unwrap();
+        sender.notify("snd", &app, "other", 1, json!({})).unwrap();
         let err = expect(&mut sender, "unicast_error");
         assert_notification(&err, "snd", &app, "other", 1, &json!({}));
         // A notify without flags/parameter/reference takes the defaults.
@@ -119,11 +120,15 @@ fn the_spec_example_frame_is_a_register() {
         let mut bytes = vec![
             0x00, 0x4E, 0x46, 0x59, 0x00, 0x00, 0x00, 0x45, 0x00, 0x00, 0x00, 0x00,
         ];
-        bytes.extend_from_slice(br#"{"notification":"test","priority":1,"to":"xyz","type":"register"}"#);
+        bytes.extend_from_slice(
+            br#"{"notification":"test","priority":1,"to":"xyz","type":"register"}"#,
+        );
         receiver.send_raw(&bytes).unwrap();
         receiver.barrier("xyz");
         let mut sender = client(&server, !tcp);
-        sender.notify("me", "xyz", "test", 0, json!({"hi": 1})).unwrap();
+        sender
+            .notify("me", "xyz", "test", 0, json!({"hi": 1}))
+            .unwrap();
         let got = expect(&mut receiver, "notify");
         assert_notification(&got, "me", "xyz", "test", 0, &json!({"hi": 1}));
         // Member order is free, unknown members are ignored, and a
@@ -200,7 +205,9 @@ fn destination_1_picks_the_best_priority_and_the_most_recent_on_ties() {
         assert!(x.barrier(app).is_empty(), "{app} got more");
     }
     // "1" with nobody registered: unicast error.
-    sender.notify("boss", "1", "no-such-job", 0, json!({})).unwrap();
+    sender
+        .notify("boss", "1", "no-such-job", 0, json!({}))
+        .unwrap();
     let err = expect(&mut sender, "unicast_error");
     assert_notification(&err, "boss", "1", "no-such-job", 0, &json!({}));
 }
@@ -239,7 +246,9 @@ fn broadcast_reaches_every_registration_once_per_connection_and_never_errors() {
     assert!(c.barrier("app-c1").is_empty(), "c got the broadcast twice");
     assert!(other.barrier("app-o").is_empty());
     // A broadcast nobody receives is no error.
-    sender.notify("press", "*", "nothing", 0, json!({})).unwrap();
+    sender
+        .notify("press", "*", "nothing", 0, json!({}))
+        .unwrap();
     assert!(sender.barrier("press").is_empty());
 }
 
@@ -315,7 +324,9 @@ fn returned_unicasts_go_to_the_next_receiver_then_back_to_the_original_sender() 
             .unwrap();
         let first = expect(&mut a, "notify");
         assert_notification(&first, "till", "1", "race", 77, &parameter);
-        let reference = first["reference"].as_u64().expect("a unicast has a reference");
+        let reference = first["reference"]
+            .as_u64()
+            .expect("a unicast has a reference");
 
         // A unregisters, then returns what it got, as received.
         a.unregister("app-a", "race").unwrap();
@@ -344,7 +355,9 @@ fn a_returned_unicast_whose_sender_left_comes_back_to_the_returner() {
     a.register("app-a", "orphan", 0).unwrap();
     a.barrier("app-a");
     let mut sender = server.tcp_client();
-    sender.notify("gone", "app-a", "orphan", 0, json!({})).unwrap();
+    sender
+        .notify("gone", "app-a", "orphan", 0, json!({}))
+        .unwrap();
     let got = expect(&mut a, "notify");
     // The sender disconnects and the server sees it go.
     drop(sender);
@@ -401,4 +414,3 @@ fn a_half_closed_sender_still_receives_its_unicast_error() {
         assert!(sender.closed_by_server(DEADLINE), "tcp={tcp}");
     }
 }
-

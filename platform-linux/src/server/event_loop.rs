@@ -696,7 +696,8 @@ impl EventLoop {
                     ::log::debug!("{id} ({}): closed after an I/O error ({kind:?})", conn.peer);
                 }
                 CloseReason::Overflow => ::log::info!(
-                    "{id} ({}): disconnected, {pending} unsent bytes discarded",
+                    "{id} ({}): disconnected; its {pending} unsent bytes go back to the broker \
+                     (unicasts to another receiver or to their senders as unicast errors)",
                     conn.peer
                 ),
                 CloseReason::Poll(kind) => {
