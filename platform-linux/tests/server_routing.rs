@@ -414,3 +414,34 @@ fn a_half_closed_sender_still_receives_its_unicast_error() {
         assert!(sender.closed_by_server(DEADLINE), "tcp={tcp}");
     }
 }
+
+/// A notification of the largest accepted size grows a little on its way
+/// (the server adds `reference`, and writes `flags` and `parameter` that
+/// the sender may have left out); returned unchanged, it must still be
+/// accepted, or the unregister race would lose it.
+#[test]
+fn a_returned_unicast_of_the_largest_size_is_not_lost() {
+    let max_frame = 16 * 1024;
+    let server = Server::builder().arg("--max-frame").arg("16K").start();
+    let mut a = server.unix_client();
+    a.register("app-a", "big", 9).unwrap();
+    a.barrier("app-a");
+    let mut sender = server.tcp_client();
+    // Exactly --max-frame bytes, without flags: the forwarded form is
+    // longer.
+    let head = r#"{"type":"notify","from":"s","to":"1","notification":"big","parameter":""#;
+    let tail = r#""}"#;
+    let pad = "x".repeat(max_frame - head.len() - tail.len());
+    let body = format!("{head}{pad}{tail}");
+    assert_eq!(body.len(), max_frame);
+    sender.send_raw(&common::frame(body.as_bytes())).unwrap();
+    let got = expect(&mut a, "notify");
+    let forwarded = serde_json::to_vec(&got).unwrap();
+    assert!(forwarded.len() > max_frame, "{}", forwarded.len());
+    // A lost its registration and sends it back as it came.
+    a.unregister("app-a", "big").unwrap();
+    a.send(&got).unwrap();
+    let err = expect(&mut sender, "unicast_error");
+    assert_eq!(err["parameter"].as_str().unwrap().len(), pad.len());
+    assert!(!server.log().contains("over the limit"), "{}", server.log());
+}

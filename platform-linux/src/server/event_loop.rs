@@ -11,7 +11,7 @@
 //!    (`TooManyConnections`) the socket is closed with a warning;
 //! 3. reads ready connections into one shared buffer and feeds the bytes to
 //!    the connection's [`FrameDecoder`] (storage = `--max-frame` +
-//!    header); each frame goes to [`Broker::handle_frame`](nfy_core::broker::Broker::handle_frame), whose output
+//!    [`RETURN_SLACK`] + header; see there); each frame goes to [`Broker::handle_frame`](nfy_core::broker::Broker::handle_frame), whose output
 //!    lands in the [`Outbound`] queues. Skipped input (garbage, oversize,
 //!    bad size) is logged at warn with the connection. A connection gets at
 //!    most [`MAX_READS_PER_WAKEUP`] reads per iteration, then waits for the
@@ -50,7 +50,8 @@ use mio::event::Source;
 use mio::net::{TcpStream, UnixStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use nfy_core::broker::{ConnId, PeerKind};
-use nfy_core::wire::{Decoded, FrameDecoder, HEADER_LEN};
+use nfy_core::msg::{self, Encoding, Message};
+use nfy_core::wire::{Decoded, Frame, FrameDecoder, Skipped, HEADER_LEN};
 
 use super::listen::{self, Listeners, SocketFile, TcpEntry};
 use super::outbound::{self, CloseReason, Flushed, Outbound};
@@ -71,6 +72,19 @@ pub const CONN_TOKEN_BASE: usize = 1 << 16;
 const EVENTS_CAPACITY: usize = 1024;
 /// The shared read buffer.
 const READ_BUFFER: usize = 64 * 1024;
+/// Room above `--max-frame` for notifications that come back.
+///
+/// A notification grows on its way through the server: it gains a
+/// `reference`, `flags` and `parameter` are written out when the sender
+/// left them out, and a compact body forwarded to a JSON client gains the
+/// member names and the escapes of its IDs (a few hundred bytes at worst).
+/// A client that returns it unchanged (the unregister race, spec 3) must
+/// not see it skipped as oversize, or it would be lost silently. So a
+/// frame body up to this much over `--max-frame` is accepted when it is a
+/// notify carrying a `reference` (a returned one); any other body over
+/// `--max-frame` is skipped and reported like a frame the decoder skipped.
+pub const RETURN_SLACK: usize = 512;
+
 /// Reads one connection gets per iteration before the others' turn.
 pub const MAX_READS_PER_WAKEUP: usize = 16;
 /// Pause before accepting again after running out of file descriptors.
@@ -84,6 +98,15 @@ const SIGNALS: [(i32, &str); 2] = [
     (signal_hook::consts::SIGTERM, "SIGTERM"),
     (signal_hook::consts::SIGINT, "SIGINT"),
 ];
+
+/// True when `frame` holds a notify with a `reference`: one the server
+/// sent and a client returns (see [`RETURN_SLACK`]).
+fn is_returned_notify(frame: &Frame<'_>) -> bool {
+    matches!(
+        msg::decode(Encoding::from_msg_id(frame.msg_id), frame.body),
+        Ok(Message::Notify(n)) if n.reference.is_some()
+    )
+}
 
 /// A connection's socket.
 #[derive(Debug)]
@@ -311,7 +334,10 @@ impl EventLoop {
             conns: Vec::new(),
             out: Outbound::new(opts.max_queue),
             rbuf: vec![0; READ_BUFFER],
-            decoder_size: opts.max_frame.saturating_add(HEADER_LEN),
+            decoder_size: opts
+                .max_frame
+                .saturating_add(RETURN_SLACK)
+                .saturating_add(HEADER_LEN),
             ready_again: Vec::new(),
             scratch: Vec::new(),
             accept_retry_at: None,
@@ -658,7 +684,17 @@ impl EventLoop {
                 Some(Decoded::Frame(frame)) => {
                     conn.partial = 0;
                     self.stats.frames_in += 1;
-                    self.broker.handle_frame(id, frame, &mut self.out);
+                    let max_frame = self
+                        .decoder_size
+                        .saturating_sub(HEADER_LEN)
+                        .saturating_sub(RETURN_SLACK);
+                    if frame.body.len() > max_frame && !is_returned_notify(&frame) {
+                        self.stats.skipped += 1;
+                        let body_len = u32::try_from(frame.body.len()).unwrap_or(u32::MAX);
+                        ::log::warn!("{id} ({}): {}", conn.peer, Skipped::Oversize { body_len });
+                    } else {
+                        self.broker.handle_frame(id, frame, &mut self.out);
+                    }
                 }
                 Some(Decoded::Skipped(skipped)) => {
                     conn.partial = 0;
