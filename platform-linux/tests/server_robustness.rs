@@ -553,3 +553,193 @@ fn the_1025th_connection_is_refused_with_one_warning() {
     assert!(server.accepts());
     drop(conns);
 }
+
+/// A frame holding `m` in our compact encoding (spec 5.3).
+fn compact_frame(m: &nfy_core::msg::Message<'_>) -> Vec<u8> {
+    let mut buf = vec![0u8; 1024];
+    let n = nfy_core::msg::compact::encode(m, &mut buf).unwrap();
+    common::frame_with_id(1, &buf[..n])
+}
+
+/// An observer that stops reading is disconnected like any stalled
+/// reader; the notifications it would have been told of are delivered all
+/// the same.
+#[test]
+fn a_stalled_observer_is_disconnected_and_deliveries_go_on() {
+    use nfy_core::msg::{compact, Hello, Message};
+    let server = Server::builder()
+        .arg("--max-frame")
+        .arg("16K")
+        .arg("--max-queue")
+        .arg("64K")
+        .start();
+    let mut obs = server.unix_client();
+    obs.send_raw(&compact_frame(&Message::Hello(Hello {
+        version: compact::VERSION,
+        app_id: None,
+        acks: false,
+    })))
+    .unwrap();
+    obs.send_raw(&compact_frame(&Message::Observe(true)))
+        .unwrap();
+    let mut receiver = server.tcp_client();
+    receiver.register("rcv", "tick", 0).unwrap();
+    receiver.barrier("rcv");
+    let mut sender = server.tcp_client();
+    // Observations are small: many notifications until the observer's
+    // socket and queue are full. In chunks, each read by the receiver
+    // before the next, so only the observer falls behind.
+    let long_id = "n".repeat(64);
+    let mut next = 0u64;
+    let deadline = Instant::now() + DEADLINE;
+    while !server.log().contains("does not read") {
+        assert!(
+            Instant::now() < deadline,
+            "the observer was never disconnected"
+        );
+        let mut batch = Vec::new();
+        for _ in 0..200 {
+            batch.extend(json_frame(&notify_msg(
+                &long_id,
+                "rcv",
+                "tick",
+                0,
+                json!({"i": next}),
+            )));
+            next += 1;
+        }
+        sender.send_raw(&batch).unwrap();
+        for _ in 0..200 {
+            expect(&mut receiver, "notify");
+        }
+    }
+    // The observer is gone; notifications flow on, and nothing came back.
+    // (What reached its socket before is still there to read.)
+    loop {
+        match obs.recv_frame(DEADLINE) {
+            Ok(Some(f)) => assert_eq!(f.msg_id, 1),
+            Ok(None) => panic!("the observer was not disconnected"),
+            Err(e) => {
+                assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof, "{e}");
+                break;
+            }
+        }
+    }
+    sender
+        .notify("s", "rcv", "tick", 0, json!({"last": true}))
+        .unwrap();
+    assert_eq!(expect(&mut receiver, "notify")["parameter"]["last"], true);
+    assert!(sender.barrier("s").is_empty(), "no unicast errors");
+    assert!(!server.log().contains(" ERROR "), "{}", server.log());
+}
+
+#[test]
+fn registration_limits_are_enforced_and_logged() {
+    let server = Server::start();
+    // Per connection: 1024.
+    let mut c = server.unix_client();
+    let mut batch = Vec::new();
+    for i in 0..1025 {
+        batch.extend(json_frame(&common::register_msg(
+            "many",
+            &format!("n{i}"),
+            0,
+        )));
+    }
+    c.send_raw(&batch).unwrap();
+    // The barrier itself needs a registration: make room first.
+    c.unregister("many", "n0").unwrap();
+    assert!(c.barrier("many").is_empty());
+    server.expect_log("per-connection registration limit reached");
+    let mut s = server.tcp_client();
+    s.notify("s", "many", "n1023", 0, json!({})).unwrap();
+    assert_eq!(expect(&mut c, "notify")["notification"], "n1023");
+    s.notify("s", "many", "n1024", 0, json!({})).unwrap();
+    assert_eq!(expect(&mut s, "unicast_error")["notification"], "n1024");
+    // Re-registering one it holds is a replacement, not one more.
+    c.register("many", "n5", 3).unwrap();
+    assert!(c.barrier("many").is_empty());
+    assert_eq!(
+        server
+            .log()
+            .matches("per-connection registration limit")
+            .count(),
+        1,
+        "{}",
+        server.log()
+    );
+}
+
+/// The routing table holds 16384 registrations in all (`MAX_REGISTRATIONS`):
+/// one more is refused with a warning, and room comes back when a
+/// connection goes.
+#[test]
+fn a_full_routing_table_refuses_registrations_and_recovers() {
+    const TOTAL: usize = 16384;
+    const PER_CONN: usize = 1023;
+    let server = Server::start();
+    // The sink used to synchronise with the others holds one.
+    let mut sink = server.unix_client();
+    sink.register("sink", "sync", 0).unwrap();
+    sink.barrier("sink");
+    let sync = |c: &mut JsonClient, sink: &mut JsonClient, n: usize| {
+        c.notify("x", "sink", "sync", 0, json!({"n": n})).unwrap();
+        assert_eq!(expect(sink, "notify")["parameter"]["n"], n);
+    };
+    let mut conns = Vec::new();
+    let mut held = 1;
+    let mut k = 0;
+    while held < TOTAL {
+        let n = PER_CONN.min(TOTAL - held);
+        let mut c = server.unix_client();
+        let mut batch = Vec::new();
+        for i in 0..n {
+            batch.extend(json_frame(&common::register_msg(
+                &format!("app{k}"),
+                &format!("n{i}"),
+                0,
+            )));
+        }
+        c.send_raw(&batch).unwrap();
+        sync(&mut c, &mut sink, k);
+        held += n;
+        k += 1;
+        conns.push(c);
+    }
+    assert!(
+        !server.log().contains("routing table full"),
+        "{}",
+        server.log()
+    );
+    let mut extra = server.tcp_client();
+    extra.register("extra", "n", 0).unwrap();
+    sync(&mut extra, &mut sink, 9999);
+    server.expect_log("routing table full");
+    extra.notify("x", "extra", "n", 0, json!({})).unwrap();
+    assert_eq!(expect(&mut extra, "unicast_error")["to"], "extra");
+    // Every registration made works.
+    let last = k - 1;
+    extra
+        .notify("x", &format!("app{last}"), "n0", 0, json!({}))
+        .unwrap();
+    assert_eq!(
+        expect(&mut conns[last], "notify")["to"],
+        format!("app{last}")
+    );
+    // One connection leaves: its registrations go, room for more.
+    drop(conns.remove(0));
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        extra.register("extra", "n", 0).unwrap();
+        extra.notify("x", "extra", "n", 0, json!({})).unwrap();
+        match extra.recv(DEADLINE).unwrap() {
+            Some(v) if v["type"] == "notify" => break,
+            Some(v) if v["type"] == "unicast_error" => {
+                assert!(Instant::now() < deadline, "no room after a disconnect");
+                thread::yield_now();
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(server.log().contains("routing table full"));
+}

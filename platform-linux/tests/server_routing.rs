@@ -445,3 +445,101 @@ fn a_returned_unicast_of_the_largest_size_is_not_lost() {
     assert_eq!(err["parameter"].as_str().unwrap().len(), pad.len());
     assert!(!server.log().contains("over the limit"), "{}", server.log());
 }
+
+/// A frame holding `m` in our compact encoding (spec 5.3).
+fn compact_frame(m: &nfy_core::msg::Message<'_>) -> Vec<u8> {
+    let mut buf = vec![0u8; 1024];
+    let n = nfy_core::msg::compact::encode(m, &mut buf).unwrap();
+    common::frame_with_id(1, &buf[..n])
+}
+
+/// An observer (a local connection that sent a compact `hello` and
+/// `observe`): what it was told, as (from, receiver, notification, flags).
+fn observed(obs: &mut JsonClient) -> (String, String, String, u32) {
+    use nfy_core::msg::{self, Encoding, Message};
+    let f = obs.recv_frame(DEADLINE).unwrap().expect("no observation");
+    assert_eq!(f.msg_id, 1, "compact after hello");
+    match msg::decode(Encoding::Compact, &f.body).unwrap() {
+        Message::Observed(o) => (
+            o.from.as_str().to_owned(),
+            o.to.as_ref().map_or("", |t| t.as_str()).to_owned(),
+            o.notification.as_str().to_owned(),
+            o.flags,
+        ),
+        other => panic!("expected an observation, got {other:?}"),
+    }
+}
+
+/// Spec 2.5: one observer call per delivery, one with an empty receiver
+/// when nothing received a notification, never the parameter.
+#[test]
+fn observers_hear_of_every_delivery_once() {
+    use nfy_core::msg::{compact, Hello, Message};
+    let server = Server::start();
+    let mut obs = server.unix_client();
+    obs.send_raw(&compact_frame(&Message::Hello(Hello {
+        version: compact::VERSION,
+        app_id: None,
+        acks: false,
+    })))
+    .unwrap();
+    obs.send_raw(&compact_frame(&Message::Observe(true)))
+        .unwrap();
+    let mut a = server.unix_client();
+    let mut b = server.tcp_client();
+    a.register("app-a", "ev", 1).unwrap();
+    a.register("app-a2", "ev", 0).unwrap();
+    a.barrier("app-a");
+    b.register("app-b", "ev", 5).unwrap();
+    b.barrier("app-b");
+    // Whether the set-up deliveries were observed depends on when the
+    // observe request was handled: skip everything up to a marker.
+    let mut s = server.unix_client();
+    s.register("marker", "marker", 0).unwrap();
+    s.barrier("marker");
+    s.notify("s", "marker", "marker", 0, json!({})).unwrap();
+    expect(&mut s, "notify");
+    while observed(&mut obs).2 != "marker" {}
+
+    let secret = json!({"secret": "never shown to observers"});
+    s.notify("s", "app-a", "ev", 1, secret.clone()).unwrap();
+    s.notify("s", "nobody", "ev", 2, secret.clone()).unwrap();
+    s.notify("s", "*", "ev", 3, secret.clone()).unwrap();
+    s.notify("s", "*", "none", 4, secret.clone()).unwrap();
+    s.notify("s", "1", "ev", 5, secret.clone()).unwrap();
+    let mut got = Vec::new();
+    for _ in 0..7 {
+        got.push(observed(&mut obs));
+    }
+    let o = |to: &str, id: &str, flags: u32| ("s".to_owned(), to.to_owned(), id.to_owned(), flags);
+    let broadcast: Vec<_> = got[2..5].to_vec();
+    assert_eq!(got[0], o("app-a", "ev", 1));
+    assert_eq!(got[1], o("", "ev", 2));
+    // Every receiving registration of the broadcast, best first: one
+    // message per connection, one observation per registration.
+    assert_eq!(
+        broadcast,
+        [
+            o("app-b", "ev", 3),
+            o("app-a", "ev", 3),
+            o("app-a2", "ev", 3)
+        ]
+    );
+    assert_eq!(got[5], o("", "none", 4));
+    assert_eq!(got[6], o("app-b", "ev", 5));
+    // The receivers: a got the unicast and one copy of the broadcast.
+    assert_eq!(expect(&mut a, "notify")["flags"], 1);
+    assert_eq!(expect(&mut a, "notify")["flags"], 3);
+    assert_eq!(expect(&mut b, "notify")["flags"], 3);
+    assert_eq!(expect(&mut b, "notify")["flags"], 5);
+    assert_eq!(expect(&mut s, "unicast_error")["flags"], 2);
+    assert!(a.barrier("app-a").is_empty());
+    // A JSON-only connection may not observe (it never said hello).
+    let mut plain = server.unix_client();
+    plain
+        .send_raw(&compact_frame(&Message::Observe(true)))
+        .unwrap();
+    plain.register("plain", "p", 0).unwrap();
+    assert!(plain.barrier("plain").is_empty());
+    server.expect_log("local-only message before hello");
+}
