@@ -118,9 +118,12 @@ impl Netns {
             ns_ip: Ipv4Addr::from(base + 2),
         };
         if let Err(e) = ip(&["netns", "add", &ns.name]) {
-            eprintln!(
-                "\n*** SKIPPED: {test}: cannot create a network namespace (needs root or \
-                 CAP_NET_ADMIN, and iproute2): {e} ***\n"
+            common::skip(
+                test,
+                &format!(
+                    "cannot create a network namespace (needs root or CAP_NET_ADMIN, and \
+                     iproute2): {e}"
+                ),
             );
             return None;
         }

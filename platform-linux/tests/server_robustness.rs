@@ -494,9 +494,9 @@ fn the_1025th_connection_is_refused_with_one_warning() {
     match open_file_limit() {
         Some(n) if n >= 1200 => {}
         other => {
-            eprintln!(
-                "SKIPPED: the_1025th_connection_is_refused_with_one_warning needs an open-file \
-                 limit of 1200 (ulimit -n), have {other:?}"
+            common::skip(
+                "the_1025th_connection_is_refused_with_one_warning",
+                &format!("needs an open-file limit of 1200 (ulimit -n), have {other:?}"),
             );
             return;
         }

@@ -131,8 +131,7 @@ fn the_spec_example_frame_is_a_register() {
             .unwrap();
         let got = expect(&mut receiver, "notify");
         assert_notification(&got, "me", "xyz", "test", 0, &json!({"hi": 1}));
-        // Member order is free, unknown members are ignored, and a
-        // message id other than 0 on a JSON body... is not JSON: only 0 is.
+        // Member order is free and unknown members are ignored.
         receiver
             .send_raw(&common::frame(
                 br#"{"type":"unregister","extra":[1,{"a":2}],"notification":"test","to":"xyz"}"#,

@@ -11,8 +11,9 @@
 //!    (`TooManyConnections`) the socket is closed with a warning;
 //! 3. reads ready connections into one shared buffer and feeds the bytes to
 //!    the connection's [`FrameDecoder`] (storage = `--max-frame` +
-//!    [`RETURN_SLACK`] + header; see there); each frame goes to [`Broker::handle_frame`](nfy_core::broker::Broker::handle_frame), whose output
-//!    lands in the [`Outbound`] queues. Skipped input (garbage, oversize,
+//!    [`RETURN_SLACK`] + header; see there); each frame goes to
+//!    [`Broker::handle_frame`](nfy_core::broker::Broker::handle_frame), whose
+//!    output lands in the [`Outbound`] queues. Skipped input (garbage, oversize,
 //!    bad size) is logged at warn with the connection. A connection gets at
 //!    most [`MAX_READS_PER_WAKEUP`] reads per iteration, then waits for the
 //!    others (fairness);
@@ -30,9 +31,9 @@
 //! At end of stream, output still queued is still sent (a client may
 //! half-close and still wait for its unicast errors): the connection stops
 //! reading and closes once its queue is empty, or on a send error or an
-//! overflow. A frame cut short by the close is logged as a truncated frame. Sockets are closed
-//! without an explicit deregistration (closing an fd removes it from
-//! epoll on Linux).
+//! overflow. A frame cut short by the close is logged as a truncated
+//! frame. Sockets are closed without an explicit deregistration (closing
+//! an fd removes it from epoll on Linux).
 //!
 //! Shutdown (SIGTERM/SIGINT when enabled, or [`super::ServerHandle`]):
 //! pending output gets one last send, sockets close, and the socket file is

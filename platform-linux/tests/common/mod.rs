@@ -365,6 +365,14 @@ impl JsonClient {
     }
 }
 
+/// Reports a skipped test loudly: straight to the process's stderr, past
+/// the test harness's output capture, so it shows even when the test
+/// "passes".
+pub fn skip(test: &str, why: &str) {
+    let line = format!("\n*** SKIPPED: {test}: {why} ***\n");
+    let _ = io::stderr().write_all(line.as_bytes());
+}
+
 /// A TCP port nobody listens on right now (the kernel's pick).
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
