@@ -743,3 +743,55 @@ fn a_full_routing_table_refuses_registrations_and_recovers() {
     }
     assert!(server.log().contains("routing table full"));
 }
+
+/// Out of file descriptors (a low `ulimit -n`, as with systemd's default
+/// soft limit of 1024, below the 1024 connections the server allows):
+/// connections the server cannot take are refused at once, with one
+/// warning per interval, not left hanging in the backlog; when descriptors
+/// come back, new connections are served again.
+#[test]
+fn running_out_of_file_descriptors_refuses_instead_of_hanging() {
+    let server = Server::builder().fd_limit(64).start();
+    let mut served = Vec::new();
+    let mut refused = 0;
+    for i in 0..100 {
+        let mut c = server.unix_client();
+        let app = format!("fd{i}");
+        // Writing to a refused connection may fail: then it is refused.
+        let sent =
+            c.register(&app, "n", 0).is_ok() && c.notify(&app, &app, "n", 0, json!({})).is_ok();
+        match c.recv(DEADLINE) {
+            Ok(Some(v)) if sent => {
+                assert_eq!(v["type"], "notify", "{v}");
+                served.push(c);
+            }
+            Ok(None) => panic!("connection {i} hangs; log:\n{}", server.log()),
+            _ => refused += 1,
+        }
+    }
+    assert!(served.len() >= 30, "only {} served", served.len());
+    assert!(refused >= 30, "only {refused} refused");
+    let warning = "out of file descriptors";
+    assert!(server.wait_log_count(warning, 1), "{}", server.log());
+    assert!(
+        server.log().matches(warning).count() <= 3,
+        "the warning is rate-limited:\n{}",
+        server.log()
+    );
+    // Descriptors come back: new connections are served.
+    served.clear();
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let mut c = server.unix_client();
+        let sent = c.register("again", "n", 0).is_ok()
+            && c.notify("again", "again", "n", 0, json!({})).is_ok();
+        match c.recv(DEADLINE) {
+            Ok(Some(v)) if sent && v["type"] == "notify" => break,
+            Ok(None) => panic!("a connection hangs; log:\n{}", server.log()),
+            _ => {
+                assert!(Instant::now() < deadline, "never served again");
+                thread::yield_now();
+            }
+        }
+    }
+}

@@ -8,7 +8,9 @@
 //!    ([`listen::classify`]), the broker assigns a [`ConnId`], and the
 //!    connection lives in slot [`ConnId::index`] (its poll token is that
 //!    index plus [`CONN_TOKEN_BASE`]). When the broker has no room
-//!    (`TooManyConnections`) the socket is closed with a warning;
+//!    (`TooManyConnections`), or the process has no descriptor left (a
+//!    spare one is held to accept and close it), the new connection is
+//!    closed with a warning (at most one per second);
 //! 3. reads ready connections into one shared buffer and feeds the bytes to
 //!    the connection's [`FrameDecoder`] (storage = `--max-frame` +
 //!    [`RETURN_SLACK`] + header; see there); each frame goes to
@@ -99,6 +101,13 @@ const SIGNALS: [(i32, &str); 2] = [
     (signal_hook::consts::SIGTERM, "SIGTERM"),
     (signal_hook::consts::SIGINT, "SIGINT"),
 ];
+
+/// A descriptor to hold in reserve (see `EventLoop::refuse_without_fds`);
+/// `None` when even `/dev/null` cannot be opened (the server then only
+/// retries accepting later, as it does for other shortages).
+fn spare_fd() -> Option<std::fs::File> {
+    std::fs::File::open("/dev/null").ok()
+}
 
 /// True when `frame` holds a notify with a `reference`: one the server
 /// sent and a client returns (see [`RETURN_SLACK`]).
@@ -251,6 +260,8 @@ pub(super) struct EventLoop {
     accept_retry_at: Option<Instant>,
     last_refusal_log: Option<Instant>,
     unlogged_refusals: u64,
+    /// A descriptor held in reserve for [`Self::refuse_without_fds`].
+    spare_fd: Option<std::fs::File>,
     stats: Stats,
     stop: bool,
     // Last: the socket file goes once the listener is closed.
@@ -344,6 +355,7 @@ impl EventLoop {
             accept_retry_at: None,
             last_refusal_log: None,
             unlogged_refusals: 0,
+            spare_fd: spare_fd(),
             stats: Stats::default(),
             stop: false,
             _socket_file: socket_file,
@@ -473,6 +485,9 @@ impl EventLoop {
             match self.unix.accept() {
                 Ok((stream, _)) => self.admit(Stream::Unix(stream), Peer::Unix, None),
                 Err(e) => {
+                    if self.refuse_without_fds(&e, |l| l.unix.accept().map(|_| Peer::Unix)) {
+                        continue;
+                    }
                     if !self.accept_failed(&e, "unix socket") {
                         return;
                     }
@@ -493,11 +508,51 @@ impl EventLoop {
                 }
                 Err(e) => {
                     let what = format!("tcp {}", entry.addr);
+                    let refuse = |l: &Self| match l.tcp.get(i) {
+                        Some(entry) => entry.listener.accept().map(|(_, addr)| Peer::Tcp(addr)),
+                        None => Err(io::ErrorKind::NotFound.into()),
+                    };
+                    if self.refuse_without_fds(&e, refuse) {
+                        continue;
+                    }
                     if !self.accept_failed(&e, &what) {
                         return;
                     }
                 }
             }
+        }
+    }
+
+    /// Out of descriptors (`EMFILE`/`ENFILE`, e.g. a soft `ulimit -n` of
+    /// 1024, below [`super::MAX_CONNECTIONS`] plus the server's own): gives
+    /// up the spare descriptor for a moment to accept the waiting
+    /// connection with `accept` and close it at once. The client sees a
+    /// refusal, as at the connection limit, instead of hanging unserved in
+    /// the backlog; the warning is rate-limited the same way. True when a
+    /// connection was refused (accepting goes on); false for other errors,
+    /// or without a spare (then [`Self::accept_failed`] retries later).
+    fn refuse_without_fds(
+        &mut self,
+        e: &io::Error,
+        accept: impl FnOnce(&Self) -> io::Result<Peer>,
+    ) -> bool {
+        use nix::errno::Errno;
+        let out_of_fds = [Errno::EMFILE, Errno::ENFILE]
+            .iter()
+            .any(|errno| e.raw_os_error() == Some(*errno as i32));
+        if !out_of_fds || self.spare_fd.take().is_none() {
+            return false;
+        }
+        // The accepted socket is closed when the result is dropped.
+        let refused = accept(self);
+        self.spare_fd = spare_fd();
+        match refused {
+            Ok(peer) => {
+                self.stats.refused += 1;
+                self.log_refusal(peer, "out of file descriptors");
+                true
+            }
+            Err(_) => false,
         }
     }
 
@@ -533,7 +588,7 @@ impl EventLoop {
             Ok(id) => id,
             Err(_) => {
                 self.stats.refused += 1;
-                self.log_refusal(peer);
+                self.log_refusal(peer, "connection limit reached");
                 return;
             }
         };
@@ -579,7 +634,7 @@ impl EventLoop {
     /// Warns about a refused connection, at most once per
     /// [`REFUSAL_LOG_INTERVAL`] (a flood of connections must not flood the
     /// log).
-    fn log_refusal(&mut self, peer: Peer) {
+    fn log_refusal(&mut self, peer: Peer, why: &str) {
         let now = Instant::now();
         if self
             .last_refusal_log
@@ -592,11 +647,11 @@ impl EventLoop {
         let earlier = std::mem::take(&mut self.unlogged_refusals);
         if earlier > 0 {
             ::log::warn!(
-                "connection limit reached: closing the new connection from {peer} ({earlier} \
-                 more refused since the last warning)"
+                "{why}: closing the new connection from {peer} ({earlier} more refused since \
+                 the last warning)"
             );
         } else {
-            ::log::warn!("connection limit reached: closing the new connection from {peer}");
+            ::log::warn!("{why}: closing the new connection from {peer}");
         }
     }
 

@@ -388,9 +388,17 @@ pub struct ServerBuilder {
     args: Vec<String>,
     env: Vec<(String, String)>,
     uid: Option<u32>,
+    fd_limit: Option<u32>,
 }
 
 impl ServerBuilder {
+    /// Runs the server with this limit on open files (`ulimit -n`, set by
+    /// a shell that then execs the server, so the pid stays the same).
+    pub fn fd_limit(mut self, limit: u32) -> Self {
+        self.fd_limit = Some(limit);
+        self
+    }
+
     /// Uses this port instead of a free one.
     pub fn port(mut self, port: u16) -> Self {
         self.port = Some(port);
@@ -450,7 +458,16 @@ impl ServerBuilder {
             fs::write(&empty, "").unwrap();
             empty
         });
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_notifysvc"));
+        let mut cmd = match self.fd_limit {
+            None => Command::new(env!("CARGO_BIN_EXE_notifysvc")),
+            Some(limit) => {
+                let mut sh = Command::new("sh");
+                sh.arg("-c")
+                    .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+                    .arg(env!("CARGO_BIN_EXE_notifysvc"));
+                sh
+            }
+        };
         cmd.arg("--port")
             .arg(port.to_string())
             .arg("--socket")
@@ -587,6 +604,7 @@ impl Server {
             args: Vec::new(),
             env: Vec::new(),
             uid: None,
+            fd_limit: None,
         }
     }
 
