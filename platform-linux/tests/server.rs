@@ -1,6 +1,8 @@
 //! `notifysvc` as a process: command line, start-up failures and their
 //! exit statuses, the one-server rule, signals, and robustness against
-//! clients that misbehave at the socket level.
+//! clients that misbehave at the socket level, and logging.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -15,7 +17,6 @@ use std::time::Duration;
 use common::{frame, FrameReader, Server};
 use nix::sys::signal::Signal;
 
-#[allow(clippy::unwrap_used)] // test helper
 fn notifysvc(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_notifysvc"))
         .args(args)
@@ -279,4 +280,109 @@ fn thousands_of_connect_disconnect_cycles() {
     assert!(server.accepts(), "log:\n{}", server.log());
     // And it still stops cleanly.
     assert_eq!(server.stop_with(Signal::SIGTERM).code(), Some(0));
+}
+
+/// Makes a running server log a warning (bad input) and a debug line (a
+/// connection), then waits for a notification round trip so both were
+/// handled before the log is read.
+fn provoke_warning_and_debug(server: &Server) {
+    let mut c = server.unix_client();
+    c.send_raw(&frame(b"{not json")).unwrap();
+    c.register("logtest", "n", 0).unwrap();
+    assert!(c.barrier("logtest").is_empty());
+}
+
+#[test]
+fn rust_log_and_nfy_logmask_select_levels() {
+    /// Environment, texts that must appear, texts that must not.
+    type Case = (
+        &'static [(&'static str, &'static str)],
+        &'static [&'static str],
+        &'static [&'static str],
+    );
+    let cases: [Case; 7] = [
+        // Errors only: the warning and everything below are filtered.
+        (
+            &[("NFY_LOGMASK", "0x08")],
+            &[],
+            &[" WARN ", " INFO ", " DEBUG "],
+        ),
+        // Warnings only (bit 4), even with RUST_LOG=debug.
+        (
+            &[("NFY_LOGMASK", "0x10")],
+            &[" WARN "],
+            &[" INFO ", " DEBUG "],
+        ),
+        // Everything.
+        (
+            &[("NFY_LOGMASK", "0xf8")],
+            &[" WARN ", " INFO ", " DEBUG "],
+            &[],
+        ),
+        (
+            &[("RUST_LOG", "debug")],
+            &[" WARN ", " INFO ", " DEBUG "],
+            &[],
+        ),
+        (&[("RUST_LOG", "warn")], &[" WARN "], &[" INFO ", " DEBUG "]),
+        // Neither set (empty counts as unset): info.
+        (&[("RUST_LOG", "")], &[" WARN ", " INFO "], &[" DEBUG "]),
+        // Per target: the event loop at debug, the rest (the listeners'
+        // and the start-up notices) at warn.
+        (
+            &[("RUST_LOG", "warn,nfy_linux::server::event_loop=debug")],
+            &[" WARN ", " DEBUG ", "connected (unix socket"],
+            &["listening on", " ready ("],
+        ),
+    ];
+    for (env, present, absent) in cases {
+        let mut builder = Server::builder();
+        for (k, v) in env {
+            builder = builder.env(k, v);
+        }
+        let mut server = builder.start();
+        provoke_warning_and_debug(&server);
+        assert_eq!(server.stop_with(Signal::SIGTERM).code(), Some(0));
+        let log = server.log();
+        for level in present {
+            assert!(log.contains(level), "{env:?}: no {level:?} in\n{log}");
+        }
+        for level in absent {
+            assert!(!log.contains(level), "{env:?}: {level:?} in\n{log}");
+        }
+    }
+}
+
+#[test]
+fn a_bad_nfy_logmask_falls_back_to_rust_log_with_a_warning() {
+    let mut server = Server::builder()
+        .env("NFY_LOGMASK", "lots")
+        .env("RUST_LOG", "debug")
+        .start();
+    provoke_warning_and_debug(&server);
+    assert_eq!(server.stop_with(Signal::SIGTERM).code(), Some(0));
+    let log = server.log();
+    assert!(
+        log.contains("NFY_LOGMASK=\"lots\" is not a number"),
+        "{log}"
+    );
+    assert!(log.contains(" DEBUG "), "{log}");
+}
+
+#[test]
+fn log_lines_name_the_program_pid_level_and_connection() {
+    let mut server = Server::start();
+    provoke_warning_and_debug(&server);
+    assert_eq!(server.stop_with(Signal::SIGTERM).code(), Some(0));
+    let log = server.log();
+    let warn = log
+        .lines()
+        .find(|l| l.contains(" WARN "))
+        .unwrap_or_else(|| panic!("no warning:\n{log}"));
+    // 2025-03-01T12:00:00.123Z notifysvc[4242] WARN  #3.0: bad message ...
+    assert!(warn.contains("Z notifysvc["), "{warn}");
+    assert!(warn.contains("bad message ignored"), "{warn}");
+    let message = warn.split(" WARN ").nth(1).unwrap().trim_start();
+    assert!(message.starts_with('#'), "names the connection: {warn}");
+    assert!(log.contains("stopped:"), "shutdown summary: {log}");
 }

@@ -8,11 +8,14 @@
 //!    ([`listen::classify`]), the broker assigns a [`ConnId`], and the
 //!    connection lives in slot [`ConnId::index`] (its poll token is that
 //!    index plus [`CONN_TOKEN_BASE`]). When the broker has no room
-//!    (`TooManyConnections`) the socket is closed with a warning;
+//!    (`TooManyConnections`), or the process has no descriptor left (a
+//!    spare one is held to accept and close it), the new connection is
+//!    closed with a warning (at most one per second);
 //! 3. reads ready connections into one shared buffer and feeds the bytes to
 //!    the connection's [`FrameDecoder`] (storage = `--max-frame` +
-//!    header); each frame goes to [`Broker::handle_frame`](nfy_core::broker::Broker::handle_frame), whose output
-//!    lands in the [`Outbound`] queues. Skipped input (garbage, oversize,
+//!    [`RETURN_SLACK`] + header; see there); each frame goes to
+//!    [`Broker::handle_frame`](nfy_core::broker::Broker::handle_frame), whose
+//!    output lands in the [`Outbound`] queues. Skipped input (garbage, oversize,
 //!    bad size) is logged at warn with the connection. A connection gets at
 //!    most [`MAX_READS_PER_WAKEUP`] reads per iteration, then waits for the
 //!    others (fairness);
@@ -27,11 +30,12 @@
 //! new edge, so the extra read that would return `EAGAIN` is saved (unless
 //! the peer's close was reported, which raises no further edge).
 //!
-//! At end of stream, output still queued gets one last send attempt (a
-//! client may half-close and still wait for a unicast error); a frame cut
-//! short by the close is logged as a truncated frame. Sockets are closed
-//! without an explicit deregistration (closing an fd removes it from
-//! epoll on Linux).
+//! At end of stream, output still queued is still sent (a client may
+//! half-close and still wait for its unicast errors): the connection stops
+//! reading and closes once its queue is empty, or on a send error or an
+//! overflow. A frame cut short by the close is logged as a truncated
+//! frame. Sockets are closed without an explicit deregistration (closing
+//! an fd removes it from epoll on Linux).
 //!
 //! Shutdown (SIGTERM/SIGINT when enabled, or [`super::ServerHandle`]):
 //! pending output gets one last send, sockets close, and the socket file is
@@ -49,7 +53,8 @@ use mio::event::Source;
 use mio::net::{TcpStream, UnixStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use nfy_core::broker::{ConnId, PeerKind};
-use nfy_core::wire::{Decoded, FrameDecoder, HEADER_LEN};
+use nfy_core::msg::{self, Encoding, Message};
+use nfy_core::wire::{Decoded, Frame, FrameDecoder, Skipped, HEADER_LEN};
 
 use super::listen::{self, Listeners, SocketFile, TcpEntry};
 use super::outbound::{self, CloseReason, Flushed, Outbound};
@@ -70,6 +75,19 @@ pub const CONN_TOKEN_BASE: usize = 1 << 16;
 const EVENTS_CAPACITY: usize = 1024;
 /// The shared read buffer.
 const READ_BUFFER: usize = 64 * 1024;
+/// Room above `--max-frame` for notifications that come back.
+///
+/// A notification grows on its way through the server: it gains a
+/// `reference`, `flags` and `parameter` are written out when the sender
+/// left them out, and a compact body forwarded to a JSON client gains the
+/// member names and the escapes of its IDs (a few hundred bytes at worst).
+/// A client that returns it unchanged (the unregister race, spec 3) must
+/// not see it skipped as oversize, or it would be lost silently. So a
+/// frame body up to this much over `--max-frame` is accepted when it is a
+/// notify carrying a `reference` (a returned one); any other body over
+/// `--max-frame` is skipped and reported like a frame the decoder skipped.
+pub const RETURN_SLACK: usize = 512;
+
 /// Reads one connection gets per iteration before the others' turn.
 pub const MAX_READS_PER_WAKEUP: usize = 16;
 /// Pause before accepting again after running out of file descriptors.
@@ -83,6 +101,22 @@ const SIGNALS: [(i32, &str); 2] = [
     (signal_hook::consts::SIGTERM, "SIGTERM"),
     (signal_hook::consts::SIGINT, "SIGINT"),
 ];
+
+/// A descriptor to hold in reserve (see `EventLoop::refuse_without_fds`);
+/// `None` when even `/dev/null` cannot be opened (the server then only
+/// retries accepting later, as it does for other shortages).
+fn spare_fd() -> Option<std::fs::File> {
+    std::fs::File::open("/dev/null").ok()
+}
+
+/// True when `frame` holds a notify with a `reference`: one the server
+/// sent and a client returns (see [`RETURN_SLACK`]).
+fn is_returned_notify(frame: &Frame<'_>) -> bool {
+    matches!(
+        msg::decode(Encoding::from_msg_id(frame.msg_id), frame.body),
+        Ok(Message::Notify(n)) if n.reference.is_some()
+    )
+}
 
 /// A connection's socket.
 #[derive(Debug)]
@@ -141,6 +175,9 @@ struct Conn {
     /// Bytes fed to the decoder since its last frame or skip report: a
     /// frame in progress.
     partial: usize,
+    /// The peer half-closed (end of stream read) while output was still
+    /// queued: no more reading; closed once the queue is empty.
+    read_closed: bool,
 }
 
 /// Registered signal pipes.
@@ -223,6 +260,8 @@ pub(super) struct EventLoop {
     accept_retry_at: Option<Instant>,
     last_refusal_log: Option<Instant>,
     unlogged_refusals: u64,
+    /// A descriptor held in reserve for [`Self::refuse_without_fds`].
+    spare_fd: Option<std::fs::File>,
     stats: Stats,
     stop: bool,
     // Last: the socket file goes once the listener is closed.
@@ -307,12 +346,16 @@ impl EventLoop {
             conns: Vec::new(),
             out: Outbound::new(opts.max_queue),
             rbuf: vec![0; READ_BUFFER],
-            decoder_size: opts.max_frame.saturating_add(HEADER_LEN),
+            decoder_size: opts
+                .max_frame
+                .saturating_add(RETURN_SLACK)
+                .saturating_add(HEADER_LEN),
             ready_again: Vec::new(),
             scratch: Vec::new(),
             accept_retry_at: None,
             last_refusal_log: None,
             unlogged_refusals: 0,
+            spare_fd: spare_fd(),
             stats: Stats::default(),
             stop: false,
             _socket_file: socket_file,
@@ -442,6 +485,9 @@ impl EventLoop {
             match self.unix.accept() {
                 Ok((stream, _)) => self.admit(Stream::Unix(stream), Peer::Unix, None),
                 Err(e) => {
+                    if self.refuse_without_fds(&e, |l| l.unix.accept().map(|_| Peer::Unix)) {
+                        continue;
+                    }
                     if !self.accept_failed(&e, "unix socket") {
                         return;
                     }
@@ -462,11 +508,51 @@ impl EventLoop {
                 }
                 Err(e) => {
                     let what = format!("tcp {}", entry.addr);
+                    let refuse = |l: &Self| match l.tcp.get(i) {
+                        Some(entry) => entry.listener.accept().map(|(_, addr)| Peer::Tcp(addr)),
+                        None => Err(io::ErrorKind::NotFound.into()),
+                    };
+                    if self.refuse_without_fds(&e, refuse) {
+                        continue;
+                    }
                     if !self.accept_failed(&e, &what) {
                         return;
                     }
                 }
             }
+        }
+    }
+
+    /// Out of descriptors (`EMFILE`/`ENFILE`, e.g. a soft `ulimit -n` of
+    /// 1024, below [`super::MAX_CONNECTIONS`] plus the server's own): gives
+    /// up the spare descriptor for a moment to accept the waiting
+    /// connection with `accept` and close it at once. The client sees a
+    /// refusal, as at the connection limit, instead of hanging unserved in
+    /// the backlog; the warning is rate-limited the same way. True when a
+    /// connection was refused (accepting goes on); false for other errors,
+    /// or without a spare (then [`Self::accept_failed`] retries later).
+    fn refuse_without_fds(
+        &mut self,
+        e: &io::Error,
+        accept: impl FnOnce(&Self) -> io::Result<Peer>,
+    ) -> bool {
+        use nix::errno::Errno;
+        let out_of_fds = [Errno::EMFILE, Errno::ENFILE]
+            .iter()
+            .any(|errno| e.raw_os_error() == Some(*errno as i32));
+        if !out_of_fds || self.spare_fd.take().is_none() {
+            return false;
+        }
+        // The accepted socket is closed when the result is dropped.
+        let refused = accept(self);
+        self.spare_fd = spare_fd();
+        match refused {
+            Ok(peer) => {
+                self.stats.refused += 1;
+                self.log_refusal(peer, "out of file descriptors");
+                true
+            }
+            Err(_) => false,
         }
     }
 
@@ -502,7 +588,7 @@ impl EventLoop {
             Ok(id) => id,
             Err(_) => {
                 self.stats.refused += 1;
-                self.log_refusal(peer);
+                self.log_refusal(peer, "connection limit reached");
                 return;
             }
         };
@@ -533,6 +619,7 @@ impl EventLoop {
             peer,
             writable_interest: false,
             partial: 0,
+            read_closed: false,
         };
         if let Some(slot) = self.conns.get_mut(idx) {
             *slot = Some(conn);
@@ -547,7 +634,7 @@ impl EventLoop {
     /// Warns about a refused connection, at most once per
     /// [`REFUSAL_LOG_INTERVAL`] (a flood of connections must not flood the
     /// log).
-    fn log_refusal(&mut self, peer: Peer) {
+    fn log_refusal(&mut self, peer: Peer, why: &str) {
         let now = Instant::now();
         if self
             .last_refusal_log
@@ -560,11 +647,11 @@ impl EventLoop {
         let earlier = std::mem::take(&mut self.unlogged_refusals);
         if earlier > 0 {
             ::log::warn!(
-                "connection limit reached: closing the new connection from {peer} ({earlier} \
-                 more refused since the last warning)"
+                "{why}: closing the new connection from {peer} ({earlier} more refused since \
+                 the last warning)"
             );
         } else {
-            ::log::warn!("connection limit reached: closing the new connection from {peer}");
+            ::log::warn!("{why}: closing the new connection from {peer}");
         }
     }
 
@@ -578,6 +665,9 @@ impl EventLoop {
             let Some(Some(conn)) = self.conns.get_mut(idx) else {
                 return;
             };
+            if conn.read_closed {
+                return;
+            }
             match conn.stream.read(&mut self.rbuf) {
                 Ok(0) => {
                     if conn.partial > 0 {
@@ -588,7 +678,21 @@ impl EventLoop {
                             conn.partial
                         );
                     }
-                    self.out.close(conn.id, CloseReason::Eof);
+                    if self.out.pending_len(idx) > 0 {
+                        // Perhaps only half-closed: what is queued (unicast
+                        // errors, say) still goes out; the connection closes
+                        // once its queue is empty (flush_dirty), or earlier
+                        // on a send error or an overflow.
+                        ::log::debug!(
+                            "{} ({}): end of stream with output queued; closing once it is sent",
+                            conn.id,
+                            conn.peer
+                        );
+                        conn.read_closed = true;
+                        self.out.mark_dirty(idx);
+                    } else {
+                        self.out.close(conn.id, CloseReason::Eof);
+                    }
                     return;
                 }
                 Ok(n) => {
@@ -636,7 +740,17 @@ impl EventLoop {
                 Some(Decoded::Frame(frame)) => {
                     conn.partial = 0;
                     self.stats.frames_in += 1;
-                    self.broker.handle_frame(id, frame, &mut self.out);
+                    let max_frame = self
+                        .decoder_size
+                        .saturating_sub(HEADER_LEN)
+                        .saturating_sub(RETURN_SLACK);
+                    if frame.body.len() > max_frame && !is_returned_notify(&frame) {
+                        self.stats.skipped += 1;
+                        let body_len = u32::try_from(frame.body.len()).unwrap_or(u32::MAX);
+                        ::log::warn!("{id} ({}): {}", conn.peer, Skipped::Oversize { body_len });
+                    } else {
+                        self.broker.handle_frame(id, frame, &mut self.out);
+                    }
                 }
                 Some(Decoded::Skipped(skipped)) => {
                     conn.partial = 0;
@@ -674,7 +788,8 @@ impl EventLoop {
                     ::log::debug!("{id} ({}): closed after an I/O error ({kind:?})", conn.peer);
                 }
                 CloseReason::Overflow => ::log::info!(
-                    "{id} ({}): disconnected, {pending} unsent bytes discarded",
+                    "{id} ({}): disconnected; its {pending} unsent bytes go back to the broker \
+                     (unicasts to another receiver or to their senders as unicast errors)",
                     conn.peer
                 ),
                 CloseReason::Poll(kind) => {
@@ -704,6 +819,10 @@ impl EventLoop {
             };
             let result = self.out.flush(idx, conn.stream.fd(), false);
             let want_writable = match result {
+                Ok(Flushed::All) if conn.read_closed => {
+                    self.out.close(conn.id, CloseReason::Eof);
+                    continue;
+                }
                 Ok(Flushed::All) => false,
                 Ok(Flushed::Partial) => true,
                 Err(e) => {

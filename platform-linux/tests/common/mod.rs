@@ -150,6 +150,20 @@ impl Conn {
             Conn::Tcp(s) => s.set_read_timeout(t),
         }
     }
+
+    fn try_clone(&self) -> io::Result<Conn> {
+        Ok(match self {
+            Conn::Unix(s) => Conn::Unix(s.try_clone()?),
+            Conn::Tcp(s) => Conn::Tcp(s.try_clone()?),
+        })
+    }
+
+    fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
+        match self {
+            Conn::Unix(s) => s.shutdown(how),
+            Conn::Tcp(s) => s.shutdown(how),
+        }
+    }
 }
 
 impl Read for Conn {
@@ -191,6 +205,22 @@ impl JsonClient {
         let stream = TcpStream::connect(addr)?;
         stream.set_nodelay(true)?;
         Ok(JsonClient::new(Conn::Tcp(stream)))
+    }
+
+    /// Wraps a connected Unix stream (e.g. one end of a relay).
+    pub fn from_unix(stream: UnixStream) -> JsonClient {
+        JsonClient::new(Conn::Unix(stream))
+    }
+
+    /// A second handle on the same connection with its own frame buffer:
+    /// one thread may write through one while another reads the other.
+    pub fn try_clone(&self) -> io::Result<JsonClient> {
+        Ok(JsonClient::new(self.conn.try_clone()?))
+    }
+
+    /// Shuts down the writing side (half-close); reading goes on.
+    pub fn shutdown_write(&self) -> io::Result<()> {
+        self.conn.shutdown(std::net::Shutdown::Write)
     }
 
     fn new(conn: Conn) -> JsonClient {
@@ -288,6 +318,32 @@ impl JsonClient {
         }
     }
 
+    /// A barrier: registers `app` for a notification private to this
+    /// call and sends one to itself; returns once it came back, with every
+    /// message received before it. Everything this connection sent earlier
+    /// has then been handled by the server (one connection's frames are
+    /// handled in order). `app` must be a valid app ID this connection may
+    /// use; the registration is removed again.
+    pub fn barrier(&mut self, app: &str) -> Vec<Value> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let id = format!("barrier-{}", NEXT.fetch_add(1, Ordering::Relaxed));
+        self.register(app, &id, i32::MAX).unwrap();
+        self.notify(app, app, &id, 0, json!({})).unwrap();
+        let deadline = Instant::now() + DEADLINE;
+        let mut before = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.recv(left).unwrap() {
+                None => panic!("barrier {id} timed out; got before it: {before:?}"),
+                Some(v) if v["type"] == "notify" && v["notification"] == id.as_str() => break,
+                Some(v) => before.push(v),
+            }
+        }
+        self.unregister(app, &id).unwrap();
+        before
+    }
+
     /// Asserts that nothing arrives for `quiet`.
     pub fn expect_nothing(&mut self, quiet: Duration) {
         if let Some(v) = self.recv(quiet).expect("connection failed") {
@@ -309,6 +365,14 @@ impl JsonClient {
     }
 }
 
+/// Reports a skipped test loudly: straight to the process's stderr, past
+/// the test harness's output capture, so it shows even when the test
+/// "passes".
+pub fn skip(test: &str, why: &str) {
+    let line = format!("\n*** SKIPPED: {test}: {why} ***\n");
+    let _ = io::stderr().write_all(line.as_bytes());
+}
+
 /// A TCP port nobody listens on right now (the kernel's pick).
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -324,9 +388,17 @@ pub struct ServerBuilder {
     args: Vec<String>,
     env: Vec<(String, String)>,
     uid: Option<u32>,
+    fd_limit: Option<u32>,
 }
 
 impl ServerBuilder {
+    /// Runs the server with this limit on open files (`ulimit -n`, set by
+    /// a shell that then execs the server, so the pid stays the same).
+    pub fn fd_limit(mut self, limit: u32) -> Self {
+        self.fd_limit = Some(limit);
+        self
+    }
+
     /// Uses this port instead of a free one.
     pub fn port(mut self, port: u16) -> Self {
         self.port = Some(port);
@@ -344,6 +416,13 @@ impl ServerBuilder {
     pub fn config(mut self, path: &Path) -> Self {
         self.config = Some(path.to_owned());
         self
+    }
+
+    /// Writes `text` as the configuration file and passes it.
+    pub fn config_text(self, text: &str) -> Self {
+        let path = self.dir.path().join("notify.cfg");
+        fs::write(&path, text).unwrap();
+        self.config(&path)
     }
 
     /// Adds command-line arguments.
@@ -379,7 +458,16 @@ impl ServerBuilder {
             fs::write(&empty, "").unwrap();
             empty
         });
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_notifysvc"));
+        let mut cmd = match self.fd_limit {
+            None => Command::new(env!("CARGO_BIN_EXE_notifysvc")),
+            Some(limit) => {
+                let mut sh = Command::new("sh");
+                sh.arg("-c")
+                    .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+                    .arg(env!("CARGO_BIN_EXE_notifysvc"));
+                sh
+            }
+        };
         cmd.arg("--port")
             .arg(port.to_string())
             .arg("--socket")
@@ -442,7 +530,7 @@ impl ServerBuilder {
                         port,
                         socket,
                         log,
-                        _dir: self.dir,
+                        dir: self.dir,
                     }
                 }
                 Err(status) => {
@@ -502,7 +590,7 @@ pub struct Server {
     /// Its Unix socket.
     pub socket: PathBuf,
     log: PathBuf,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Server {
@@ -516,6 +604,7 @@ impl Server {
             args: Vec::new(),
             env: Vec::new(),
             uid: None,
+            fd_limit: None,
         }
     }
 
@@ -542,6 +631,36 @@ impl Server {
     /// Everything it logged so far.
     pub fn log(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log holds `needle` `times` times or more; false at
+    /// the [`DEADLINE`].
+    pub fn wait_log_count(&self, needle: &str, times: usize) -> bool {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if self.log().matches(needle).count() >= times {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Waits until the log holds `needle`; panics with the log at the
+    /// [`DEADLINE`].
+    pub fn expect_log(&self, needle: &str) {
+        assert!(
+            self.wait_log_count(needle, 1),
+            "the log never showed {needle:?}:\n{}",
+            self.log()
+        );
+    }
+
+    /// Its private directory (holds the log, the socket and configs).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// True while the process runs.
