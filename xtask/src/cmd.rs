@@ -30,7 +30,8 @@ pub fn display(cmd: &Command) -> String {
 }
 
 /// Quotes `s` for a POSIX shell: unchanged when it holds only characters
-/// that need no quoting, otherwise in single quotes (a `'` becomes `'\''`).
+/// that need no quoting, in single quotes otherwise (a `'` becomes `'\''`),
+/// and as `$'...'` with `\xNN` escapes when it holds control characters.
 pub fn sh_quote(s: &str) -> String {
     let plain = !s.is_empty()
         && s.bytes().all(|b| {
@@ -42,6 +43,20 @@ pub fn sh_quote(s: &str) -> String {
         });
     if plain {
         s.to_string()
+    } else if s.chars().any(char::is_control) {
+        let mut out = String::from("$'");
+        for c in s.chars() {
+            match c {
+                '\\' | '\'' => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                c if c.is_control() => out.push_str(&format!("\\x{:02x}", u32::from(c))),
+                c => out.push(c),
+            }
+        }
+        out.push('\'');
+        out
     } else {
         format!("'{}'", s.replace('\'', r"'\''"))
     }
@@ -146,6 +161,7 @@ mod tests {
         assert_eq!(sh_quote("it's"), r"'it'\''s'");
         assert_eq!(sh_quote(""), "''");
         assert_eq!(sh_quote("$HOME"), "'$HOME'");
+        assert_eq!(sh_quote("a\x1fb'c"), r"$'a\x1fb\'c'");
     }
 
     #[test]

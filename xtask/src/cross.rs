@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use crate::cmd;
 use crate::error::Result;
-use crate::toolchain;
+use crate::toolchain::{self, Toolchain};
 
 /// The terminal target when none is given.
 pub const DEFAULT_TARGET: &str = "armv7-unknown-linux-gnueabihf";
@@ -56,7 +56,13 @@ pub enum Profile {
 pub fn build(root: &Path, target: &str, profile: Profile) -> Result<Built> {
     let tc = toolchain::detect(root, target)?;
     let host = toolchain::host_triple()?;
-    let env = toolchain::cross_env(target, &host, false)?;
+    build_with(root, &tc, &host, profile)
+}
+
+/// Builds the binaries with a toolchain already found.
+fn build_with(root: &Path, tc: &Toolchain, host: &str, profile: Profile) -> Result<Built> {
+    let target = tc.target.as_str();
+    let env = toolchain::cross_env(target, host, false)?;
     eprintln!("cross: building for {target} with {}", tc.description);
     let mut c = tc.cargo(root, "build");
     // Default targets (library and binaries), so the platform crates are
@@ -133,9 +139,9 @@ pub fn find_binaries(dir: &Path) -> Vec<(String, PathBuf)> {
 /// Builds the binaries, then runs the workspace tests (all crates but
 /// xtask) for `target` under qemu; `extra` goes to `cargo test`.
 pub fn test(root: &Path, target: &str, extra: &[String]) -> Result<()> {
-    let built = build(root, target, Profile::Debug)?;
     let tc = toolchain::detect(root, target)?;
     let host = toolchain::host_triple()?;
+    let built = build_with(root, &tc, &host, Profile::Debug)?;
     let env = toolchain::cross_env(target, &host, true)?;
     if target != host {
         toolchain::ensure_binfmt(target);

@@ -141,7 +141,7 @@ pub fn run(package: &Path, dest: &Dest) -> Result<()> {
         Kind::Removal { .. } => "removal",
     };
     eprintln!(
-        "flash: {}: {kind} package; its {} files match the manifest",
+        "flash: {}: {kind} package; all {} files listed in its manifest match",
         package.display(),
         pkg.manifest.lines.len()
     );

@@ -93,8 +93,7 @@ pub fn host_triple() -> Result<String> {
         .ok_or_else(|| Error::Other("`rustc -vV` printed no host line".into()))
 }
 
-/// Finds the toolchain for `target` (see the module docs). `std` asks for
-/// the full standard library; `false` needs only `core`.
+/// Finds the toolchain for `target` (see the module docs).
 pub fn detect(root: &Path, target: &str) -> Result<Toolchain> {
     let default_dir = target_dir(root);
     if rustup_has_target(target) {
