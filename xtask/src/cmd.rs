@@ -144,10 +144,12 @@ fn is_executable(p: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// The cargo that runs xtask (`$CARGO`), so nested commands use the same
-/// toolchain; `cargo` when xtask was started some other way.
+/// `cargo` from `PATH`. Under `cargo xtask` that is rustup's proxy, which
+/// keeps the toolchain that runs xtask (rustup passes it down in
+/// `RUSTUP_TOOLCHAIN`), and the echoed command lines read exactly as a
+/// developer would type them (`cargo test --workspace`).
 pub fn cargo() -> Command {
-    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+    Command::new("cargo")
 }
 
 #[cfg(test)]

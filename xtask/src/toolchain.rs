@@ -99,9 +99,7 @@ pub fn detect(root: &Path, target: &str) -> Result<Toolchain> {
     if rustup_has_target(target) {
         return Ok(Toolchain {
             target: target.to_string(),
-            cargo: std::env::var_os("CARGO")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| "cargo".into()),
+            cargo: "cargo".into(),
             env: Vec::new(),
             build_std: None,
             target_dir: default_dir,
