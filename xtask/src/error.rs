@@ -37,7 +37,8 @@ pub enum Error {
     /// A package is malformed or its content does not match its manifest
     /// (found before anything was copied).
     Package(PackageError),
-    /// Files on the destination do not match the manifest after copying.
+    /// The destination fails the check after flashing: a file does not
+    /// match the manifest, or a removed file is still there.
     Verification(PackageError),
     /// Anything else, as one sentence.
     Other(String),
@@ -62,7 +63,7 @@ impl fmt::Display for Error {
             Error::Missing(s) => f.write_str(s),
             Error::Package(e) => write!(f, "package refused, nothing was copied: {e}"),
             Error::Verification(e) => {
-                write!(f, "installed files do not match the manifest: {e}")
+                write!(f, "the destination fails the check after flashing: {e}")
             }
             Error::Other(s) => f.write_str(s),
         }

@@ -221,7 +221,7 @@ pub fn remove_dir(files: &[String], dirs: &[String], root: &Path) -> Result<()> 
     }
     for f in files {
         if root.join(f).symlink_metadata().is_ok() {
-            return Err(Error::Verification(PackageError::Unlisted(f.clone())));
+            return Err(Error::Verification(PackageError::StillPresent(f.clone())));
         }
     }
     Ok(())
@@ -335,7 +335,7 @@ impl Step {
                 eprintln!("$ {}", cmd::display(&c));
                 match cmd::output(&mut c)?.lines().next() {
                     None => Ok(()),
-                    Some(left) => Err(Error::Verification(PackageError::Unlisted(
+                    Some(left) => Err(Error::Verification(PackageError::StillPresent(
                         left.trim().to_string(),
                     ))),
                 }

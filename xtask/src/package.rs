@@ -100,6 +100,8 @@ pub enum PackageError {
     },
     /// A file's SHA-256 differs from the manifest's.
     HashMismatch(String),
+    /// A file a removal package deletes is still there afterwards.
+    StillPresent(String),
     /// The removal list is malformed.
     RemoveSyntax {
         /// 1-based line number.
@@ -131,6 +133,7 @@ impl fmt::Display for PackageError {
             PackageError::HashMismatch(p) => {
                 write!(f, "{p} does not match its SHA-256 in the manifest")
             }
+            PackageError::StillPresent(p) => write!(f, "{p} is still there after removal"),
             PackageError::RemoveSyntax { line } => {
                 write!(f, "{REMOVE_PATH} line {line}: not a safe relative path")
             }
