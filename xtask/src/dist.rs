@@ -266,7 +266,7 @@ pub fn run(root: &Path, opts: &Options) -> Result<()> {
     };
     if binaries.is_empty() {
         return Err(Error::Other(format!(
-            "none of {} was built: nothing to package",
+            "nothing to package: none of {} was found",
             BINARIES.join(", ")
         )));
     }
