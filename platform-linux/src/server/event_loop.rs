@@ -8,7 +8,10 @@
 //!    ([`listen::classify`]), the broker assigns a [`ConnId`], and the
 //!    connection lives in slot [`ConnId::index`] (its poll token is that
 //!    index plus [`CONN_TOKEN_BASE`]). When the broker has no room
-//!    (`TooManyConnections`) the socket is closed with a warning;
+//!    (`TooManyConnections`: its capacity or the profile's connection
+//!    limit) the socket is closed with a warning. A local-only profile
+//!    closes a remote peer's socket before the broker sees it, with a
+//!    warning ([`listen::admits`]); both warnings are rate-limited;
 //! 3. reads ready connections into one shared buffer and feeds the bytes to
 //!    the connection's [`FrameDecoder`] (storage = `--max-frame` +
 //!    header); each frame goes to [`Broker::handle_frame`](nfy_core::broker::Broker::handle_frame), whose output
@@ -53,7 +56,7 @@ use nfy_core::wire::{Decoded, FrameDecoder, HEADER_LEN};
 
 use super::listen::{self, Listeners, SocketFile, TcpEntry};
 use super::outbound::{self, CloseReason, Flushed, Outbound};
-use super::{LinuxBroker, Options, ServerError, Shared};
+use super::{LinuxBroker, Options, Profile, ServerError, Shared};
 
 /// Token of the [`Waker`] used by [`super::ServerHandle::shutdown`].
 const WAKER: Token = Token(0);
@@ -223,6 +226,9 @@ pub(super) struct EventLoop {
     accept_retry_at: Option<Instant>,
     last_refusal_log: Option<Instant>,
     unlogged_refusals: u64,
+    profile: Profile,
+    last_remote_refusal_log: Option<Instant>,
+    unlogged_remote_refusals: u64,
     stats: Stats,
     stop: bool,
     // Last: the socket file goes once the listener is closed.
@@ -313,6 +319,9 @@ impl EventLoop {
             accept_retry_at: None,
             last_refusal_log: None,
             unlogged_refusals: 0,
+            profile: opts.profile,
+            last_remote_refusal_log: None,
+            unlogged_remote_refusals: 0,
             stats: Stats::default(),
             stop: false,
             _socket_file: socket_file,
@@ -498,6 +507,11 @@ impl EventLoop {
 
     fn admit(&mut self, mut stream: Stream, peer: Peer, addr: Option<SocketAddr>) {
         let kind = listen::classify(addr);
+        if !listen::admits(&self.profile, kind) {
+            self.stats.refused += 1;
+            self.log_remote_refusal(peer);
+            return;
+        }
         let id = match self.broker.connect(kind) {
             Ok(id) => id,
             Err(_) => {
@@ -566,6 +580,31 @@ impl EventLoop {
         } else {
             ::log::warn!("connection limit reached: closing the new connection from {peer}");
         }
+    }
+
+    /// Warns about a remote peer refused by a local-only profile, at most
+    /// once per [`REFUSAL_LOG_INTERVAL`].
+    fn log_remote_refusal(&mut self, peer: Peer) {
+        let now = Instant::now();
+        if self
+            .last_remote_refusal_log
+            .is_some_and(|last| now.duration_since(last) < REFUSAL_LOG_INTERVAL)
+        {
+            self.unlogged_remote_refusals += 1;
+            return;
+        }
+        self.last_remote_refusal_log = Some(now);
+        let earlier = std::mem::take(&mut self.unlogged_remote_refusals);
+        let more = if earlier > 0 {
+            format!(" ({earlier} more refused since the last warning)")
+        } else {
+            String::new()
+        };
+        ::log::warn!(
+            "refusing the remote connection from {peer}: the {} profile accepts local \
+             connections only{more}",
+            self.profile.name
+        );
     }
 
     /// Reads connection `idx` until it has nothing more, its budget is used
