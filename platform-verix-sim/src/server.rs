@@ -1,5 +1,5 @@
 //! The notification server with the Verix-style profile: `nfy-linux`'s
-//! server, run with [`PROFILE`](crate::PROFILE).
+//! server, run with [`PROFILE`].
 //!
 //! Same functions and types as [`nfy_linux::server`]; [`start`] and [`run`]
 //! set the profile whatever the [`Options`] say, so nothing reachable
