@@ -23,8 +23,8 @@ use std::time::Duration;
 
 use nfy_tests::netns::{self, Netns};
 use nfy_tests::server::{ServerProcess, ServerSpec};
-use nfy_tests::wire::{self, RawClient, Received, Stream};
-use nfy_tests::{DEADLINE, QUIET};
+use nfy_tests::wire::{self, RawClient, Stream};
+use nfy_tests::DEADLINE;
 use serde_json::json;
 
 /// A whitelist that would open everything to everyone, on `ip`.
@@ -176,7 +176,7 @@ fn a_remote_peer_that_reaches_the_server_is_refused() {
             .log
             .expect(&[&format!("connected (tcp {}:", ns.host_addr), "remote)"]);
         remote.send(&wire::register_msg("r", "n", 0)).unwrap();
-        assert_eq!(remote.recv_frame(QUIET), Received::Nothing);
+        assert_eq!(remote.recv_frame(nfy_tests::QUIET), wire::Received::Nothing);
     }
 }
 

@@ -14,6 +14,11 @@
 
 // Test code: failing loudly is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// With no profile feature, the suite is compiled but instantiated nowhere.
+#![cfg_attr(
+    not(any(feature = "linux", feature = "verix-sim")),
+    allow(dead_code, unused_imports)
+)]
 
 mod delivery;
 mod errors;
