@@ -101,12 +101,25 @@ pub enum PeerKind {
 }
 
 /// The broker's limits (spec section 6).
+///
+/// They apply at run time, on top of the broker's fixed capacities (the
+/// `CONNS` and `REGS` parameters of [`Broker`]): a platform profile with
+/// tighter limits than the capacities it was built with (the Verix-style
+/// profile) sets them here. Hitting a limit gives the same typed answer as
+/// hitting the capacity: [`TooManyConnections`] for connections,
+/// [`Refusal::TableFull`] for the total of registrations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Registrations one connection may hold.
     pub max_registrations_per_connection: usize,
     /// Registrations all remote connections together may hold (spec: 256).
     pub max_remote_registrations: usize,
+    /// Connections open at once, local and remote together
+    /// (`usize::MAX`: the capacity `CONNS` decides).
+    pub max_connections: usize,
+    /// Registrations held at once, all connections together
+    /// (`usize::MAX`: the capacity `REGS` decides).
+    pub max_registrations: usize,
 }
 
 impl Limits {
@@ -119,6 +132,8 @@ impl Default for Limits {
         Limits {
             max_registrations_per_connection: 1024,
             max_remote_registrations: Self::MAX_REMOTE_REGISTRATIONS,
+            max_connections: usize::MAX,
+            max_registrations: usize::MAX,
         }
     }
 }
@@ -152,7 +167,8 @@ pub enum Refusal {
     RemoteRegistrationLimit,
     /// A registration over the per-connection limit.
     ConnectionRegistrationLimit,
-    /// The routing table is full.
+    /// The routing table is full (its capacity, or
+    /// [`Limits::max_registrations`], is reached).
     TableFull,
     /// Observing asked for by a remote connection.
     RemoteObserver,
@@ -366,8 +382,13 @@ impl<const CONNS: usize, const REGS: usize, const RULES: usize, const IFACES: us
         &self.table
     }
 
-    /// Adds a connection.
+    /// Adds a connection; [`TooManyConnections`] when the capacity `CONNS`
+    /// or [`Limits::max_connections`] is reached.
     pub fn connect(&mut self, kind: PeerKind) -> Result<ConnId, TooManyConnections> {
+        let open = self.slots.len() - self.free.len();
+        if open >= self.limits.max_connections {
+            return Err(TooManyConnections);
+        }
         let slot = match self.free.pop() {
             Some(s) => s,
             None => {
@@ -558,6 +579,8 @@ impl<const CONNS: usize, const REGS: usize, const RULES: usize, const IFACES: us
                 Some(Refusal::RemoteRegistrationLimit)
             } else if held >= self.limits.max_registrations_per_connection {
                 Some(Refusal::ConnectionRegistrationLimit)
+            } else if self.table.len() >= self.limits.max_registrations {
+                Some(Refusal::TableFull)
             } else {
                 None
             };

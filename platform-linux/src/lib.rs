@@ -9,7 +9,7 @@
 //! | [`client`] | the client library: idiomatic [`client::Client`] and the ADK-style `ipc_*` functions |
 //! | [`defaults`] | default port and socket path (shared by server and clients) |
 //! | [`log`] | the stderr logger (`RUST_LOG`, `NFY_LOGMASK`) |
-//! | [`server`] | `notifysvc`: listeners, event loop, configuration |
+//! | [`server`] | `notifysvc`: listeners, event loop, configuration, platform profiles ([`server::Profile`]) |
 
 pub mod client;
 pub mod defaults;

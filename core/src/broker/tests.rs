@@ -466,6 +466,7 @@ fn registration_limits() {
         Limits {
             max_registrations_per_connection: 2,
             max_remote_registrations: 256,
+            ..Limits::default()
         },
     );
     let a = w.local();
@@ -479,6 +480,63 @@ fn registration_limits() {
     w.register(a, "a", "3", 0);
     assert_eq!(w.b.status().registrations, 2);
     assert_eq!(w.out.events.len(), 1);
+}
+
+#[test]
+fn runtime_connection_limit_below_the_capacity() {
+    let mut w = world("");
+    w.b = Broker::new(
+        Whitelist::new(),
+        Limits {
+            max_connections: 3,
+            ..Limits::default()
+        },
+    );
+    let a = w.local();
+    let _b = w.remote();
+    let _c = w.local();
+    assert_eq!(w.b.connect(PeerKind::Local), Err(TooManyConnections));
+    assert_eq!(w.b.connect(PeerKind::Remote), Err(TooManyConnections));
+    // A slot freed by a disconnect can be taken again, once.
+    w.b.disconnect(a, &mut w.out);
+    let d = w.local();
+    assert_ne!(d, a, "a new connection gets a new id");
+    assert_eq!(w.b.connect(PeerKind::Local), Err(TooManyConnections));
+    let s = w.b.status();
+    assert_eq!((s.local_connections, s.remote_connections), (2, 1));
+}
+
+#[test]
+fn runtime_registration_limit_below_the_capacity_is_table_full() {
+    let mut w = world("");
+    w.b = Broker::new(
+        Whitelist::new(),
+        Limits {
+            max_registrations: 3,
+            ..Limits::default()
+        },
+    );
+    let (a, b) = (w.local(), w.local());
+    w.register(a, "a", "1", 0);
+    w.register(a, "a", "2", 0);
+    w.register(b, "b", "1", 0);
+    w.register(b, "b", "1", 7); // replacing a registration is not a new one
+    assert!(w.out.events.is_empty(), "{:?}", w.out.events);
+    w.register(b, "b", "2", 0);
+    assert_eq!(w.out.events, ["refused: TableFull"]);
+    assert_eq!(w.b.status().registrations, 3);
+    // The refused registration does not route; the others do.
+    w.notify(a, "a", "b", "1");
+    assert_eq!(w.receivers(), [b]);
+    w.notify(a, "a", "b", "2");
+    assert_eq!(
+        w.out.events.last().map(String::as_str),
+        Some("unicast error to #0.0")
+    );
+    w.unregister(a, "a", "1");
+    w.register(b, "b", "2", 0);
+    assert_eq!(w.b.status().registrations, 3);
+    assert_eq!(w.out.events.len(), 2);
 }
 
 #[test]

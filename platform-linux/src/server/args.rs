@@ -9,6 +9,9 @@
 //! are bytes, optionally with a `K`/`KiB` or `M`/`MiB` suffix. An invalid
 //! `NFY_PORT` is a usage error here (the server must not silently listen
 //! somewhere else than asked). Usage errors exit with [`EXIT_USAGE`].
+//!
+//! [`parse`] gives [`Profile::LINUX`] options; another profile's binary
+//! (`notifysvc-verix`) parses the same command line and sets its profile.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -16,8 +19,8 @@ use std::path::PathBuf;
 
 use super::config::DEFAULT_CONFIG_PATHS;
 use super::{
-    ConfigSource, Options, DEFAULT_MAX_FRAME, DEFAULT_MAX_QUEUE, MAX_MAX_FRAME, MAX_MAX_QUEUE,
-    MIN_MAX_FRAME, MIN_QUEUE_FRAMES,
+    ConfigSource, Options, Profile, DEFAULT_MAX_FRAME, DEFAULT_MAX_QUEUE, MAX_MAX_FRAME,
+    MAX_MAX_QUEUE, MIN_MAX_FRAME, MIN_QUEUE_FRAMES,
 };
 use crate::defaults;
 
@@ -243,6 +246,7 @@ where
         max_queue,
         config: config.map_or(ConfigSource::Default, ConfigSource::File),
         handle_signals: true,
+        profile: Profile::LINUX,
     }))
 }
 

@@ -13,12 +13,17 @@
 //! - Files larger than [`MAX_CONFIG_BYTES`] are refused as unreadable (a
 //!   configuration holds at most a few hundred short lines; this keeps a
 //!   mistaken `/dev/zero` from eating memory).
+//! - A profile that ignores configuration ([`Profile::ignore_config`], the
+//!   Verix-style one) reads nothing: [`load_for`] returns the empty
+//!   configuration, and an explicit file is named in one info line saying
+//!   it is ignored (it is not even opened, so an unreadable or invalid file
+//!   does not stop such a server).
 
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use super::{LinuxWhitelist, ServerError};
+use super::{LinuxWhitelist, Profile, ServerError};
 
 /// Default configuration files on Linux, tried in order (spec section 4).
 pub const DEFAULT_CONFIG_PATHS: [&str; 2] = ["/home/sys12/notify.cfg", "/home/sys_ipc/notify.cfg"];
@@ -45,6 +50,26 @@ pub struct LoadedConfig {
     pub path: Option<PathBuf>,
     /// The parsed rules and interfaces (empty without a file).
     pub whitelist: LinuxWhitelist,
+}
+
+/// Loads the configuration `source` names, as `profile` wants it: like
+/// [`load`], or, when the profile ignores configuration, nothing at all
+/// (see the module docs).
+pub fn load_for(profile: &Profile, source: &ConfigSource) -> Result<LoadedConfig, ServerError> {
+    if !profile.ignore_config {
+        return load(source);
+    }
+    if let ConfigSource::File(path) = source {
+        ::log::info!(
+            "the {} profile ignores configuration files: not reading {}; local clients only",
+            profile.name,
+            path.display()
+        );
+    }
+    Ok(LoadedConfig {
+        path: None,
+        whitelist: LinuxWhitelist::new(),
+    })
 }
 
 /// Loads the configuration `source` names.
@@ -162,6 +187,30 @@ mod tests {
         let err = load_file(&big).unwrap_err();
         assert_eq!(err.result(), NotifyResult::ErrConfigFile);
         assert!(err.to_string().contains("larger than"), "{err}");
+    }
+
+    #[test]
+    fn a_profile_that_ignores_configuration_reads_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad.cfg");
+        std::fs::write(&bad, "in * * *\nbogus line\n").unwrap();
+        let ignoring = Profile {
+            ignore_config: true,
+            ..Profile::LINUX
+        };
+        for source in [
+            ConfigSource::File(bad.clone()),
+            ConfigSource::File(dir.path().join("missing.cfg")),
+            ConfigSource::Default,
+            ConfigSource::None,
+        ] {
+            let loaded = load_for(&ignoring, &source).unwrap();
+            assert!(loaded.path.is_none(), "{source:?}");
+            assert!(!loaded.whitelist.has_rules(), "{source:?}");
+        }
+        // The Linux profile reads (and here refuses) the same file.
+        let err = load_for(&Profile::LINUX, &ConfigSource::File(bad)).unwrap_err();
+        assert_eq!(err.result(), NotifyResult::ErrConfigSyntax);
     }
 
     #[test]

@@ -8,9 +8,12 @@
 //!    ([`listen::classify`]), the broker assigns a [`ConnId`], and the
 //!    connection lives in slot [`ConnId::index`] (its poll token is that
 //!    index plus [`CONN_TOKEN_BASE`]). When the broker has no room
-//!    (`TooManyConnections`), or the process has no descriptor left (a
-//!    spare one is held to accept and close it), the new connection is
-//!    closed with a warning (at most one per second);
+//!    (`TooManyConnections`: its capacity or the profile's connection
+//!    limit), or the process has no descriptor left (a spare one is held to
+//!    accept and close it), the new connection is closed with a warning. A
+//!    local-only profile closes a remote peer's socket before the broker
+//!    sees it, with a warning ([`listen::admits`]); warnings are
+//!    rate-limited (at most one per second);
 //! 3. reads ready connections into one shared buffer and feeds the bytes to
 //!    the connection's [`FrameDecoder`] (storage = `--max-frame` +
 //!    [`RETURN_SLACK`] + header; see there); each frame goes to
@@ -58,7 +61,7 @@ use nfy_core::wire::{Decoded, Frame, FrameDecoder, Skipped, HEADER_LEN};
 
 use super::listen::{self, Listeners, SocketFile, TcpEntry};
 use super::outbound::{self, CloseReason, Flushed, Outbound};
-use super::{LinuxBroker, Options, ServerError, Shared};
+use super::{LinuxBroker, Options, Profile, ServerError, Shared};
 
 /// Token of the [`Waker`] used by [`super::ServerHandle::shutdown`].
 const WAKER: Token = Token(0);
@@ -262,6 +265,9 @@ pub(super) struct EventLoop {
     unlogged_refusals: u64,
     /// A descriptor held in reserve for [`Self::refuse_without_fds`].
     spare_fd: Option<std::fs::File>,
+    profile: Profile,
+    last_remote_refusal_log: Option<Instant>,
+    unlogged_remote_refusals: u64,
     stats: Stats,
     stop: bool,
     // Last: the socket file goes once the listener is closed.
@@ -356,6 +362,9 @@ impl EventLoop {
             last_refusal_log: None,
             unlogged_refusals: 0,
             spare_fd: spare_fd(),
+            profile: opts.profile,
+            last_remote_refusal_log: None,
+            unlogged_remote_refusals: 0,
             stats: Stats::default(),
             stop: false,
             _socket_file: socket_file,
@@ -584,6 +593,11 @@ impl EventLoop {
 
     fn admit(&mut self, mut stream: Stream, peer: Peer, addr: Option<SocketAddr>) {
         let kind = listen::classify(addr);
+        if !listen::admits(&self.profile, kind) {
+            self.stats.refused += 1;
+            self.log_remote_refusal(peer);
+            return;
+        }
         let id = match self.broker.connect(kind) {
             Ok(id) => id,
             Err(_) => {
@@ -653,6 +667,31 @@ impl EventLoop {
         } else {
             ::log::warn!("{why}: closing the new connection from {peer}");
         }
+    }
+
+    /// Warns about a remote peer refused by a local-only profile, at most
+    /// once per [`REFUSAL_LOG_INTERVAL`].
+    fn log_remote_refusal(&mut self, peer: Peer) {
+        let now = Instant::now();
+        if self
+            .last_remote_refusal_log
+            .is_some_and(|last| now.duration_since(last) < REFUSAL_LOG_INTERVAL)
+        {
+            self.unlogged_remote_refusals += 1;
+            return;
+        }
+        self.last_remote_refusal_log = Some(now);
+        let earlier = std::mem::take(&mut self.unlogged_remote_refusals);
+        let more = if earlier > 0 {
+            format!(" ({earlier} more refused since the last warning)")
+        } else {
+            String::new()
+        };
+        ::log::warn!(
+            "refusing the remote connection from {peer}: the {} profile accepts local \
+             connections only{more}",
+            self.profile.name
+        );
     }
 
     /// Reads connection `idx` until it has nothing more, its budget is used

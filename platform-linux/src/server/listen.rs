@@ -9,6 +9,10 @@
 //! | rules, no `interface` lines | `0.0.0.0` and `::` (IPv6-only socket, so both coexist) |
 //! | rules and `interface` lines | loopback as above, plus every address of every named interface / every listed IP |
 //!
+//! A local-only profile ([`Profile::local_only`], the Verix-style one)
+//! always gets the first row, whatever the configuration, and its accept
+//! path refuses remote peers ([`admits`]).
+//!
 //! IPv6 listeners are best effort: a host without IPv6 simply gets none.
 //! **Decision**: an `interface` line naming an interface without addresses
 //! (or an IP not configured on this host) is a warning, not a startup
@@ -46,7 +50,7 @@ use nfy_core::broker::PeerKind;
 use nfy_core::whitelist::Interface;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use super::{LinuxWhitelist, Options, ServerError};
+use super::{LinuxWhitelist, Options, Profile, ServerError};
 use crate::defaults;
 
 /// Backlog of every listening socket.
@@ -222,6 +226,14 @@ pub fn classify(peer: Option<SocketAddr>) -> PeerKind {
     }
 }
 
+/// Whether `profile` accepts a peer of this kind: a local-only profile
+/// refuses remote peers (which its loopback-only listeners should never
+/// see; the check holds even if one gets through, e.g. by a port
+/// forward to loopback).
+pub fn admits(profile: &Profile, kind: PeerKind) -> bool {
+    !(profile.local_only && kind == PeerKind::Remote)
+}
+
 /// A bound TCP listener.
 #[derive(Debug)]
 pub struct TcpEntry {
@@ -273,7 +285,18 @@ pub struct Listeners {
 
 /// Binds TCP (first) and then the Unix socket, as the module docs describe.
 pub fn open(opts: &Options, whitelist: &LinuxWhitelist) -> Result<Listeners, ServerError> {
-    let plan = plan_tcp(whitelist, opts.port, &interface_addresses);
+    let plan = if opts.profile.local_only {
+        if whitelist.has_rules() || !whitelist.interfaces().is_empty() {
+            ::log::warn!(
+                "the {} profile accepts local connections only: the configuration's rules and \
+                 interface lines open nothing",
+                opts.profile.name
+            );
+        }
+        plan_tcp(&LinuxWhitelist::new(), opts.port, &interface_addresses)
+    } else {
+        plan_tcp(whitelist, opts.port, &interface_addresses)
+    };
     for warning in &plan.warnings {
         ::log::warn!("{warning}");
     }
@@ -632,6 +655,47 @@ mod tests {
         let err = bind_tcp_plan(&plan, first.addr.port()).unwrap_err();
         assert!(matches!(err, ServerError::PortInUse { .. }), "{err}");
         assert!(err.to_string().contains(&first.addr.port().to_string()));
+    }
+
+    #[test]
+    fn local_only_profile_listens_on_loopback_whatever_the_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        // Rules, no interface lines: the Linux profile would bind 0.0.0.0.
+        let whitelist = LinuxWhitelist::parse(b"in * * *\nout * * *\n").unwrap();
+        let local_only = Profile {
+            local_only: true,
+            ..Profile::LINUX
+        };
+        let opts = Options {
+            port: 0,
+            socket: dir.path().join("s.sock"),
+            profile: local_only,
+            ..Options::default()
+        };
+        let listeners = open(&opts, &whitelist).unwrap();
+        assert!(!listeners.tcp.is_empty());
+        for entry in &listeners.tcp {
+            assert!(entry.addr.ip().is_loopback(), "{}", entry.addr);
+        }
+        assert!(
+            plan_tcp(&whitelist, 0, &no_resolve)
+                .targets
+                .iter()
+                .any(|t| t.addr.ip().is_unspecified()),
+            "the same configuration opens every interface on Linux"
+        );
+    }
+
+    #[test]
+    fn local_only_profile_admits_local_peers_only() {
+        let local_only = Profile {
+            local_only: true,
+            ..Profile::LINUX
+        };
+        assert!(admits(&local_only, PeerKind::Local));
+        assert!(!admits(&local_only, PeerKind::Remote));
+        assert!(admits(&Profile::LINUX, PeerKind::Local));
+        assert!(admits(&Profile::LINUX, PeerKind::Remote));
     }
 
     #[test]

@@ -12,6 +12,21 @@
 //! | [`outbound`] | per-connection output queues, the broker's `Outbox` |
 //! | `event_loop` | the single-threaded `mio` loop driving the broker |
 //!
+//! # Profiles
+//!
+//! The same server runs every platform profile ([`Profile`]): the Linux
+//! one ([`Profile::LINUX`]) and the Verix-style one (defined in the
+//! `nfy-verix-sim` crate: configuration ignored, local connections only,
+//! tighter limits). A profile changes three places, each guarded by a flag
+//! or a limit, never by a second copy of the code: configuration loading
+//! ([`config::load_for`]), listener planning ([`listen::open`]) and the
+//! accept path (a remote peer is refused and logged by a local-only
+//! profile even if it reaches a socket). Its limits go to the broker
+//! ([`Profile::broker_limits`], enforced at run time below the
+//! [`LinuxBroker`] capacities) and cap the frame and queue sizes
+//! ([`Profile::cap`]), so hitting them gives the same typed refusals and
+//! log lines on every profile.
+//!
 //! Start-up order: configuration (errors exit before any socket opens),
 //! TCP listeners, Unix socket, then the loop. [`run`] blocks until a
 //! shutdown; [`start`] returns a [`ServerHandle`] once the server accepts
@@ -92,10 +107,95 @@ pub type LinuxWhitelist = Whitelist<MAX_RULES, MAX_INTERFACES>;
 pub type LinuxBroker = Broker<MAX_CONNECTIONS, MAX_REGISTRATIONS, MAX_RULES, MAX_INTERFACES>;
 
 /// The broker limits of the Linux server.
-pub const LIMITS: Limits = Limits {
-    max_registrations_per_connection: MAX_REGISTRATIONS_PER_CONNECTION,
-    max_remote_registrations: MAX_REMOTE_REGISTRATIONS,
-};
+pub const LIMITS: Limits = Profile::LINUX.broker_limits();
+
+/// The limits of a platform profile. Connection and registration limits
+/// apply at run time and must not exceed the [`LinuxBroker`] capacities
+/// ([`MAX_CONNECTIONS`], [`MAX_REGISTRATIONS`]); larger values act as the
+/// capacities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProfileLimits {
+    /// Connections open at once, local and remote together.
+    pub max_connections: usize,
+    /// Registrations held at once, all connections together.
+    pub max_registrations: usize,
+    /// Registrations one connection may hold.
+    pub max_registrations_per_connection: usize,
+    /// Registrations all remote connections together may hold.
+    pub max_remote_registrations: usize,
+    /// Largest frame body accepted: caps [`Options::max_frame`].
+    pub max_frame: usize,
+    /// Largest per-connection output queue: caps [`Options::max_queue`].
+    pub max_queue: usize,
+}
+
+/// A platform profile: what the server does differently on a platform,
+/// as flags and limits (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Profile {
+    /// Short name for logs (`"linux"`, `"verix"`).
+    pub name: &'static str,
+    /// Never read a configuration file: the one given is ignored (one
+    /// info line says so) and the default locations are not looked at.
+    pub ignore_config: bool,
+    /// Listen on loopback and the Unix socket only, whatever the
+    /// configuration, and refuse (and log) any remote peer that reaches a
+    /// socket anyway.
+    pub local_only: bool,
+    /// The limits.
+    pub limits: ProfileLimits,
+}
+
+impl Profile {
+    /// The Linux profile: configuration honoured, remote peers per the
+    /// whitelist, the capacities of [`LinuxBroker`] as limits.
+    pub const LINUX: Profile = Profile {
+        name: "linux",
+        ignore_config: false,
+        local_only: false,
+        limits: ProfileLimits {
+            max_connections: MAX_CONNECTIONS,
+            max_registrations: MAX_REGISTRATIONS,
+            max_registrations_per_connection: MAX_REGISTRATIONS_PER_CONNECTION,
+            max_remote_registrations: MAX_REMOTE_REGISTRATIONS,
+            max_frame: MAX_MAX_FRAME,
+            max_queue: MAX_MAX_QUEUE,
+        },
+    };
+
+    /// The broker limits of this profile.
+    pub const fn broker_limits(&self) -> Limits {
+        Limits {
+            max_registrations_per_connection: self.limits.max_registrations_per_connection,
+            max_remote_registrations: self.limits.max_remote_registrations,
+            max_connections: self.limits.max_connections,
+            max_registrations: self.limits.max_registrations,
+        }
+    }
+
+    /// `opts` with the frame and queue sizes capped by this profile's
+    /// limits. The queue still holds [`MIN_QUEUE_FRAMES`] frames of the
+    /// capped size.
+    pub fn cap(&self, opts: &Options) -> Options {
+        let max_frame = opts.max_frame.min(self.limits.max_frame);
+        let min_queue = max_frame
+            .saturating_add(nfy_core::wire::HEADER_LEN)
+            .saturating_mul(MIN_QUEUE_FRAMES);
+        let max_queue = opts.max_queue.min(self.limits.max_queue).max(min_queue);
+        Options {
+            max_frame,
+            max_queue,
+            ..opts.clone()
+        }
+    }
+}
+
+impl Default for Profile {
+    /// [`Profile::LINUX`].
+    fn default() -> Self {
+        Profile::LINUX
+    }
+}
 
 /// Builds the broker. It is large: call this on a thread with a big stack
 /// (the event loop runs on one of [`EVENT_LOOP_STACK`] bytes).
@@ -120,13 +220,15 @@ pub struct Options {
     /// application running the server in-process may keep its own signal
     /// handling and use [`ServerHandle::shutdown`]).
     pub handle_signals: bool,
+    /// The platform profile ([`Profile::LINUX`] by default).
+    pub profile: Profile,
 }
 
 impl Default for Options {
     /// The documented defaults: [`crate::defaults::default_port`],
     /// [`crate::defaults::default_socket_path`] (both read the
     /// environment), default frame and queue limits, default configuration
-    /// locations, no signal handling.
+    /// locations, no signal handling, the Linux profile.
     fn default() -> Self {
         Options {
             port: crate::defaults::default_port(),
@@ -135,6 +237,7 @@ impl Default for Options {
             max_queue: DEFAULT_MAX_QUEUE,
             config: ConfigSource::Default,
             handle_signals: false,
+            profile: Profile::LINUX,
         }
     }
 }
@@ -380,10 +483,12 @@ fn serve(
     shared: Arc<Shared>,
     ready: mpsc::Sender<Ready>,
 ) -> Result<(), ServerError> {
+    let capped = opts.profile.cap(opts);
+    let opts = &capped;
     // Signals first: a SIGTERM during start-up then stops the server
     // cleanly instead of killing it with a socket file left behind.
     let poller = event_loop::Poller::new(opts.handle_signals)?;
-    let loaded = config::load(&opts.config)?;
+    let loaded = config::load_for(&opts.profile, &opts.config)?;
     match &loaded.path {
         Some(path) => ::log::info!(
             "configuration {}: {} rule(s), {} interface line(s)",
@@ -391,10 +496,11 @@ fn serve(
             loaded.whitelist.rules().len(),
             loaded.whitelist.interfaces().len()
         ),
+        None if opts.profile.ignore_config && matches!(opts.config, ConfigSource::File(_)) => {}
         None => ::log::info!("no configuration file: local clients only"),
     }
     let listeners = listen::open(opts, &loaded.whitelist)?;
-    let broker = new_broker(loaded.whitelist, LIMITS);
+    let broker = new_broker(loaded.whitelist, opts.profile.broker_limits());
     let event_loop = event_loop::EventLoop::new(opts, poller, broker, listeners, shared)?;
     let tcp_addrs = event_loop.tcp_addrs();
     let _ = ready.send(Ready {
@@ -403,8 +509,9 @@ fn serve(
         waker: event_loop.waker(),
     });
     ::log::info!(
-        "notifysvc {} ready (max frame {} bytes, max queue {} bytes)",
+        "notifysvc {} ready ({} profile, max frame {} bytes, max queue {} bytes)",
         env!("CARGO_PKG_VERSION"),
+        opts.profile.name,
         opts.max_frame,
         opts.max_queue
     );
@@ -483,6 +590,49 @@ mod tests {
         assert!(port
             .to_string()
             .contains("another notifysvc is running on port 5899"));
+    }
+
+    #[test]
+    fn linux_profile_limits_are_the_capacities() {
+        assert_eq!(Options::default().profile, Profile::LINUX);
+        assert_eq!(LIMITS.max_connections, MAX_CONNECTIONS);
+        assert_eq!(LIMITS.max_registrations, MAX_REGISTRATIONS);
+        assert_eq!(
+            LIMITS.max_registrations_per_connection,
+            MAX_REGISTRATIONS_PER_CONNECTION
+        );
+        assert_eq!(LIMITS.max_remote_registrations, MAX_REMOTE_REGISTRATIONS);
+        // The Linux profile caps nothing the command line accepts.
+        let opts = Options {
+            max_frame: MAX_MAX_FRAME,
+            max_queue: MAX_MAX_QUEUE,
+            ..Options::default()
+        };
+        assert_eq!(Profile::LINUX.cap(&opts), opts);
+    }
+
+    #[test]
+    fn a_profile_caps_frame_and_queue_sizes() {
+        let small = Profile {
+            limits: ProfileLimits {
+                max_frame: 8192,
+                max_queue: 10_000,
+                ..Profile::LINUX.limits
+            },
+            ..Profile::LINUX
+        };
+        let capped = small.cap(&Options::default());
+        assert_eq!(capped.max_frame, 8192);
+        // The queue still holds two frames of the capped size.
+        assert_eq!(capped.max_queue, 2 * (8192 + nfy_core::wire::HEADER_LEN));
+        // Smaller values asked for are kept.
+        let asked = Options {
+            max_frame: 2048,
+            max_queue: 9000,
+            ..Options::default()
+        };
+        let capped = small.cap(&asked);
+        assert_eq!((capped.max_frame, capped.max_queue), (2048, 9000));
     }
 
     #[test]
