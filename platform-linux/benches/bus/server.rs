@@ -6,6 +6,7 @@
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -65,6 +66,8 @@ pub struct Launch {
 /// A running `notifysvc`.
 pub struct Server {
     child: Child,
+    /// The server leads its own process group (when wrapped).
+    group: bool,
     /// Its Unix socket.
     pub socket: PathBuf,
     /// Its loopback TCP address.
@@ -102,7 +105,13 @@ impl Server {
         argv.push(exe);
         argv.extend(args);
         let (program, rest) = argv.split_first().ok_or_else(|| err("empty command"))?;
-        let mut child = Command::new(program)
+        let mut command = Command::new(program);
+        if !launch.wrap.is_empty() {
+            // A wrapper (strace) may not pass SIGTERM on: the server gets
+            // its own process group, and the stop signal goes to the group.
+            command.process_group(0);
+        }
+        let mut child = command
             .args(rest)
             .env("RUST_LOG", "info")
             .env_remove("NFY_LOGMASK")
@@ -140,6 +149,7 @@ impl Server {
         let tcp = tcp.ok_or_else(|| err("notifysvc did not say its TCP port"))?;
         Ok(Server {
             child,
+            group: !launch.wrap.is_empty(),
             socket,
             tcp,
             log,
@@ -177,8 +187,9 @@ impl Server {
         if self.child.try_wait()?.is_some() {
             return Ok(());
         }
-        let pid = Pid::from_raw(i32::try_from(self.pid()).unwrap_or(i32::MAX));
-        let _ = kill(pid, Signal::SIGTERM);
+        let pid = i32::try_from(self.pid()).unwrap_or(i32::MAX);
+        let target = if self.group { -pid } else { pid };
+        let _ = kill(Pid::from_raw(target), Signal::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait()? {
