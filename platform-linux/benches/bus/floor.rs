@@ -203,6 +203,8 @@ impl Conn {
     pub fn connect(path: &Path, group: u32) -> Res<Conn> {
         let id = fresh_id();
         let mut wr = UnixStream::connect(path)?;
+        // A frame that never comes must end the run, not hang it.
+        wr.set_read_timeout(Some(std::time::Duration::from_secs(20)))?;
         let mut hello = [0u8; 8];
         hello[..4].copy_from_slice(&id.to_le_bytes());
         hello[4..].copy_from_slice(&group.to_le_bytes());

@@ -1,9 +1,12 @@
 //! (c) nfy through `notifysvc` with a raw JSON-protocol client over TCP
 //! loopback, written here from the spec (section 5): what a program in any
-//! language would do with the documented protocol.
+//! language would do with the documented protocol. The same client over
+//! the Unix socket is the diagnostic system (d): the server's cost without
+//! our library's and without TCP's.
 //!
-//! The client writes each frame with one `write` (like the library and the
-//! floor) and reads through a 64 KiB buffer. Receivers parse every body
+//! The client formats each notify frame (the parameter carries a sequence
+//! number) and writes it with one `write` (like the library and the
+//! floor); it reads through a 64 KiB buffer. Receivers parse every body
 //! with `serde_json` (borrowed strings, the parameter as a raw value), as a
 //! real client must to find the notification ID and the parameter.
 //!
@@ -13,7 +16,7 @@
 use std::io::{BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -27,6 +30,8 @@ use crate::common::{err, finish, fresh_id, nanos, wait_window, Counter, Rate, Re
 
 /// Stack of receiver threads.
 const STACK: usize = 256 * 1024;
+/// A read waiting longer than this fails (a lost message).
+const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// A frame around a JSON body (message id 0).
 pub fn frame(body: &str) -> Vec<u8> {
@@ -47,6 +52,56 @@ pub fn notify_frame(from: &str, to: &str, notification: &str) -> Vec<u8> {
     frame(&format!(
         r#"{{"type":"notify","from":"{from}","to":"{to}","notification":"{notification}","flags":0,"parameter":{PARAM}}}"#
     ))
+}
+
+/// Formats notify frames as a client of the documented protocol would,
+/// one per message, into a reused buffer; the 64-byte parameter carries a
+/// four-digit sequence number (1000..=9999, cycling).
+pub struct NotifyWriter {
+    buf: Vec<u8>,
+    head: String,
+    seq: u32,
+}
+
+impl NotifyWriter {
+    /// Frames from `from` to `to` for `notification`.
+    pub fn new(from: &str, to: &str, notification: &str) -> NotifyWriter {
+        NotifyWriter {
+            buf: Vec::with_capacity(512),
+            head: format!(
+                r#"{{"type":"notify","from":"{from}","to":"{to}","notification":"{notification}","flags":0,"parameter":"#
+            ),
+            seq: 0,
+        }
+    }
+
+    /// The next frame.
+    pub fn next_frame(&mut self) -> &[u8] {
+        // Four digits without a leading zero (JSON numbers have none).
+        self.seq = 1000 + (self.seq + 1) % 9000;
+        self.buf.clear();
+        self.buf.extend_from_slice(&PREFIX);
+        self.buf.extend_from_slice(&[0; 8]);
+        let _ = write!(
+            self.buf,
+            r#"{}{{"amount":12345,"currency":"EUR","terminal":"T-0001","seq":{:04}}}}}"#,
+            self.head, self.seq
+        );
+        let size = u32::try_from(self.buf.len() - 8).unwrap_or(u32::MAX);
+        if let Some(s) = self.buf.get_mut(4..8) {
+            s.copy_from_slice(&size.to_be_bytes());
+        }
+        &self.buf
+    }
+}
+
+/// Where the server listens, as this client reaches it.
+#[derive(Debug, Clone)]
+pub enum Addr {
+    /// TCP loopback.
+    Tcp(SocketAddr),
+    /// The Unix socket.
+    Unix(PathBuf),
 }
 
 /// A register frame.
@@ -134,7 +189,20 @@ impl Conn {
         Self::wrap(Stream::Unix(UnixStream::connect(path)?))
     }
 
+    /// Connects to `addr`.
+    pub fn connect(addr: &Addr) -> Res<Conn> {
+        match addr {
+            Addr::Tcp(a) => Self::tcp(*a),
+            Addr::Unix(p) => Self::unix(p),
+        }
+    }
+
     fn wrap(s: Stream) -> Res<Conn> {
+        // A message that never comes must end the run, not hang it.
+        match &s {
+            Stream::Tcp(t) => t.set_read_timeout(Some(READ_TIMEOUT))?,
+            Stream::Unix(u) => u.set_read_timeout(Some(READ_TIMEOUT))?,
+        }
         Ok(Conn {
             rd: BufReader::with_capacity(64 * 1024, s.try_clone()?),
             wr: s,
@@ -236,23 +304,23 @@ fn count_errors(mut conn: Conn, errors: Arc<AtomicU64>) -> Res<JoinHandle<()>> {
         })?)
 }
 
-/// Round trips A → B → A over TCP.
-pub fn rtt(addr: SocketAddr, warmup: usize, n: usize) -> Res<Vec<u64>> {
+/// Round trips A → B → A.
+pub fn rtt(addr: &Addr, warmup: usize, n: usize) -> Res<Vec<u64>> {
     let run = fresh_id();
     let (a_id, b_id) = (format!("a{run}"), format!("b{run}"));
-    let mut a = Conn::tcp(addr)?;
-    let mut b = Conn::tcp(addr)?;
+    let mut a = Conn::connect(addr)?;
+    let mut b = Conn::connect(addr)?;
     a.register_synced(&a_id, &["pong".to_owned()])?;
     b.register_synced(&b_id, &["ping".to_owned()])?;
-    let pong = notify_frame(&b_id, &a_id, "pong");
-    let ping = notify_frame(&a_id, &b_id, "ping");
+    let mut pong = NotifyWriter::new(&b_id, &a_id, "pong");
+    let mut ping = NotifyWriter::new(&a_id, &b_id, "ping");
     let b_closer = b.closer()?;
     let echo = thread::Builder::new()
         .name("json-echo".into())
         .stack_size(STACK)
         .spawn(move || {
             while b.recv_notify().is_ok() {
-                if b.send(&pong).is_err() {
+                if b.send(pong.next_frame()).is_err() {
                     return;
                 }
             }
@@ -261,7 +329,7 @@ pub fn rtt(addr: SocketAddr, warmup: usize, n: usize) -> Res<Vec<u64>> {
     let result = (|| -> Res<()> {
         for i in 0..warmup + n {
             let t0 = Instant::now();
-            a.send(&ping)?;
+            a.send(ping.next_frame())?;
             a.recv_notify()?;
             if i >= warmup {
                 samples.push(nanos(t0.elapsed()));
@@ -274,12 +342,12 @@ pub fn rtt(addr: SocketAddr, warmup: usize, n: usize) -> Res<Vec<u64>> {
     result.map(|()| samples)
 }
 
-/// A sends `n` notifications one way to B over TCP.
-pub fn throughput(addr: SocketAddr, n: u64, window: u64) -> Res<Rate> {
+/// A sends `n` notifications one way to B.
+pub fn throughput(addr: &Addr, n: u64, window: u64) -> Res<Rate> {
     let run = fresh_id();
     let (a_id, b_id) = (format!("a{run}"), format!("b{run}"));
-    let mut a = Conn::tcp(addr)?;
-    let mut b = Conn::tcp(addr)?;
+    let mut a = Conn::connect(addr)?;
+    let mut b = Conn::connect(addr)?;
     b.register_synced(&b_id, &["t".to_owned()])?;
     let b_closer = b.closer()?;
     let counter = Arc::new(Counter::new(n));
@@ -292,13 +360,13 @@ pub fn throughput(addr: SocketAddr, n: u64, window: u64) -> Res<Rate> {
     };
     let a_closer = a.closer()?;
     let ex = count_errors(a_reader, Arc::clone(&errors))?;
-    let msg = notify_frame(&a_id, &b_id, "t");
+    let mut msg = NotifyWriter::new(&a_id, &b_id, "t");
     let start = Instant::now();
     for sent in 0..n {
         wait_window(sent, window, || {
             counter.get() + errors.load(Ordering::Relaxed)
         })?;
-        a.send(&msg)?;
+        a.send(msg.next_frame())?;
     }
     let done = counter.wait(STALL);
     let rate = finish(start, done, n, counter.get());
@@ -313,25 +381,25 @@ pub fn throughput(addr: SocketAddr, n: u64, window: u64) -> Res<Rate> {
     Ok(rate)
 }
 
-/// A broadcasts `n` notifications over TCP to `receivers` TCP clients.
-pub fn fanout(addr: SocketAddr, n: u64, receivers: usize, window: u64) -> Res<Rate> {
+/// A broadcasts `n` notifications to `receivers` clients.
+pub fn fanout(addr: &Addr, n: u64, receivers: usize, window: u64) -> Res<Rate> {
     let run = fresh_id();
-    let mut a = Conn::tcp(addr)?;
+    let mut a = Conn::connect(addr)?;
     let mut members = Vec::new();
     for i in 0..receivers {
-        let mut c = Conn::tcp(addr)?;
+        let mut c = Conn::connect(addr)?;
         c.register_synced(&format!("r{run}-{i}"), &["f".to_owned()])?;
         let closer = c.closer()?;
         let counter = Arc::new(Counter::new(n));
         let rx = count_notifies(c, Arc::clone(&counter), n)?;
         members.push((counter, rx, closer));
     }
-    let msg = notify_frame(&format!("a{run}"), "*", "f");
+    let mut msg = NotifyWriter::new(&format!("a{run}"), "*", "f");
     let slowest = || members.iter().map(|(c, _, _)| c.get()).min().unwrap_or(0);
     let start = Instant::now();
     for sent in 0..n {
         wait_window(sent, window, slowest)?;
-        a.send(&msg)?;
+        a.send(msg.next_frame())?;
     }
     let mut last = Some(start);
     for (c, _, _) in &members {

@@ -12,7 +12,10 @@
 //! - **nfy compact** ([`compact`]): a real `notifysvc` process and our
 //!   client library over its Unix socket;
 //! - **nfy json** ([`jsonproto`]): the same server, a raw JSON-protocol
-//!   client over TCP loopback written here from the spec.
+//!   client over TCP loopback written here from the spec;
+//! - **nfy raw/unix** (diagnostic): that raw client over the Unix socket,
+//!   which shows the server's own cost, without our library's and without
+//!   TCP's.
 //!
 //! Workloads: `rtt` (A notifies B, B's callback answers A), `throughput`
 //! (A → B one way), `fanout` (A broadcasts to 8 receivers), `scale` (rtt
@@ -54,9 +57,12 @@ enum Sys {
     Floor,
     Compact,
     Json,
+    RawUnix,
 }
 
-const SYSTEMS: [Sys; 3] = [Sys::Floor, Sys::Compact, Sys::Json];
+/// Systems compared.
+const NSYS: usize = 4;
+const SYSTEMS: [Sys; NSYS] = [Sys::Floor, Sys::Compact, Sys::Json, Sys::RawUnix];
 
 impl Sys {
     fn key(self) -> &'static str {
@@ -64,6 +70,7 @@ impl Sys {
             Sys::Floor => "floor",
             Sys::Compact => "compact",
             Sys::Json => "json",
+            Sys::RawUnix => "raw-unix",
         }
     }
 
@@ -72,6 +79,17 @@ impl Sys {
             Sys::Floor => "floor (relay)",
             Sys::Compact => "nfy compact (library, unix)",
             Sys::Json => "nfy json (raw, tcp)",
+            Sys::RawUnix => "nfy json (raw, unix)",
+        }
+    }
+
+    /// Column heading of the table.
+    fn column(self) -> &'static str {
+        match self {
+            Sys::Floor => "floor",
+            Sys::Compact => "nfy compact",
+            Sys::Json => "nfy json/tcp",
+            Sys::RawUnix => "json/unix",
         }
     }
 
@@ -142,7 +160,7 @@ usage: cargo bench -p nfy-linux --bench bus -- [OPTIONS]
   --quick               small counts (smoke test, a few seconds)
   --pinned | --unpinned run one phase only (default: both)
   --only LIST           workloads, comma-separated: rtt,scale,throughput,fanout,memory
-  --systems LIST        systems, comma-separated: floor,compact,json
+  --systems LIST        systems, comma-separated: floor,compact,json,raw-unix
   --window N            flow-control window of the one-way workloads (default 8192)
   --max-queue SIZE      notifysvc --max-queue (default: the server's, 4 MiB)
   --wrap 'CMD ARGS'     run notifysvc under CMD (e.g. 'valgrind --tool=callgrind')
@@ -269,7 +287,7 @@ impl Config {
     }
 
     fn nfy(&self) -> bool {
-        self.systems.contains(&Sys::Compact) || self.systems.contains(&Sys::Json)
+        self.systems.iter().any(|s| *s != Sys::Floor)
     }
 }
 
@@ -286,10 +304,10 @@ fn default_out_dir() -> PathBuf {
 #[derive(Default)]
 struct Phase {
     pinned: bool,
-    rtt: [Vec<u64>; 3],
-    scale: [Vec<u64>; 3],
-    tp: [Option<Rate>; 3],
-    fan: [Option<Rate>; 3],
+    rtt: [Vec<u64>; NSYS],
+    scale: [Vec<u64>; NSYS],
+    tp: [Option<Rate>; NSYS],
+    fan: [Option<Rate>; NSYS],
     mem_idle_kib: Option<u64>,
     mem_loaded_kib: Option<u64>,
     /// Peak RSS of the workload server after every workload.
@@ -459,51 +477,48 @@ fn run_one(
     relay: Option<&std::path::Path>,
     server: Option<&Server>,
 ) -> Res<Outcome> {
-    let need_relay = || relay.ok_or_else(|| common::err("no relay"));
-    let need_server = || server.ok_or_else(|| common::err("no server"));
     let (warm, n) = (cfg.rtt_warmup, cfg.rtt_n);
-    Ok(match (work, sys) {
-        (Work::Rtt | Work::Scale, Sys::Floor) => {
-            Outcome::Samples(floor::rtt(need_relay()?, warm, n)?)
-        }
-        (Work::Rtt | Work::Scale, Sys::Compact) => {
-            Outcome::Samples(compact::rtt(&need_server()?.socket, warm, n)?)
-        }
-        (Work::Rtt | Work::Scale, Sys::Json) => {
-            Outcome::Samples(jsonproto::rtt(need_server()?.tcp, warm, n)?)
-        }
-        (Work::Throughput, Sys::Floor) => {
-            Outcome::Rate(floor::throughput(need_relay()?, cfg.tp_n, cfg.window)?)
-        }
-        (Work::Throughput, Sys::Compact) => Outcome::Rate(compact::throughput(
-            &need_server()?.socket,
-            cfg.tp_n,
-            cfg.window,
-        )?),
-        (Work::Throughput, Sys::Json) => Outcome::Rate(jsonproto::throughput(
-            need_server()?.tcp,
-            cfg.tp_n,
-            cfg.window,
-        )?),
-        (Work::Fanout, Sys::Floor) => Outcome::Rate(floor::fanout(
-            need_relay()?,
+    if sys == Sys::Floor {
+        let relay = relay.ok_or_else(|| common::err("no relay"))?;
+        return Ok(match work {
+            Work::Rtt | Work::Scale => Outcome::Samples(floor::rtt(relay, warm, n)?),
+            Work::Throughput => Outcome::Rate(floor::throughput(relay, cfg.tp_n, cfg.window)?),
+            Work::Fanout => {
+                Outcome::Rate(floor::fanout(relay, cfg.fan_n, cfg.receivers, cfg.window)?)
+            }
+            Work::Memory => return Err(common::err("memory is measured per phase")),
+        });
+    }
+    let server = server.ok_or_else(|| common::err("no server"))?;
+    if sys == Sys::Compact {
+        let socket = &server.socket;
+        return Ok(match work {
+            Work::Rtt | Work::Scale => Outcome::Samples(compact::rtt(socket, warm, n)?),
+            Work::Throughput => Outcome::Rate(compact::throughput(socket, cfg.tp_n, cfg.window)?),
+            Work::Fanout => Outcome::Rate(compact::fanout(
+                socket,
+                cfg.fan_n,
+                cfg.receivers,
+                cfg.window,
+            )?),
+            Work::Memory => return Err(common::err("memory is measured per phase")),
+        });
+    }
+    let addr = if sys == Sys::Json {
+        jsonproto::Addr::Tcp(server.tcp)
+    } else {
+        jsonproto::Addr::Unix(server.socket.clone())
+    };
+    Ok(match work {
+        Work::Rtt | Work::Scale => Outcome::Samples(jsonproto::rtt(&addr, warm, n)?),
+        Work::Throughput => Outcome::Rate(jsonproto::throughput(&addr, cfg.tp_n, cfg.window)?),
+        Work::Fanout => Outcome::Rate(jsonproto::fanout(
+            &addr,
             cfg.fan_n,
             cfg.receivers,
             cfg.window,
         )?),
-        (Work::Fanout, Sys::Compact) => Outcome::Rate(compact::fanout(
-            &need_server()?.socket,
-            cfg.fan_n,
-            cfg.receivers,
-            cfg.window,
-        )?),
-        (Work::Fanout, Sys::Json) => Outcome::Rate(jsonproto::fanout(
-            need_server()?.tcp,
-            cfg.fan_n,
-            cfg.receivers,
-            cfg.window,
-        )?),
-        (Work::Memory, _) => return Err(common::err("memory is measured per phase")),
+        Work::Memory => return Err(common::err("memory is measured per phase")),
     })
 }
 
@@ -742,6 +757,11 @@ fn print_table(cfg: &Config, phases: &[Phase], cpus: usize) {
         cfg.mem_conns,
         cfg.mem_regs
     );
+    println!(
+        "systems: floor = relay over unix sockets; nfy compact = notifysvc + our library (unix); \
+         nfy json/tcp = notifysvc + raw JSON client over TCP; json/unix = the same over the unix \
+         socket (diagnostic)"
+    );
     for ph in phases {
         println!();
         println!(
@@ -754,10 +774,15 @@ fn print_table(cfg: &Config, phases: &[Phase], cpus: usize) {
             },
             ph.secs
         );
-        println!(
-            "{:<11} {:<15} {:>9}  {:>12} {:>7}  {:>13} {:>7}",
-            "workload", "figure", "floor", "nfy compact", "×floor", "nfy json", "×floor"
-        );
+        let mut head = format!("{:<11} {:<15}", "workload", "figure");
+        for (i, s) in SYSTEMS.iter().enumerate() {
+            if i == 0 {
+                head.push_str(&format!(" {:>9}", s.column()));
+            } else {
+                head.push_str(&format!("  {:>12} {:>6}", s.column(), "×floor"));
+            }
+        }
+        println!("{head}");
         let lat_rows: [(&str, Quantile); 4] = [
             ("p50 µs", |l| l.p50),
             ("p90 µs", |l| l.p90),
@@ -768,7 +793,7 @@ fn print_table(cfg: &Config, phases: &[Phase], cpus: usize) {
             let l: Vec<Option<Latency>> = store.iter().map(|s| lat(s)).collect();
             for (name, q) in lat_rows {
                 let v: Vec<Option<f64>> = l.iter().map(|x| x.as_ref().map(q)).collect();
-                row(work, name, &v, 1);
+                row(work, name, &v, 1, true);
             }
         }
         for (work, store) in [("throughput", &ph.tp), ("fanout", &ph.fan)] {
@@ -776,27 +801,14 @@ fn print_table(cfg: &Config, phases: &[Phase], cpus: usize) {
                 .iter()
                 .map(|r| r.map(|r| r.per_sec() / 1000.0))
                 .collect();
-            row(
-                work,
-                if work == "fanout" {
-                    "k deliveries/s"
-                } else {
-                    "k msgs/s"
-                },
-                &per,
-                1,
-            );
+            let unit = if work == "fanout" {
+                "k deliveries/s"
+            } else {
+                "k msgs/s"
+            };
+            row(work, unit, &per, 1, true);
             let lost: Vec<Option<f64>> = store.iter().map(|r| r.map(|r| r.lost as f64)).collect();
-            println!(
-                "{:<11} {:<15} {:>9}  {:>12} {:>7}  {:>13} {:>7}",
-                work,
-                "lost",
-                cell(lost.first().copied().flatten(), 0),
-                cell(lost.get(1).copied().flatten(), 0),
-                "",
-                cell(lost.get(2).copied().flatten(), 0),
-                ""
-            );
+            row(work, "lost", &lost, 0, false);
         }
         let mib = |v: Option<u64>| v.map(|k| k as f64 / 1024.0);
         for (name, v) in [
@@ -805,14 +817,11 @@ fn print_table(cfg: &Config, phases: &[Phase], cpus: usize) {
             ("after runs MiB", ph.mem_after_kib),
         ] {
             println!(
-                "{:<11} {:<15} {:>9}  {:>12} {:>7}  {:>13} {:>7}",
+                "{:<11} {:<15} {:>9}  {:>12}         (notifysvc, whatever the client)",
                 "memory",
                 name,
                 "-",
-                cell(mib(v), 2),
-                "",
-                "(same server)",
-                ""
+                cell(mib(v), 2)
             );
         }
         for e in &ph.errors {
@@ -857,20 +866,20 @@ fn print_table(cfg: &Config, phases: &[Phase], cpus: usize) {
 /// Picks one figure of a latency summary.
 type Quantile = fn(&Latency) -> f64;
 
-fn row(work: &str, name: &str, v: &[Option<f64>], prec: usize) {
+/// One table row: the floor's figure, then each system's with its ratio
+/// to the floor (`ratios`).
+fn row(work: &str, name: &str, v: &[Option<f64>], prec: usize, ratios: bool) {
     let floor = v.first().copied().flatten();
-    let c = v.get(1).copied().flatten();
-    let j = v.get(2).copied().flatten();
-    println!(
-        "{:<11} {:<15} {:>9}  {:>12} {:>7}  {:>13} {:>7}",
-        work,
-        name,
-        cell(floor, prec),
-        cell(c, prec),
-        cell_ratio(ratio(c, floor)),
-        cell(j, prec),
-        cell_ratio(ratio(j, floor)),
-    );
+    let mut line = format!("{work:<11} {name:<15} {:>9}", cell(floor, prec));
+    for x in v.iter().skip(1) {
+        let r = if ratios {
+            cell_ratio(ratio(*x, floor))
+        } else {
+            String::new()
+        };
+        line.push_str(&format!("  {:>12} {:>6}", cell(*x, prec), r));
+    }
+    println!("{}", line.trim_end());
 }
 
 fn json_report(cfg: &Config, phases: &[Phase], cpus: usize) -> Value {
@@ -943,7 +952,7 @@ fn json_report(cfg: &Config, phases: &[Phase], cpus: usize) -> Value {
 }
 
 fn svg_report(phases: &[Phase]) -> String {
-    const COLORS: [&str; 3] = ["#555555", "#1f77b4", "#ff7f0e"];
+    const COLORS: [&str; NSYS] = ["#555555", "#1f77b4", "#ff7f0e", "#9467bd"];
     let panels: Vec<Panel<'_>> = phases
         .iter()
         .map(|ph| {

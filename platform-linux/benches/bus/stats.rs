@@ -65,7 +65,7 @@ const LOG_MIN: f64 = 3.0;
 /// Largest latency on the axis: 100 ms.
 const LOG_MAX: f64 = 8.0;
 /// Bins per decade.
-const PER_DECADE: usize = 20;
+const PER_DECADE: usize = 40;
 
 fn bins(samples: &[u64]) -> Vec<f64> {
     let n = ((LOG_MAX - LOG_MIN) as usize) * PER_DECADE;
