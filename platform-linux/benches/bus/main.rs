@@ -986,7 +986,7 @@ fn svg_report(phases: &[Phase]) -> String {
                     if ph.pinned {
                         "every thread and process on one CPU"
                     } else {
-                        "unpinned"
+                        "threads and processes free to use every CPU"
                     }
                 ),
                 series,
