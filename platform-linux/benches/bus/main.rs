@@ -219,7 +219,10 @@ impl Config {
                         .collect();
                 }
                 "--out" => c.out_dir = PathBuf::from(value("--out")?),
-                "-h" | "--help" => return Err(common::err(USAGE)),
+                "-h" | "--help" => {
+                    print!("{USAGE}");
+                    std::process::exit(0);
+                }
                 other => return Err(common::err(format!("unknown argument {other}\n{USAGE}"))),
             }
         }
@@ -924,12 +927,14 @@ fn json_report(cfg: &Config, phases: &[Phase], cpus: usize) -> Value {
     let targets: Vec<Value> = targets(phases)
         .iter()
         .map(|t| {
-            json!({"target": t.name, "limit": t.limit, "pinned": t.pinned,
+            json!({"target": t.name, "limit": t.limit, "bound": t.bound,
+                   "at_most": t.at_most, "pinned": t.pinned,
                    "unpinned": t.unpinned, "met": t.met()})
         })
         .collect();
     json!({
         "benchmark": "nfy bus (issue 6)",
+        "systems": SYSTEMS.iter().map(|s| (s.key(), s.label())).collect::<std::collections::BTreeMap<_, _>>(),
         "mode": if cfg.quick { "quick" } else { "full" },
         "cpus": cpus,
         "parameter_bytes": common::PARAM.len(),
@@ -1010,7 +1015,7 @@ fn run() -> Res<()> {
     }
     let started = Instant::now();
     let hard = raise_nofile()?;
-    if hard < 4 * cfg.scale_conns as u64 + 256 {
+    if hard < 3 * cfg.scale_conns as u64 + 256 {
         return Err(common::err(format!(
             "RLIMIT_NOFILE hard limit {hard} is too low for {} scale connections",
             cfg.scale_conns
