@@ -10,6 +10,7 @@
 //! | `cross` | [`cross`] |
 //! | `dist` | [`dist`], format in [`package`] |
 //! | `flash` | [`flash`] |
+//! | `bench` | runs `cargo bench -p nfy-linux --bench bus` (issue 6's bus benchmark) |
 //!
 //! Toolchain discovery is in [`toolchain`]. Every external command is echoed
 //! before it runs ([`cmd`]).
@@ -55,6 +56,11 @@ commands:
       package) onto DEST: a directory standing for the terminal's root
       filesystem, or ssh://[user@]host[:port]/path. Every file is checked
       against the manifest afterwards.
+  bench [-- BENCH-ARGS]
+      The bus benchmark: floor relay, nfy with its library, nfy over the JSON
+      protocol; rtt, throughput, fanout, scale, memory; pinned and unpinned.
+      Prints the table with the targets and writes target/bench/bus.json and
+      target/bench/rtt.svg. Arguments after -- go to the benchmark (--quick).
   help
       This text.
 ";
@@ -139,6 +145,15 @@ fn run(args: Vec<String>) -> Result<()> {
                 .ok_or_else(|| Error::Usage("flash needs --to DEST".into()))?;
             args.finish()?;
             flash::run(Path::new(&package), &flash::parse_dest(&to)?)
+        }
+        "bench" => {
+            let extra = args.trailing();
+            args.finish()?;
+            let mut cmd = cmd::cargo();
+            cmd.current_dir(&root)
+                .args(["bench", "-p", "nfy-linux", "--bench", "bus", "--"])
+                .args(&extra);
+            cmd::run(&mut cmd)
         }
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
