@@ -58,6 +58,7 @@ pub extern "C" fn _start() -> ! {
     let limits = Limits {
         max_registrations_per_connection: 32,
         max_remote_registrations: 256,
+        ..Limits::default()
     };
     let mut broker: Broker<8, 64, 16, 4> = Broker::new(whitelist, limits);
     let mut out = Sink {
