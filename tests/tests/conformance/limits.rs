@@ -13,6 +13,8 @@ use serde_json::json;
 fn raise_fd_limit(need: u64) -> bool {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    // rlim_t is 32 bits on 32-bit ARM.
+    let need = nix::libc::rlim_t::try_from(need).unwrap_or(nix::libc::rlim_t::MAX);
     if soft >= need {
         return true;
     }
