@@ -12,13 +12,15 @@ pub fn assert_delivery(
     flags: u64,
     parameter: &Value,
 ) {
-    let what = event.to_string();
-    assert_eq!(event["event"], kind, "{what}");
-    assert_eq!(event["from"], from, "{what}");
-    assert_eq!(event["to"], to, "{what}");
-    assert_eq!(event["notification"], notification, "{what}");
-    assert_eq!(event["flags"], flags, "{what}");
-    assert_eq!(&event["parameter"], parameter, "{what}");
+    assert_notify(
+        event,
+        ("event", kind),
+        from,
+        to,
+        notification,
+        flags,
+        parameter,
+    );
 }
 
 /// Asserts a JSON wire message's members (spec 5.2): the type and the
@@ -32,13 +34,34 @@ pub fn assert_wire(
     flags: u64,
     parameter: &Value,
 ) {
-    let what = msg.to_string();
-    assert_eq!(msg["type"], kind, "{what}");
-    assert_eq!(msg["from"], from, "{what}");
-    assert_eq!(msg["to"], to, "{what}");
-    assert_eq!(msg["notification"], notification, "{what}");
-    assert_eq!(msg["flags"], flags, "{what}");
-    assert_eq!(&msg["parameter"], parameter, "{what}");
+    assert_notify(
+        msg,
+        ("type", kind),
+        from,
+        to,
+        notification,
+        flags,
+        parameter,
+    );
+}
+
+/// The notify members of `value`, and its kind under the member `kind.0`.
+fn assert_notify(
+    value: &Value,
+    kind: (&str, &str),
+    from: &str,
+    to: &str,
+    notification: &str,
+    flags: u64,
+    parameter: &Value,
+) {
+    let what = value.to_string();
+    assert_eq!(value[kind.0], kind.1, "{what}");
+    assert_eq!(value["from"], from, "{what}");
+    assert_eq!(value["to"], to, "{what}");
+    assert_eq!(value["notification"], notification, "{what}");
+    assert_eq!(value["flags"], flags, "{what}");
+    assert_eq!(&value["parameter"], parameter, "{what}");
 }
 
 /// True for the suite's own round-trip notifications, which observers see
