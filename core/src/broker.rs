@@ -48,7 +48,7 @@ use crate::ids::AppId;
 use crate::msg::{
     self, DecodeError, Encoding, Message, Notify, Observation, Register, Status, Unregister,
 };
-use crate::route::{Registered, Registration, Route, RoutingTable};
+use crate::route::{InlineStorage, Registered, Registration, Route, RoutingTable, TableStorage};
 use crate::whitelist::Whitelist;
 use crate::wire::Frame;
 
@@ -318,10 +318,20 @@ struct Slot {
 /// Capacities: `CONNS` connections (at most 65536), `REGS` registrations
 /// (a power of two, at most 32768), `RULES` whitelist rules and `IFACES`
 /// interface lines.
-pub struct Broker<const CONNS: usize, const REGS: usize, const RULES: usize, const IFACES: usize> {
+///
+/// The routing table's slots live in `S`: inline by default; a hosted
+/// adapter may pass a [`TableStorage`] that grows on the heap
+/// ([`Broker::with_storage`]), so unused capacity costs no memory.
+pub struct Broker<
+    const CONNS: usize,
+    const REGS: usize,
+    const RULES: usize,
+    const IFACES: usize,
+    S = InlineStorage<REGS>,
+> {
     whitelist: Whitelist<RULES, IFACES>,
     limits: Limits,
-    table: RoutingTable<REGS>,
+    table: RoutingTable<REGS, S>,
     slots: Vec<Slot, CONNS>,
     free: Vec<u16, CONNS>,
     observers: Vec<ConnId, MAX_OBSERVERS>,
@@ -331,8 +341,10 @@ pub struct Broker<const CONNS: usize, const REGS: usize, const RULES: usize, con
     status: Status,
 }
 
-impl<const CONNS: usize, const REGS: usize, const RULES: usize, const IFACES: usize> fmt::Debug
-    for Broker<CONNS, REGS, RULES, IFACES>
+impl<const CONNS: usize, const REGS: usize, const RULES: usize, const IFACES: usize, S> fmt::Debug
+    for Broker<CONNS, REGS, RULES, IFACES, S>
+where
+    S: TableStorage,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Broker")
@@ -344,19 +356,33 @@ impl<const CONNS: usize, const REGS: usize, const RULES: usize, const IFACES: us
 impl<const CONNS: usize, const REGS: usize, const RULES: usize, const IFACES: usize>
     Broker<CONNS, REGS, RULES, IFACES>
 {
+    /// A broker with this whitelist and these limits, its routing table
+    /// inline.
+    pub fn new(whitelist: Whitelist<RULES, IFACES>, limits: Limits) -> Self {
+        Self::with_storage(whitelist, limits, InlineStorage::new())
+    }
+}
+
+impl<const CONNS: usize, const REGS: usize, const RULES: usize, const IFACES: usize, S>
+    Broker<CONNS, REGS, RULES, IFACES, S>
+where
+    S: TableStorage,
+{
     const CHECK: () = assert!(
         CONNS <= 1 << 16,
         "Broker connection capacity must fit 16 bits"
     );
 
     /// A broker with this whitelist and these limits.
-    pub fn new(whitelist: Whitelist<RULES, IFACES>, limits: Limits) -> Self {
+    /// A broker with this whitelist and these limits, keeping its routing
+    /// table's slots in `storage` (empty).
+    pub fn with_storage(whitelist: Whitelist<RULES, IFACES>, limits: Limits, storage: S) -> Self {
         #[allow(clippy::let_unit_value)]
         let () = Self::CHECK;
         Broker {
             whitelist,
             limits,
-            table: RoutingTable::new(),
+            table: RoutingTable::with_storage(storage),
             slots: Vec::new(),
             free: Vec::new(),
             observers: Vec::new(),
@@ -378,7 +404,7 @@ impl<const CONNS: usize, const REGS: usize, const RULES: usize, const IFACES: us
     }
 
     /// The routing table (read only).
-    pub fn table(&self) -> &RoutingTable<REGS> {
+    pub fn table(&self) -> &RoutingTable<REGS, S> {
         &self.table
     }
 

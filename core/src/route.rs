@@ -4,7 +4,7 @@
 //! and carries a priority and a sequence number that grows with every
 //! register call, so "most recent" is well defined.
 //!
-//! Storage is a fixed slab of `N` entries, threaded on two doubly linked
+//! Storage is a slab of at most `N` entries, threaded on two doubly linked
 //! chains per entry:
 //!
 //! - the *notification chain*: every registration for one notification ID
@@ -23,6 +23,14 @@
 //!
 //! `N` must be a power of two (the index maps are `heapless` FNV index maps)
 //! and at most 32768.
+//!
+//! The slab and the index maps live in a [`TableStorage`] chosen by the
+//! adapter, the way smoltcp lets its caller supply socket buffers: by
+//! default [`InlineStorage`], `heapless` collections of capacity `N`
+//! (embedded targets: sized at build time, no allocator), while a hosted
+//! adapter can pass a storage that grows on the heap, so that unused
+//! capacity costs no memory (about 240 bytes per registration of capacity
+//! inline: 16,384 of them are 3.9 MB).
 //!
 //! Selection rules ([`RoutingTable::route`]):
 //! - `"*"`: every allowed candidate, best first.
@@ -83,10 +91,13 @@ pub enum Registered {
 
 type Slot = u16;
 
-/// Which chain: by notification ID, or by (receiver, notification ID).
+/// Which chain index: by notification ID, or by (receiver, notification
+/// ID).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum List {
+pub enum List {
+    /// Chains of every registration for one notification ID.
     ById = 0,
+    /// Chains of every registration for one (receiver, notification ID).
     ByKey = 1,
 }
 
@@ -102,8 +113,107 @@ struct Entry {
     links: [Link; 2],
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Chain {
+/// One slot of a routing table's slab: a registration and its chain links,
+/// or nothing. Opaque; storages only create empty ones
+/// ([`TableSlot::EMPTY`]) and hand out slices of them.
+#[derive(Debug, Clone, Default)]
+pub struct TableSlot(Option<Entry>);
+
+impl TableSlot {
+    /// An unused slot.
+    pub const EMPTY: TableSlot = TableSlot(None);
+}
+
+/// Where a [`RoutingTable`] keeps its data: the slots, a list that grows
+/// one empty slot at a time and never shrinks, and two maps from a 64-bit
+/// key hash to the [`Chain`] holding the registrations with that hash. The
+/// table never holds more than its `N` registrations, whatever the storage
+/// allows. [`InlineStorage`] is the fixed-capacity default.
+pub trait TableStorage {
+    /// The slots so far.
+    fn slots(&self) -> &[TableSlot];
+    /// The slots so far, mutable.
+    fn slots_mut(&mut self) -> &mut [TableSlot];
+    /// Appends one [`TableSlot::EMPTY`]; [`TableFull`] when there is no room.
+    fn grow(&mut self) -> Result<(), TableFull>;
+    /// The chain stored under `hash` in index `list`.
+    fn chain(&self, list: List, hash: u64) -> Option<&Chain>;
+    /// The chain stored under `hash` in index `list`, mutable.
+    fn chain_mut(&mut self, list: List, hash: u64) -> Option<&mut Chain>;
+    /// Stores a new chain under `hash` in index `list` (there is none yet);
+    /// [`TableFull`] when there is no room.
+    fn insert_chain(&mut self, list: List, hash: u64, chain: Chain) -> Result<(), TableFull>;
+    /// Removes the chain under `hash` from index `list`, if any.
+    fn remove_chain(&mut self, list: List, hash: u64);
+}
+
+/// The default storage: `N` slots and both indexes inline (about 240
+/// bytes per registration of capacity), no allocator.
+pub struct InlineStorage<const N: usize> {
+    slots: Vec<TableSlot, N>,
+    index: [FnvIndexMap<u64, Chain, N>; 2],
+}
+
+impl<const N: usize> InlineStorage<N> {
+    /// Empty.
+    pub const fn new() -> Self {
+        InlineStorage {
+            slots: Vec::new(),
+            index: [FnvIndexMap::new(), FnvIndexMap::new()],
+        }
+    }
+}
+
+impl<const N: usize> Default for InlineStorage<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> fmt::Debug for InlineStorage<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InlineStorage")
+            .field("slots", &self.slots.len())
+            .finish()
+    }
+}
+
+impl<const N: usize> TableStorage for InlineStorage<N> {
+    fn slots(&self) -> &[TableSlot] {
+        &self.slots
+    }
+
+    fn slots_mut(&mut self) -> &mut [TableSlot] {
+        &mut self.slots
+    }
+
+    fn grow(&mut self) -> Result<(), TableFull> {
+        self.slots.push(TableSlot::EMPTY).map_err(|_| TableFull)
+    }
+
+    fn chain(&self, list: List, hash: u64) -> Option<&Chain> {
+        self.index[list as usize].get(&hash)
+    }
+
+    fn chain_mut(&mut self, list: List, hash: u64) -> Option<&mut Chain> {
+        self.index[list as usize].get_mut(&hash)
+    }
+
+    fn insert_chain(&mut self, list: List, hash: u64, chain: Chain) -> Result<(), TableFull> {
+        self.index[list as usize]
+            .insert(hash, chain)
+            .map(|_| ())
+            .map_err(|_| TableFull)
+    }
+
+    fn remove_chain(&mut self, list: List, hash: u64) {
+        self.index[list as usize].swap_remove(&hash);
+    }
+}
+
+/// The two ends of one chain (opaque).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chain {
     head: Slot,
     tail: Slot,
 }
@@ -131,22 +241,22 @@ fn hash_key(to: &str, notification: &str) -> u64 {
     )
 }
 
-/// Registrations with fixed capacity `N` (a power of two, at most 32768).
-pub struct RoutingTable<const N: usize> {
-    entries: Vec<Option<Entry>, N>,
+/// Registrations with fixed capacity `N` (a power of two, at most 32768),
+/// their slots kept in `S` (inline by default; see [`TableStorage`]).
+pub struct RoutingTable<const N: usize, S = InlineStorage<N>> {
+    entries: S,
     free: Vec<Slot, N>,
-    index: [FnvIndexMap<u64, Chain, N>; 2],
     seq: u64,
     len: usize,
 }
 
-impl<const N: usize> Default for RoutingTable<N> {
+impl<const N: usize, S: TableStorage + Default> Default for RoutingTable<N, S> {
     fn default() -> Self {
-        Self::new()
+        Self::with_storage(S::default())
     }
 }
 
-impl<const N: usize> fmt::Debug for RoutingTable<N> {
+impl<const N: usize, S> fmt::Debug for RoutingTable<N, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RoutingTable")
             .field("len", &self.len)
@@ -156,16 +266,23 @@ impl<const N: usize> fmt::Debug for RoutingTable<N> {
 }
 
 impl<const N: usize> RoutingTable<N> {
+    /// An empty table with its `N` slots inline.
+    pub const fn new() -> Self {
+        Self::with_storage(InlineStorage::new())
+    }
+}
+
+impl<const N: usize, S: TableStorage> RoutingTable<N, S> {
     const CHECK: () = assert!(N <= 1 << 15, "RoutingTable capacity must fit a u16 slot");
 
-    /// An empty table.
-    pub const fn new() -> Self {
+    /// An empty table keeping its slots in `storage`, which should be
+    /// empty (slots already in it are treated as free).
+    pub const fn with_storage(storage: S) -> Self {
         #[allow(clippy::let_unit_value)]
         let () = Self::CHECK;
         RoutingTable {
-            entries: Vec::new(),
+            entries: storage,
             free: Vec::new(),
-            index: [FnvIndexMap::new(), FnvIndexMap::new()],
             seq: 0,
             len: 0,
         }
@@ -187,23 +304,36 @@ impl<const N: usize> RoutingTable<N> {
     }
 
     fn entry(&self, slot: Slot) -> Option<&Entry> {
-        self.entries.get(usize::from(slot)).and_then(Option::as_ref)
+        entry(self.entries.slots(), slot)
     }
 
     fn entry_mut(&mut self, slot: Slot) -> Option<&mut Entry> {
+        self.slot_mut(slot).and_then(Option::as_mut)
+    }
+
+    fn slot_mut(&mut self, slot: Slot) -> Option<&mut Option<Entry>> {
         self.entries
+            .slots_mut()
             .get_mut(usize::from(slot))
-            .and_then(Option::as_mut)
+            .map(|s| &mut s.0)
+    }
+
+    /// Gives a slot back: empties it and lists it as free.
+    fn release(&mut self, slot: Slot) -> Option<Entry> {
+        let e = self.slot_mut(slot)?.take();
+        // Slots are below N and each is freed once, so `free` has room.
+        let _ = self.free.push(slot);
+        e
     }
 
     fn head(&self, list: List, hash: u64) -> Option<Slot> {
-        self.index[list as usize].get(&hash).map(|c| c.head)
+        self.entries.chain(list, hash).map(|c| c.head)
     }
 
     /// Walks one chain from `head`.
-    fn walk(&self, list: List, head: Option<Slot>) -> Walk<'_, N> {
+    fn walk(&self, list: List, head: Option<Slot>) -> Walk<'_> {
         Walk {
-            table: self,
+            slots: self.entries.slots(),
             list,
             next: head,
         }
@@ -238,18 +368,17 @@ impl<const N: usize> RoutingTable<N> {
             .map(|(s, _)| s);
         let prev = match before {
             Some(b) => self.entry(b).and_then(|e| e.links[li].prev),
-            None => self.index[li].get(&hash).map(|c| c.tail),
+            None => self.entries.chain(list, hash).map(|c| c.tail),
         };
         if head.is_none() {
-            self.index[li]
-                .insert(
-                    hash,
-                    Chain {
-                        head: slot,
-                        tail: slot,
-                    },
-                )
-                .map_err(|_| TableFull)?;
+            self.entries.insert_chain(
+                list,
+                hash,
+                Chain {
+                    head: slot,
+                    tail: slot,
+                },
+            )?;
         }
         if let Some(e) = self.entry_mut(slot) {
             e.links[li] = Link { prev, next: before };
@@ -261,7 +390,7 @@ impl<const N: usize> RoutingTable<N> {
                 }
             }
             None => {
-                if let Some(c) = self.index[li].get_mut(&hash) {
+                if let Some(c) = self.entries.chain_mut(list, hash) {
                     c.head = slot;
                 }
             }
@@ -273,7 +402,7 @@ impl<const N: usize> RoutingTable<N> {
                 }
             }
             None => {
-                if let Some(c) = self.index[li].get_mut(&hash) {
+                if let Some(c) = self.entries.chain_mut(list, hash) {
                     c.tail = slot;
                 }
             }
@@ -294,7 +423,7 @@ impl<const N: usize> RoutingTable<N> {
                 }
             }
             None => {
-                if let Some(c) = self.index[li].get_mut(&hash) {
+                if let Some(c) = self.entries.chain_mut(list, hash) {
                     if let Some(n) = link.next {
                         c.head = n;
                     }
@@ -308,7 +437,7 @@ impl<const N: usize> RoutingTable<N> {
                 }
             }
             None => {
-                if let Some(c) = self.index[li].get_mut(&hash) {
+                if let Some(c) = self.entries.chain_mut(list, hash) {
                     if let Some(p) = link.prev {
                         c.tail = p;
                     }
@@ -316,7 +445,7 @@ impl<const N: usize> RoutingTable<N> {
             }
         }
         if link.prev.is_none() && link.next.is_none() {
-            self.index[li].swap_remove(&hash);
+            self.entries.remove_chain(list, hash);
         }
         if let Some(e) = self.entry_mut(slot) {
             e.links[li] = Link::default();
@@ -366,8 +495,7 @@ impl<const N: usize> RoutingTable<N> {
             }
             if self.link_both(slot, &to, &notification).is_err() {
                 // Cannot happen: the chains existed a moment ago or had room.
-                self.entries.get_mut(usize::from(slot)).map(Option::take);
-                let _ = self.free.push(slot);
+                self.release(slot);
                 self.len -= 1;
                 return Err(TableFull);
             }
@@ -376,13 +504,17 @@ impl<const N: usize> RoutingTable<N> {
         let slot = match self.free.pop() {
             Some(s) => s,
             None => {
-                let s = Slot::try_from(self.entries.len()).map_err(|_| TableFull)?;
-                self.entries.push(None).map_err(|_| TableFull)?;
+                let used = self.entries.slots().len();
+                if used >= N {
+                    return Err(TableFull);
+                }
+                let s = Slot::try_from(used).map_err(|_| TableFull)?;
+                self.entries.grow()?;
                 s
             }
         };
         let (to_s, id_s) = (to.clone(), notification.clone());
-        if let Some(e) = self.entries.get_mut(usize::from(slot)) {
+        if let Some(e) = self.slot_mut(slot) {
             *e = Some(Entry {
                 reg: Registration {
                     conn,
@@ -395,8 +527,7 @@ impl<const N: usize> RoutingTable<N> {
             });
         }
         if let Err(e) = self.link_both(slot, &to_s, &id_s) {
-            self.entries.get_mut(usize::from(slot)).map(Option::take);
-            let _ = self.free.push(slot);
+            self.release(slot);
             return Err(e);
         }
         self.len += 1;
@@ -415,11 +546,9 @@ impl<const N: usize> RoutingTable<N> {
     }
 
     fn remove_slot(&mut self, slot: Slot) -> Option<Registration> {
+        self.entry(slot)?;
         self.unlink_both(slot);
-        let e = self.entries.get_mut(usize::from(slot))?.take()?;
-        // The slot came from `entries`, whose length is at most N, and each
-        // slot is freed once, so `free` has room.
-        let _ = self.free.push(slot);
+        let e = self.release(slot)?;
         self.len -= 1;
         Some(e.reg)
     }
@@ -432,7 +561,7 @@ impl<const N: usize> RoutingTable<N> {
         mut removed: impl FnMut(&Registration),
     ) -> usize {
         let mut n = 0;
-        for slot in 0..self.entries.len() {
+        for slot in 0..self.entries.slots().len() {
             let Ok(slot) = Slot::try_from(slot) else {
                 break;
             };
@@ -448,7 +577,7 @@ impl<const N: usize> RoutingTable<N> {
 
     /// Every registration for `notification`, best first (highest priority,
     /// then most recent).
-    pub fn candidates<'t>(&'t self, notification: &'t str) -> Candidates<'t, N> {
+    pub fn candidates<'t>(&'t self, notification: &'t str) -> Candidates<'t> {
         Candidates {
             walk: self.walk(List::ById, self.head(List::ById, hash_id(notification))),
             notification,
@@ -458,8 +587,9 @@ impl<const N: usize> RoutingTable<N> {
     /// Every registration, in slot order.
     pub fn iter(&self) -> impl Iterator<Item = &Registration> + '_ {
         self.entries
+            .slots()
             .iter()
-            .filter_map(|e| e.as_ref().map(|e| &e.reg))
+            .filter_map(|e| e.0.as_ref().map(|e| &e.reg))
     }
 
     /// Decides who receives a notification for `to` and `notification`
@@ -471,7 +601,7 @@ impl<const N: usize> RoutingTable<N> {
         to: &Destination,
         notification: &'t str,
         mut allow: F,
-    ) -> Route<'t, F, N>
+    ) -> Route<'t, F>
     where
         F: FnMut(&Registration) -> bool,
     {
@@ -501,36 +631,40 @@ impl<const N: usize> RoutingTable<N> {
     }
 }
 
+fn entry(slots: &[TableSlot], slot: Slot) -> Option<&Entry> {
+    slots.get(usize::from(slot)).and_then(|s| s.0.as_ref())
+}
+
 /// Walks one chain.
-struct Walk<'t, const N: usize> {
-    table: &'t RoutingTable<N>,
+struct Walk<'t> {
+    slots: &'t [TableSlot],
     list: List,
     next: Option<Slot>,
 }
 
-impl<'t, const N: usize> Iterator for Walk<'t, N> {
+impl<'t> Iterator for Walk<'t> {
     type Item = (Slot, &'t Registration);
 
     fn next(&mut self) -> Option<Self::Item> {
         let slot = self.next?;
-        let e = self.table.entry(slot)?;
+        let e = entry(self.slots, slot)?;
         self.next = e.links[self.list as usize].next;
         Some((slot, &e.reg))
     }
 }
 
 /// The delivery plan for one notification.
-pub enum Route<'t, F, const N: usize> {
+pub enum Route<'t, F> {
     /// A unicast (`X` or `"1"`): this registration receives it.
     Unicast(&'t Registration),
     /// A unicast nothing can receive: a unicast error is owed to the sender.
     UnicastError,
     /// A broadcast: every registration this iterator yields receives it
     /// (possibly none; broadcasts never owe unicast errors).
-    Broadcast(Broadcast<'t, F, N>),
+    Broadcast(Broadcast<'t, F>),
 }
 
-impl<F, const N: usize> fmt::Debug for Route<'_, F, N> {
+impl<F> fmt::Debug for Route<'_, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Route::Unicast(r) => f.debug_tuple("Unicast").field(r).finish(),
@@ -541,12 +675,12 @@ impl<F, const N: usize> fmt::Debug for Route<'_, F, N> {
 }
 
 /// The receivers of a broadcast.
-pub struct Broadcast<'t, F, const N: usize> {
-    candidates: Candidates<'t, N>,
+pub struct Broadcast<'t, F> {
+    candidates: Candidates<'t>,
     allow: F,
 }
 
-impl<'t, F: FnMut(&Registration) -> bool, const N: usize> Iterator for Broadcast<'t, F, N> {
+impl<'t, F: FnMut(&Registration) -> bool> Iterator for Broadcast<'t, F> {
     type Item = &'t Registration;
 
     fn next(&mut self) -> Option<&'t Registration> {
@@ -556,12 +690,12 @@ impl<'t, F: FnMut(&Registration) -> bool, const N: usize> Iterator for Broadcast
 }
 
 /// The registrations for one notification ID, best first.
-pub struct Candidates<'t, const N: usize> {
-    walk: Walk<'t, N>,
+pub struct Candidates<'t> {
+    walk: Walk<'t>,
     notification: &'t str,
 }
 
-impl<'t, const N: usize> Iterator for Candidates<'t, N> {
+impl<'t> Iterator for Candidates<'t> {
     type Item = &'t Registration;
 
     fn next(&mut self) -> Option<&'t Registration> {

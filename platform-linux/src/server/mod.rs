@@ -62,8 +62,10 @@ pub mod config;
 mod event_loop;
 pub mod listen;
 pub mod outbound;
+mod table;
 
 pub use config::ConfigSource;
+pub use table::HeapStorage;
 
 /// Connections the broker holds at once (local and remote together).
 pub const MAX_CONNECTIONS: usize = 1024;
@@ -95,8 +97,9 @@ pub const MAX_MAX_QUEUE: usize = 1024 * 1024 * 1024;
 /// connection.
 pub const MIN_QUEUE_FRAMES: usize = 2;
 
-/// Stack of the event-loop thread. The broker lives inline (a few MB of
-/// fixed-capacity tables) and is built on this stack before being boxed;
+/// Stack of the event-loop thread. The broker is built on this stack
+/// before being boxed (its connection slots and whitelist are inline,
+/// about 250 KB; the routing table is on the heap, see [`HeapStorage`]);
 /// the memory is virtual until touched.
 pub const EVENT_LOOP_STACK: usize = 64 * 1024 * 1024;
 
@@ -104,7 +107,13 @@ pub const EVENT_LOOP_STACK: usize = 64 * 1024 * 1024;
 pub type LinuxWhitelist = Whitelist<MAX_RULES, MAX_INTERFACES>;
 
 /// The broker with this platform's capacities.
-pub type LinuxBroker = Broker<MAX_CONNECTIONS, MAX_REGISTRATIONS, MAX_RULES, MAX_INTERFACES>;
+pub type LinuxBroker = Broker<
+    MAX_CONNECTIONS,
+    MAX_REGISTRATIONS,
+    MAX_RULES,
+    MAX_INTERFACES,
+    HeapStorage<MAX_REGISTRATIONS>,
+>;
 
 /// The broker limits of the Linux server.
 pub const LIMITS: Limits = Profile::LINUX.broker_limits();
@@ -197,10 +206,15 @@ impl Default for Profile {
     }
 }
 
-/// Builds the broker. It is large: call this on a thread with a big stack
-/// (the event loop runs on one of [`EVENT_LOOP_STACK`] bytes).
+/// Builds the broker, its routing table's slots on the heap
+/// ([`HeapStorage`]). Call this on a thread with a big stack (the event loop
+/// runs on one of [`EVENT_LOOP_STACK`] bytes).
 pub fn new_broker(whitelist: LinuxWhitelist, limits: Limits) -> Box<LinuxBroker> {
-    Box::new(Broker::new(whitelist, limits))
+    Box::new(Broker::with_storage(
+        whitelist,
+        limits,
+        HeapStorage::default(),
+    ))
 }
 
 /// How to run the server.

@@ -27,7 +27,7 @@ fn all(_: &Registration) -> bool {
     true
 }
 
-fn unicast<F, const N: usize>(r: Route<'_, F, N>) -> Option<(ConnId, AppId)> {
+fn unicast<F>(r: Route<'_, F>) -> Option<(ConnId, AppId)> {
     match r {
         Route::Unicast(r) => Some((r.conn, r.to.clone())),
         Route::UnicastError => None,
@@ -222,26 +222,55 @@ struct ModelReg {
     seq: u64,
 }
 
+const CAP: usize = 16;
+
 proptest! {
     #[test]
     fn matches_reference_model(ops in proptest::collection::vec(op(), 1..120)) {
-        const CAP: usize = 16;
-        let mut t = RoutingTable::<CAP>::new();
+        check_against_model(RoutingTable::<CAP>::new(), ops)?;
+    }
+
+    #[test]
+    fn heap_storage_matches_reference_model(ops in proptest::collection::vec(op(), 1..120)) {
+        check_against_model(RoutingTable::<CAP, _>::with_storage(StdStorage::default()), ops)?;
+    }
+}
+
+/// Applies `ops` to `t` and to a plain model, comparing every answer.
+fn check_against_model<S: TableStorage>(
+    mut t: RoutingTable<CAP, S>,
+    ops: StdVec<Op>,
+) -> Result<(), TestCaseError> {
+    {
         let mut model: StdVec<ModelReg> = StdVec::new();
         let mut seq = 0u64;
         for op in ops {
             match op {
-                Op::Register { conn: c, to, id, prio } => {
+                Op::Register {
+                    conn: c,
+                    to,
+                    id,
+                    prio,
+                } => {
                     seq += 1;
                     let got = t.register(conn(c), app(APPS[to]), nid(IDS[id]), prio);
-                    if let Some(m) = model.iter_mut().find(|m| m.conn == c && m.to == to && m.id == id) {
+                    if let Some(m) = model
+                        .iter_mut()
+                        .find(|m| m.conn == c && m.to == to && m.id == id)
+                    {
                         m.prio = prio;
                         m.seq = seq;
                         prop_assert_eq!(got, Ok(Registered::Replaced));
                     } else if model.len() == CAP {
                         prop_assert_eq!(got, Err(TableFull));
                     } else {
-                        model.push(ModelReg { conn: c, to, id, prio, seq });
+                        model.push(ModelReg {
+                            conn: c,
+                            to,
+                            id,
+                            prio,
+                            seq,
+                        });
                         prop_assert_eq!(got, Ok(Registered::Added));
                     }
                 }
@@ -264,12 +293,16 @@ proptest! {
                         .filter(|m| m.id == id && allowed(m.conn))
                         .filter(|m| to >= 3 || m.to == to)
                         .collect();
-                    let route = t.route(&to_dest(to), IDS[id], |r: &Registration| allowed(r.conn.raw()));
+                    let route = t.route(&to_dest(to), IDS[id], |r: &Registration| {
+                        allowed(r.conn.raw())
+                    });
                     match route {
                         Route::Broadcast(b) => {
                             prop_assert_eq!(to, 4);
-                            let mut got: StdVec<(u32, &str)> = b.map(|r| (r.conn.raw(), r.to.as_str())).collect();
-                            let mut want: StdVec<(u32, &str)> = cands.iter().map(|m| (m.conn, APPS[m.to])).collect();
+                            let mut got: StdVec<(u32, &str)> =
+                                b.map(|r| (r.conn.raw(), r.to.as_str())).collect();
+                            let mut want: StdVec<(u32, &str)> =
+                                cands.iter().map(|m| (m.conn, APPS[m.to])).collect();
                             got.sort_unstable();
                             want.sort_unstable();
                             prop_assert_eq!(got, want);
@@ -278,7 +311,10 @@ proptest! {
                             prop_assert!(to < 4);
                             cands.sort_by_key(|m| (m.prio, m.seq));
                             let m = cands.last().unwrap();
-                            prop_assert_eq!((r.conn.raw(), r.to.as_str(), r.priority), (m.conn, APPS[m.to], m.prio));
+                            prop_assert_eq!(
+                                (r.conn.raw(), r.to.as_str(), r.priority),
+                                (m.conn, APPS[m.to], m.prio)
+                            );
                         }
                         Route::UnicastError => {
                             prop_assert!(to < 4);
@@ -290,4 +326,71 @@ proptest! {
             prop_assert_eq!(t.len(), model.len());
         }
     }
+    Ok(())
+}
+
+/// A storage on the heap with no capacity of its own, like a hosted
+/// adapter's: the table's `N` alone bounds it.
+#[derive(Default)]
+struct StdStorage {
+    slots: StdVec<TableSlot>,
+    index: [std::collections::HashMap<u64, Chain>; 2],
+}
+
+impl TableStorage for StdStorage {
+    fn slots(&self) -> &[TableSlot] {
+        &self.slots
+    }
+    fn slots_mut(&mut self) -> &mut [TableSlot] {
+        &mut self.slots
+    }
+    fn grow(&mut self) -> Result<(), TableFull> {
+        self.slots.push(TableSlot::EMPTY);
+        Ok(())
+    }
+    fn chain(&self, list: List, hash: u64) -> Option<&Chain> {
+        self.index[list as usize].get(&hash)
+    }
+    fn chain_mut(&mut self, list: List, hash: u64) -> Option<&mut Chain> {
+        self.index[list as usize].get_mut(&hash)
+    }
+    fn insert_chain(&mut self, list: List, hash: u64, chain: Chain) -> Result<(), TableFull> {
+        self.index[list as usize].insert(hash, chain);
+        Ok(())
+    }
+    fn remove_chain(&mut self, list: List, hash: u64) {
+        self.index[list as usize].remove(&hash);
+    }
+}
+
+#[test]
+fn storage_smaller_than_the_table_fills_first_and_slots_are_reused() {
+    let mut t = RoutingTable::<8, InlineStorage<2>>::with_storage(InlineStorage::new());
+    t.register(conn(1), app("a"), nid("n"), 0).unwrap();
+    t.register(conn(2), app("a"), nid("n"), 0).unwrap();
+    assert_eq!(t.register(conn(3), app("a"), nid("n"), 0), Err(TableFull));
+    assert_eq!(t.len(), 2);
+    t.unregister(conn(1), "a", "n").unwrap();
+    assert_eq!(
+        t.register(conn(3), app("b"), nid("m"), 0),
+        Ok(Registered::Added)
+    );
+    assert_eq!(
+        unicast(t.route(&dest("b"), "m", all)),
+        Some((conn(3), app("b")))
+    );
+    assert_eq!(
+        unicast(t.route(&dest("a"), "n", all)),
+        Some((conn(2), app("a")))
+    );
+}
+
+#[test]
+fn a_full_heap_storage_is_bounded_by_the_table() {
+    let mut t = RoutingTable::<4, _>::with_storage(StdStorage::default());
+    for i in 0..4 {
+        t.register(conn(i), app("a"), nid("n"), 0).unwrap();
+    }
+    assert_eq!(t.register(conn(9), app("a"), nid("n"), 0), Err(TableFull));
+    assert_eq!(t.len(), 4);
 }
