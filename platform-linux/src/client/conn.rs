@@ -173,6 +173,8 @@ pub(crate) fn encode_into(msg: &Message<'_>, out: &mut Vec<u8>) -> Result<(), Er
 struct Writer {
     stream: Stream,
     epoch: u64,
+    /// Encoding buffer, reused for every message (no allocation per send).
+    buf: Vec<u8>,
 }
 
 struct Link {
@@ -319,7 +321,11 @@ impl Inner {
             stream.shutdown();
             return None;
         }
-        *w = Some(Writer { stream, epoch });
+        *w = Some(Writer {
+            stream,
+            epoch,
+            buf: Vec::new(),
+        });
         drop(w);
         drop(state);
         Some((reader, epoch))
@@ -416,24 +422,21 @@ impl Inner {
         self.is_connected()
     }
 
-    /// Writes `bytes` on the current connection. A failed write closes it.
-    fn write(&self, bytes: &[u8]) -> Result<(), Error> {
+    /// Encodes `msg` into the writer's buffer and writes it on the current
+    /// connection. A failed write closes it.
+    fn send(&self, msg: &Message<'_>) -> Result<(), Error> {
         let mut w = lock(&self.writer);
         let Some(cur) = w.as_mut() else {
             return Err(Error::Server);
         };
-        if cur.stream.write_all(bytes).is_err() {
+        cur.buf.clear();
+        encode_into(msg, &mut cur.buf)?;
+        if cur.stream.write_all(&cur.buf).is_err() {
             cur.stream.shutdown();
             *w = None;
             return Err(Error::Server);
         }
         Ok(())
-    }
-
-    fn send(&self, msg: &Message<'_>) -> Result<(), Error> {
-        let mut bytes = Vec::new();
-        encode_into(msg, &mut bytes)?;
-        self.write(&bytes)
     }
 
     // ----- receiving ---------------------------------------------------
@@ -595,9 +598,7 @@ impl Inner {
         if !self.ensure_connected() {
             return Err(Error::Server);
         }
-        let mut bytes = Vec::new();
-        encode_into(&msg, &mut bytes)?;
-        self.write(&bytes)
+        self.send(&msg)
     }
 
     /// Registers (or replaces) the callback for (`to`, `notification`).

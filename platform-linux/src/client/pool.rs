@@ -7,9 +7,12 @@
 //! the pool's ready queue at most once, so it runs on at most one worker at
 //! a time and its events run in arrival order (per-registration ordering,
 //! spec 2.7), while different subscribers run concurrently on the
-//! [`WORKERS`] threads. A worker runs one event per turn and puts the
-//! subscriber back at the end of the ready queue, so a busy registration
-//! does not starve the others. No thread is ever spawned per event.
+//! [`WORKERS`] threads. A worker runs up to [`TURN`] events of one
+//! subscriber per turn and then puts it back at the end of the ready queue
+//! if it has more, so a busy registration does not starve the others. No
+//! thread is ever spawned per event, and a sleeping worker is woken only
+//! when work arrives and no other worker is already on its way to it (a
+//! busy pool runs without futex calls: see docs/performance.md, R1).
 //!
 //! # Removal guarantees
 //!
@@ -46,6 +49,10 @@ pub const WORKERS: usize = 4;
 
 /// Events waiting in all mailboxes of one client, at most.
 pub const MAX_PENDING: usize = 65_536;
+
+/// Events of one subscriber a worker runs before it lets the others have a
+/// turn.
+pub const TURN: usize = 32;
 
 /// A notification callback of the idiomatic API.
 pub(crate) type NotifyFn = dyn Fn(&Delivery<'_>) + Send + Sync + 'static;
@@ -185,6 +192,9 @@ struct SubInner {
     scheduled: bool,
     /// The worker running the callback and the generation it runs.
     running: Option<(ThreadId, u64)>,
+    /// Threads in [`Sub::wait_idle`] (the end of a callback notifies only
+    /// when there are some: a futex call per event otherwise).
+    waiters: usize,
     removed: bool,
 }
 
@@ -211,6 +221,7 @@ impl Sub {
                 queue: VecDeque::new(),
                 scheduled: false,
                 running: None,
+                waiters: 0,
                 removed: false,
             }),
             idle: Condvar::new(),
@@ -256,7 +267,9 @@ impl Sub {
             .running
             .is_some_and(|(t, generation)| t != me && generation < below)
         {
+            g.waiters += 1;
             g = self.idle.wait(g).unwrap_or_else(|p| p.into_inner());
+            g.waiters -= 1;
         }
     }
 }
@@ -264,6 +277,10 @@ impl Sub {
 struct Ready {
     subs: VecDeque<Arc<Sub>>,
     stop: bool,
+    /// Workers waiting for work.
+    sleeping: usize,
+    /// Wake-ups sent and not yet taken by a sleeping worker.
+    waking: usize,
 }
 
 /// Why [`Pool::submit`] refused an event.
@@ -291,6 +308,8 @@ impl Pool {
             ready: Mutex::new(Ready {
                 subs: VecDeque::new(),
                 stop: false,
+                sleeping: 0,
+                waking: 0,
             }),
             work: Condvar::new(),
             pending: AtomicUsize::new(0),
@@ -323,9 +342,17 @@ impl Pool {
         Ok(())
     }
 
+    /// Puts `sub` on the ready queue and wakes a sleeping worker unless
+    /// enough are already being woken (a worker that is running comes back
+    /// to the queue by itself).
     fn schedule(&self, sub: Arc<Sub>) {
-        lock(&self.ready).subs.push_back(sub);
-        self.work.notify_one();
+        let mut g = lock(&self.ready);
+        g.subs.push_back(sub);
+        if g.sleeping > g.waking {
+            g.waking += 1;
+            drop(g);
+            self.work.notify_one();
+        }
     }
 
     /// Stops the workers (events still queued are discarded).
@@ -343,7 +370,12 @@ impl Pool {
             if let Some(s) = g.subs.pop_front() {
                 return Some(s);
             }
+            g.sleeping += 1;
             g = self.work.wait(g).unwrap_or_else(|p| p.into_inner());
+            g.sleeping -= 1;
+            // Taken a wake-up (or woke spuriously, which only means one
+            // more wake-up may be sent later than needed).
+            g.waking = g.waking.saturating_sub(1);
         }
     }
 
@@ -351,29 +383,42 @@ impl Pool {
     pub(crate) fn run_worker(&self) {
         let me = thread::current().id();
         while let Some(sub) = self.next() {
-            let (event, handler) = {
-                let mut g = lock(&sub.inner);
-                let Some(event) = g.queue.pop_front() else {
-                    g.scheduled = false;
-                    continue;
-                };
-                self.pending.fetch_sub(1, Ordering::AcqRel);
-                g.running = Some((me, g.generation));
-                (event, g.handler.clone())
+            if self.run_turn(&sub, me) {
+                self.schedule(sub);
+            }
+        }
+    }
+
+    /// Runs up to [`TURN`] queued events of `sub`; true when it still has
+    /// some (it stays scheduled and must go back on the ready queue).
+    fn run_turn(&self, sub: &Sub, me: ThreadId) -> bool {
+        let mut g = lock(&sub.inner);
+        for _ in 0..TURN {
+            if g.removed {
+                break;
+            }
+            let Some(event) = g.queue.pop_front() else {
+                break;
             };
+            self.pending.fetch_sub(1, Ordering::AcqRel);
+            g.running = Some((me, g.generation));
+            let handler = g.handler.clone();
+            drop(g);
             let outcome = catch_unwind(AssertUnwindSafe(|| run(&handler, &event)));
             if outcome.is_err() {
                 self.panics.fetch_add(1, Ordering::Relaxed);
             }
-            let mut g = lock(&sub.inner);
+            g = lock(&sub.inner);
             g.running = None;
-            sub.idle.notify_all();
-            if g.queue.is_empty() || g.removed {
-                g.scheduled = false;
-            } else {
-                drop(g);
-                self.schedule(sub);
+            if g.waiters > 0 {
+                sub.idle.notify_all();
             }
+        }
+        if g.queue.is_empty() || g.removed {
+            g.scheduled = false;
+            false
+        } else {
+            true
         }
     }
 }
