@@ -110,8 +110,12 @@ pub fn rtt(socket: &Path, warmup: usize, n: usize) -> Res<Vec<u64>> {
     result
 }
 
-/// A sends `n` notifications one way to B; B's callback counts.
-pub fn throughput(socket: &Path, n: u64, window: u64) -> Res<Rate> {
+/// Notifications per [`nfy_linux::client::Batch`] of the batched runs.
+pub const BATCH: u64 = 32;
+
+/// A sends `n` notifications one way to B; B's callback counts. With
+/// `batched`, A sends them in [`Client::batch`]es of [`BATCH`].
+pub fn throughput(socket: &Path, n: u64, window: u64, batched: bool) -> Res<Rate> {
     let run = fresh_id();
     let b_id = format!("b{run}");
     let a = connect(socket, &format!("a{run}"))?;
@@ -127,12 +131,24 @@ pub fn throughput(socket: &Path, n: u64, window: u64) -> Res<Rate> {
     b.sync()?;
     a.sync()?;
     let start = Instant::now();
+    let mut batch = a.batch();
     for sent in 0..n {
-        wait_window(sent, window, || {
-            counter.get() + errors.load(Ordering::Relaxed)
-        })?;
-        a.notify_raw(&b_id, "t", PARAM)?;
+        if !batched {
+            wait_window(sent, window, || {
+                counter.get() + errors.load(Ordering::Relaxed)
+            })?;
+            a.notify_raw(&b_id, "t", PARAM)?;
+            continue;
+        }
+        if sent % BATCH == 0 {
+            batch.send()?;
+            wait_window(sent, window, || {
+                counter.get() + errors.load(Ordering::Relaxed)
+            })?;
+        }
+        batch.notify_raw(&b_id, "t", PARAM)?;
     }
+    batch.send()?;
     let done = counter.wait(STALL);
     let rate = finish(start, done, n, counter.get());
     report_losses("throughput", &b, errors.load(Ordering::Relaxed));
@@ -141,8 +157,9 @@ pub fn throughput(socket: &Path, n: u64, window: u64) -> Res<Rate> {
     Ok(rate)
 }
 
-/// A broadcasts `n` notifications; `receivers` clients count them.
-pub fn fanout(socket: &Path, n: u64, receivers: usize, window: u64) -> Res<Rate> {
+/// A broadcasts `n` notifications; `receivers` clients count them. With
+/// `batched`, A sends them in [`Client::batch`]es of [`BATCH`].
+pub fn fanout(socket: &Path, n: u64, receivers: usize, window: u64, batched: bool) -> Res<Rate> {
     let run = fresh_id();
     let a = connect(socket, &format!("a{run}"))?;
     let mut members = Vec::new();
@@ -157,10 +174,20 @@ pub fn fanout(socket: &Path, n: u64, receivers: usize, window: u64) -> Res<Rate>
     a.sync()?;
     let slowest = || members.iter().map(|(_, c, _)| c.get()).min().unwrap_or(0);
     let start = Instant::now();
+    let mut batch = a.batch();
     for sent in 0..n {
-        wait_window(sent, window, slowest)?;
-        a.notify_raw("*", "f", PARAM)?;
+        if !batched {
+            wait_window(sent, window, slowest)?;
+            a.notify_raw("*", "f", PARAM)?;
+            continue;
+        }
+        if sent % BATCH == 0 {
+            batch.send()?;
+            wait_window(sent, window, slowest)?;
+        }
+        batch.notify_raw("*", "f", PARAM)?;
     }
+    batch.send()?;
     let mut last = Some(start);
     for (_, c, _) in &members {
         last = match (last, c.wait(STALL)) {

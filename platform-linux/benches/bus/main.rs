@@ -16,6 +16,9 @@
 //! - **nfy raw/unix** (diagnostic): that raw client over the Unix socket,
 //!   which shows the server's own cost, without our library's and without
 //!   TCP's.
+//! - **nfy batch** (one-way workloads only): our library again, the
+//!   sender using `Client::batch` (32 notifications per write), which
+//!   shows what batching the sender's writes buys.
 //!
 //! Workloads: `rtt` (A notifies B, B's callback answers A), `throughput`
 //! (A → B one way), `fanout` (A broadcasts to 8 receivers), `scale` (rtt
@@ -58,11 +61,19 @@ enum Sys {
     Compact,
     Json,
     RawUnix,
+    /// Our library sending with `Client::batch` (one-way workloads only).
+    Batch,
 }
 
 /// Systems compared.
-const NSYS: usize = 4;
-const SYSTEMS: [Sys; NSYS] = [Sys::Floor, Sys::Compact, Sys::Json, Sys::RawUnix];
+const NSYS: usize = 5;
+const SYSTEMS: [Sys; NSYS] = [
+    Sys::Floor,
+    Sys::Compact,
+    Sys::Json,
+    Sys::RawUnix,
+    Sys::Batch,
+];
 
 impl Sys {
     fn key(self) -> &'static str {
@@ -71,6 +82,7 @@ impl Sys {
             Sys::Compact => "compact",
             Sys::Json => "json",
             Sys::RawUnix => "raw-unix",
+            Sys::Batch => "batch",
         }
     }
 
@@ -80,6 +92,7 @@ impl Sys {
             Sys::Compact => "nfy compact (library, unix)",
             Sys::Json => "nfy json (raw, tcp)",
             Sys::RawUnix => "nfy json (raw, unix)",
+            Sys::Batch => "nfy compact batched (library, Client::batch of 32, unix)",
         }
     }
 
@@ -90,7 +103,14 @@ impl Sys {
             Sys::Compact => "nfy compact",
             Sys::Json => "nfy json/tcp",
             Sys::RawUnix => "json/unix",
+            Sys::Batch => "nfy batch",
         }
+    }
+
+    /// Whether this system runs `work` (batching only applies to the
+    /// one-way workloads).
+    fn runs(self, work: Work) -> bool {
+        self != Sys::Batch || matches!(work, Work::Throughput | Work::Fanout)
     }
 
     fn index(self) -> usize {
@@ -409,7 +429,7 @@ fn run_phase(cfg: &Config, cpus: &Cpus, exe: &std::path::Path, pinned: bool) -> 
             if !cfg.has(work) || round >= rounds_of {
                 continue;
             }
-            for &sys in &order {
+            for &sys in order.iter().filter(|s| s.runs(work)) {
                 let (relay_path, server) = match work {
                     Work::Scale => (scale_relay.as_ref().map(|r| r.path()), scale_srv.as_ref()),
                     _ => (Some(relay.path()), srv.as_ref()),
@@ -493,16 +513,20 @@ fn run_one(
         });
     }
     let server = server.ok_or_else(|| common::err("no server"))?;
-    if sys == Sys::Compact {
+    if sys == Sys::Compact || sys == Sys::Batch {
         let socket = &server.socket;
+        let batched = sys == Sys::Batch;
         return Ok(match work {
             Work::Rtt | Work::Scale => Outcome::Samples(compact::rtt(socket, warm, n)?),
-            Work::Throughput => Outcome::Rate(compact::throughput(socket, cfg.tp_n, cfg.window)?),
+            Work::Throughput => {
+                Outcome::Rate(compact::throughput(socket, cfg.tp_n, cfg.window, batched)?)
+            }
             Work::Fanout => Outcome::Rate(compact::fanout(
                 socket,
                 cfg.fan_n,
                 cfg.receivers,
                 cfg.window,
+                batched,
             )?),
             Work::Memory => return Err(common::err("memory is measured per phase")),
         });
@@ -673,6 +697,20 @@ fn targets(phases: &[Phase]) -> Vec<Target> {
             also: no_loss(Work::Throughput, &[Sys::Compact]),
         },
         Target {
+            name: "(same, sender using Client::batch)",
+            limit: "1.50×".into(),
+            pinned: get(true, &|p| {
+                rate_ratio(p, Work::Throughput, Sys::Batch, Sys::Floor)
+            }),
+            unpinned: get(false, &|p| {
+                rate_ratio(p, Work::Throughput, Sys::Batch, Sys::Floor)
+            }),
+            unit: "×",
+            at_most: false,
+            bound: 1.5,
+            also: no_loss(Work::Throughput, &[Sys::Batch]),
+        },
+        Target {
             name: "fanout ≥ 1.5× floor, zero loss",
             limit: "1.50×".into(),
             pinned: get(true, &|p| {
@@ -763,7 +801,8 @@ fn print_table(cfg: &Config, phases: &[Phase], cpus: usize) {
     println!(
         "systems: floor = relay over unix sockets; nfy compact = notifysvc + our library (unix); \
          nfy json/tcp = notifysvc + raw JSON client over TCP; json/unix = the same over the unix \
-         socket (diagnostic)"
+         socket (diagnostic); nfy batch = our library sending with Client::batch of 32 (one-way \
+         workloads)"
     );
     for ph in phases {
         println!();
@@ -957,7 +996,7 @@ fn json_report(cfg: &Config, phases: &[Phase], cpus: usize) -> Value {
 }
 
 fn svg_report(phases: &[Phase]) -> String {
-    const COLORS: [&str; NSYS] = ["#555555", "#1f77b4", "#ff7f0e", "#9467bd"];
+    const COLORS: [&str; NSYS] = ["#555555", "#1f77b4", "#ff7f0e", "#9467bd", "#2ca02c"];
     let panels: Vec<Panel<'_>> = phases
         .iter()
         .map(|ph| {

@@ -579,6 +579,54 @@ impl Inner {
         flags: u32,
         from: Option<&str>,
     ) -> Result<(), Error> {
+        let msg = self.notify_message(to, notification, parameter, flags, from)?;
+        if !self.ensure_connected() {
+            return Err(Error::Server);
+        }
+        self.send(&msg)
+    }
+
+    /// Validates a notification and appends it to `out` as one frame
+    /// (for [`super::Batch`]).
+    pub(crate) fn encode_notify(
+        &self,
+        to: &str,
+        notification: &str,
+        parameter: &str,
+        flags: u32,
+        from: Option<&str>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Error> {
+        let msg = self.notify_message(to, notification, parameter, flags, from)?;
+        encode_into(&msg, out)
+    }
+
+    /// Writes frames encoded by [`Inner::encode_notify`] with one write.
+    pub(crate) fn send_encoded(&self, frames: &[u8]) -> Result<(), Error> {
+        if !self.ensure_connected() {
+            return Err(Error::Server);
+        }
+        let mut w = lock(&self.writer);
+        let Some(cur) = w.as_mut() else {
+            return Err(Error::Server);
+        };
+        if cur.stream.write_all(frames).is_err() {
+            cur.stream.shutdown();
+            *w = None;
+            return Err(Error::Server);
+        }
+        Ok(())
+    }
+
+    /// The notify message for these arguments, validated.
+    fn notify_message<'p>(
+        &self,
+        to: &str,
+        notification: &str,
+        parameter: &'p str,
+        flags: u32,
+        from: Option<&str>,
+    ) -> Result<Message<'p>, Error> {
         let from = match from.filter(|f| !f.is_empty()) {
             Some(f) => AppId::new(f).map_err(|e| Error::InvalidId("from", e))?,
             None => self.app_id().ok_or(Error::AppId)?,
@@ -587,18 +635,14 @@ impl Inner {
         let notification =
             NotificationId::new(notification).map_err(|e| Error::InvalidId("notification", e))?;
         let parameter = RawJson::new(parameter).map_err(|_| Error::InvalidParameter)?;
-        let msg = Message::Notify(Notify {
+        Ok(Message::Notify(Notify {
             from,
             to,
             notification,
             flags,
             reference: None,
             parameter,
-        });
-        if !self.ensure_connected() {
-            return Err(Error::Server);
-        }
-        self.send(&msg)
+        }))
     }
 
     /// Registers (or replaces) the callback for (`to`, `notification`).

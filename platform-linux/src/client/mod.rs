@@ -495,6 +495,110 @@ impl Client {
     pub(crate) fn inner(&self) -> &Arc<Inner> {
         &self.inner
     }
+
+    /// Starts a [`Batch`]: notifications collected and sent together with
+    /// one write (one system call instead of one each), for senders of
+    /// many notifications at once.
+    pub fn batch(&self) -> Batch<'_> {
+        Batch {
+            client: self,
+            frames: Vec::new(),
+            count: 0,
+        }
+    }
+}
+
+/// A batch is sent by itself once its encoded frames reach this size.
+pub const BATCH_BYTES: usize = 64 * 1024;
+
+/// Notifications collected by [`Client::batch`] and sent with one write.
+///
+/// Each `notify*` call checks its arguments at once (the same errors as
+/// [`Client::notify_raw`]) and encodes the notification; nothing reaches
+/// the server before [`Batch::send`], or before the batch holds
+/// [`BATCH_BYTES`] (the call that crosses it sends them all), or before it
+/// is dropped (dropping sends what is left and ignores errors: call
+/// `send` to see them). Order is kept within the batch and with the
+/// client's other notifications sent before `send`. When sending fails
+/// (the connection dropped), some of the batch may have reached the
+/// server; the rest is discarded.
+#[derive(Debug)]
+pub struct Batch<'c> {
+    client: &'c Client,
+    frames: Vec<u8>,
+    count: usize,
+}
+
+impl Batch<'_> {
+    /// Adds a notification whose parameter is JSON text (checked to be one
+    /// JSON value), flags 0, from the client's app ID.
+    pub fn notify_raw(&mut self, to: &str, notification: &str, json: &str) -> Result<(), Error> {
+        self.notify_raw_with(to, notification, json, NotifyOptions::default())
+    }
+
+    /// [`Batch::notify_raw`] with flags and an explicit source.
+    pub fn notify_raw_with(
+        &mut self,
+        to: &str,
+        notification: &str,
+        json: &str,
+        options: NotifyOptions<'_>,
+    ) -> Result<(), Error> {
+        self.client.inner.encode_notify(
+            to,
+            notification,
+            json,
+            options.flags,
+            options.from,
+            &mut self.frames,
+        )?;
+        self.count += 1;
+        if self.frames.len() >= BATCH_BYTES {
+            self.send()?;
+        }
+        Ok(())
+    }
+
+    /// Adds a notification with any `Serialize` parameter (see
+    /// [`Client::notify`]).
+    pub fn notify<P: Serialize + ?Sized>(
+        &mut self,
+        to: &str,
+        notification: &str,
+        parameter: &P,
+    ) -> Result<(), Error> {
+        let text = serde_json::to_string(parameter).map_err(|_| Error::InvalidParameter)?;
+        self.notify_raw(to, notification, &text)
+    }
+
+    /// Notifications waiting to be sent.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// True when nothing waits to be sent.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Sends what the batch holds with one write; returns how many
+    /// notifications that was. The batch is empty afterwards, whatever
+    /// the outcome.
+    pub fn send(&mut self) -> Result<usize, Error> {
+        let n = std::mem::take(&mut self.count);
+        if n == 0 {
+            return Ok(0);
+        }
+        let result = self.client.inner.send_encoded(&self.frames);
+        self.frames.clear();
+        result.map(|()| n)
+    }
+}
+
+impl Drop for Batch<'_> {
+    fn drop(&mut self) {
+        let _ = self.send();
+    }
 }
 
 /// A registration of the idiomatic API; dropping it unregisters (the
