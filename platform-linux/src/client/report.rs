@@ -4,8 +4,8 @@
 //!
 //! One short-lived connection of its own, with blocking I/O: `hello`,
 //! `StatusRequest`, `ConnectionsRequest`, then the answers up to
-//! `ConnectionsEnd`. The asking connection is in the list too (the one
-//! whose id is [`ServerReport::own_id`], when the server says which).
+//! `ConnectionsEnd`. The asking connection is in the list too (a local
+//! one with this process's credentials and no app ID).
 //! Local connections only: the server refuses these requests from remote
 //! peers.
 

@@ -12,11 +12,20 @@
 //!    limit), or the process has no descriptor left (a spare one is held to
 //!    accept and close it), the new connection is closed with a warning. A
 //!    local-only profile closes a remote peer's socket before the broker
-//!    sees it, with a warning ([`listen::admits`]); warnings are
-//!    rate-limited (at most one per second);
+//!    sees it, with a warning ([`listen::admits`]), and so does a remote
+//!    peer over [`RemoteLimits::max_connections`]; warnings are
+//!    rate-limited (at most one per second), and every refusal is counted
+//!    (`refused`, `remote_refused` of [`nfy_core::msg::Guard`]). A
+//!    Unix-socket peer's credentials (`SO_PEERCRED`: pid, uid, gid) are
+//!    read at accept, kept for `nfy status` ([`Outbound::set_peer`]) and
+//!    written in the connection's log lines;
 //! 3. reads ready connections into one shared buffer and feeds the bytes to
-//!    the connection's [`FrameDecoder`] (storage = `--max-frame` +
-//!    [`RETURN_SLACK`] + header; see there); each frame goes to
+//!    the connection's [`FrameDecoder`] (storage = `--max-frame`, or
+//!    `--max-remote-frame` for a remote peer, + [`RETURN_SLACK`] + header;
+//!    see there). On a remote connection each frame or skipped input first
+//!    takes a token of its rate limit ([`RemoteLimits::rate`],
+//!    [`RemoteLimits::burst`]); without one it is dropped and counted
+//!    (`rate_limited`) and only the first drop is logged. Each frame goes to
 //!    [`Broker::handle_frame`](nfy_core::broker::Broker::handle_frame), whose
 //!    output lands in the [`Outbound`] queues. Skipped input (garbage, oversize,
 //!    bad size) is logged at warn with the connection. A connection gets at

@@ -40,10 +40,16 @@
 //! |---|---|
 //! | 0 | clean shutdown (SIGTERM/SIGINT), `--help`, `--version` |
 //! | 1 | `ERR_SERVER`: another server runs (port or socket), a path that is not a socket is in the way, other start-up or I/O failures |
-//! | 3 | `ERR_PERMISSION`: the local socket (or its directory, or a TCP port) may not be created |
+//! | 3 | `ERR_PERMISSION`: the local socket (or its directory, or a TCP port) may not be created, or not given to `--socket-group` |
 //! | 4 | `ERR_CONFIG_FILE`: the configuration file cannot be read |
 //! | 5 | `ERR_CONFIG_SYNTAX`: an invalid configuration line (its number is in the message) |
-//! | 64 | command-line usage error (`EX_USAGE`, outside the result-code range on purpose) |
+//! | 64 | command-line usage error (`EX_USAGE`, outside the result-code range on purpose), among them a `--socket-group` that names no group |
+//!
+//! # Security
+//!
+//! The socket's mode and group are in [`listen`]; the limits of remote
+//! connections in [`RemoteLimits`]; the threat model, with the test that
+//! shows each line, in `docs/reliability.md`.
 
 use std::fmt;
 use std::io;
