@@ -109,8 +109,9 @@ pub const DEFAULT_MAX_REMOTE_FRAME: usize = 16 * 1024;
 /// Default sustained frame rate of one remote connection, frames per
 /// second (`--remote-rate`).
 pub const DEFAULT_REMOTE_RATE: u32 = 100;
-/// Default burst of one remote connection, frames (`--remote-burst`).
-pub const DEFAULT_REMOTE_BURST: u32 = 200;
+/// Default burst of one remote connection, frames (`--remote-burst`):
+/// room for all 256 remote registrations (spec 6) and more in one go.
+pub const DEFAULT_REMOTE_BURST: u32 = 512;
 
 /// What remote connections (TCP from a non-loopback address) may use, on
 /// top of the limits every connection has. See the threat model in
