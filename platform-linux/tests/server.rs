@@ -429,6 +429,14 @@ fn socket_is_0660_in_the_socket_group_and_its_new_directory_0750() {
         log.contains(&format!("(mode 660, group {gid})")),
         "the log names mode and group: {log}"
     );
+    // A client's credentials are logged when it connects.
+    let _client = UnixStream::connect(&server.socket).unwrap();
+    let uid = nix::unistd::geteuid().as_raw();
+    let line = format!(
+        "connected (unix socket, pid {} uid {uid} gid ",
+        std::process::id()
+    );
+    assert!(server.wait_log_count(&line, 1), "{}", server.log());
 }
 
 #[test]
