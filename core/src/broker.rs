@@ -46,7 +46,8 @@ use heapless::Vec;
 
 use crate::ids::AppId;
 use crate::msg::{
-    self, DecodeError, Encoding, Message, Notify, Observation, Register, Status, Unregister,
+    self, ConnectionReport, DecodeError, Encoding, Guard, Message, Notify, Observation, PeerAddr,
+    Register, Status, Unregister,
 };
 use crate::route::{InlineStorage, Registered, Registration, Route, RoutingTable, TableStorage};
 use crate::whitelist::Whitelist;
@@ -268,6 +269,19 @@ pub trait Outbox {
     /// Reports an event (logging, counters). The default ignores it.
     fn event(&mut self, event: Event<'_>) {
         let _ = event;
+    }
+
+    /// Where `conn` comes from, for [`Message::Connection`]: the adapter
+    /// knows (socket address, peer credentials). The default does not.
+    fn peer(&self, conn: ConnId) -> PeerAddr {
+        let _ = conn;
+        PeerAddr::Unknown
+    }
+
+    /// The adapter's protection counters, for [`Message::ConnectionsEnd`].
+    /// The default has none.
+    fn guard(&self) -> Guard {
+        Guard::default()
     }
 }
 
@@ -547,12 +561,75 @@ where
                     self.overflow(conn, out);
                 }
             }
+            Message::ConnectionsRequest => {
+                if kind == PeerKind::Remote {
+                    out.event(Event::Refused {
+                        conn,
+                        refusal: Refusal::RemoteStatus,
+                    });
+                } else if !hello {
+                    out.event(Event::Refused {
+                        conn,
+                        refusal: Refusal::NeedsHello,
+                    });
+                } else {
+                    self.report_connections(conn, out);
+                }
+            }
             Message::Unknown(t) => out.event(Event::Ignored { conn, kind: t }),
-            m @ (Message::UnicastError(_) | Message::Status(_) | Message::Observed(_)) => out
-                .event(Event::Ignored {
+            m @ (Message::UnicastError(_)
+            | Message::Status(_)
+            | Message::Observed(_)
+            | Message::Connection(_)
+            | Message::ConnectionsEnd(_)) => out.event(Event::Ignored {
+                conn,
+                kind: m.kind(),
+            }),
+        }
+    }
+
+    /// Every open connection, in slot order.
+    pub fn connections(&self) -> impl Iterator<Item = (ConnId, &ConnInfo)> + '_ {
+        self.slots.iter().enumerate().filter_map(|(i, slot)| {
+            let info = slot.conn.as_ref()?;
+            let index = u16::try_from(i).ok()?;
+            Some((ConnId::new(index, slot.generation), info))
+        })
+    }
+
+    /// Answers a `ConnectionsRequest` from `conn`: one
+    /// [`Message::Connection`] per open connection (its peer from
+    /// [`Outbox::peer`]), then [`Message::ConnectionsEnd`] with
+    /// [`Outbox::guard`]. A full queue stops the list and overflows `conn`.
+    fn report_connections(&mut self, conn: ConnId, out: &mut impl Outbox) {
+        let mut full = false;
+        for (id, info) in self.connections() {
+            let report = ConnectionReport {
+                id: id.0,
+                remote: info.kind == PeerKind::Remote,
+                peer: out.peer(id),
+                app_id: info.app_id.clone(),
+                registrations: count(info.registrations),
+                observer: info.observer,
+            };
+            if out
+                .send(conn, Encoding::Compact, &Message::Connection(report))
+                .is_err()
+            {
+                full = true;
+                break;
+            }
+        }
+        if full
+            || out
+                .send(
                     conn,
-                    kind: m.kind(),
-                }),
+                    Encoding::Compact,
+                    &Message::ConnectionsEnd(out.guard()),
+                )
+                .is_err()
+        {
+            self.overflow(conn, out);
         }
     }
 

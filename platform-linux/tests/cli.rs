@@ -294,3 +294,61 @@ fn echo_example_answers_the_sender() {
     let _ = echo.kill();
     let _ = echo.wait();
 }
+
+/// `nfy status` lists the connections: a client of this test process shows
+/// this process's pid, uid and gid (SO_PEERCRED), its app ID and its
+/// registrations; the protection counters are there too.
+#[test]
+fn status_lists_connections_with_peer_credentials() {
+    let server = TestServer::start("cli-status-conns");
+    let c = Client::connect_to(server.addr()).unwrap();
+    c.set_app_id("cred-app").unwrap();
+    let _r = c.register("ev", 0, |_: &Delivery<'_>| {}).unwrap();
+    c.sync().unwrap();
+    let pid = std::process::id();
+    let uid = nix::unistd::geteuid().as_raw();
+    let gid = nix::unistd::getegid().as_raw();
+
+    let mut s = nfy(&server);
+    s.arg("status");
+    let out = run(s);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mine = format!("unix pid {pid} uid {uid} gid {gid}");
+    let line = text
+        .lines()
+        .find(|l| l.contains(&mine))
+        .unwrap_or_else(|| panic!("no line with {mine:?}:\n{text}"));
+    assert!(line.contains("cred-app"), "{line}");
+    assert!(line.trim_end().ends_with('1'), "one registration: {line}");
+    for counter in ["refused:", "rate limited:", "oversize:"] {
+        assert!(text.contains(counter), "{counter} missing:\n{text}");
+    }
+
+    let mut s = nfy(&server);
+    s.args(["status", "--json"]);
+    let out = run(s);
+    assert_eq!(out.status.code(), Some(0));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let conns = v["connections"].as_array().unwrap();
+    let me = conns
+        .iter()
+        .find(|c| c["app_id"] == "cred-app")
+        .unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(
+        (&me["transport"], &me["pid"], &me["uid"], &me["gid"]),
+        (&json!("unix"), &json!(pid), &json!(uid), &json!(gid))
+    );
+    assert_eq!(me["registrations"], 1);
+    assert_eq!(me["remote"], false);
+    // nfy status's own connection is listed, with nfy's pid (not ours).
+    assert!(
+        conns
+            .iter()
+            .any(|c| c["transport"] == "unix" && c["pid"] != json!(pid)),
+        "{v}"
+    );
+    for key in ["refused", "remote_refused", "rate_limited", "oversize"] {
+        assert_eq!(v[key], 0, "{key}: {v}");
+    }
+}

@@ -386,3 +386,110 @@ fn log_lines_name_the_program_pid_level_and_connection() {
     assert!(message.starts_with('#'), "names the connection: {warn}");
     assert!(log.contains("stopped:"), "shutdown summary: {log}");
 }
+
+/// True when this test runs as root (it may then run processes as
+/// `nobody`, uid and gid 65534).
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// `nfy status` against `socket`, run as uid/gid 65534 (`nobody`): whether
+/// it reached the server.
+fn nobody_can_connect(socket: &std::path::Path) -> bool {
+    use std::os::unix::process::CommandExt;
+    let out = Command::new(env!("CARGO_BIN_EXE_nfy"))
+        .args([
+            "--socket",
+            socket.to_str().unwrap(),
+            "--port",
+            "1",
+            "status",
+        ])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    out.status.success()
+}
+
+#[test]
+fn socket_is_0660_in_the_socket_group_and_its_new_directory_0750() {
+    let gid = nix::unistd::getegid().as_raw();
+    let builder = Server::builder()
+        .arg("--socket-group")
+        .arg(&gid.to_string());
+    let socket = builder.dir().join("run").join("notify.sock");
+    let server = builder.socket(&socket).start();
+    let meta = fs::symlink_metadata(&server.socket).unwrap();
+    assert_eq!((meta.mode() & 0o777, meta.gid()), (0o660, gid));
+    let dir = fs::metadata(socket.parent().unwrap()).unwrap();
+    assert_eq!((dir.mode() & 0o777, dir.gid()), (0o750, gid));
+    let log = server.log();
+    assert!(
+        log.contains(&format!("(mode 660, group {gid})")),
+        "the log names mode and group: {log}"
+    );
+    // A client's credentials are logged when it connects.
+    let _client = UnixStream::connect(&server.socket).unwrap();
+    let uid = nix::unistd::geteuid().as_raw();
+    let line = format!(
+        "connected (unix socket, pid {} uid {uid} gid ",
+        std::process::id()
+    );
+    assert!(server.wait_log_count(&line, 1), "{}", server.log());
+}
+
+#[test]
+fn without_a_socket_group_the_socket_is_0660_and_new_directories_0700() {
+    let builder = Server::builder();
+    let socket = builder.dir().join("run").join("notify.sock");
+    let server = builder.socket(&socket).start();
+    let meta = fs::symlink_metadata(&server.socket).unwrap();
+    assert_eq!(meta.mode() & 0o777, 0o660);
+    assert_eq!(meta.gid(), nix::unistd::getegid().as_raw());
+    let dir = fs::metadata(socket.parent().unwrap()).unwrap();
+    assert_eq!(dir.mode() & 0o777, 0o700);
+}
+
+#[test]
+fn an_unknown_socket_group_is_a_usage_error_before_anything_opens() {
+    let builder = Server::builder()
+        .arg("--socket-group")
+        .arg("no-such-group-nfy");
+    let socket = builder.dir().join("notify.sock");
+    let (status, log) = builder.socket(&socket).run_to_exit();
+    assert_eq!(status.code(), Some(64), "{log}");
+    assert!(log.contains("no such group"), "{log}");
+    assert!(!socket.exists());
+}
+
+#[test]
+fn only_the_owner_and_the_socket_group_may_connect() {
+    if !is_root() {
+        common::skip(
+            "only_the_owner_and_the_socket_group_may_connect",
+            "needs root to run a client as another user",
+        );
+        return;
+    }
+    // The directory lets everybody through: the socket's mode decides.
+    let open_dir = |b: &common::ServerBuilder| {
+        fs::set_permissions(b.dir(), fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    // Owner root, group root: nobody (uid/gid 65534) is refused.
+    let builder = Server::builder();
+    open_dir(&builder);
+    let server = builder.start();
+    assert!(!nobody_can_connect(&server.socket));
+    // Socket group 65534: nobody, a member, gets in.
+    let builder = Server::builder().arg("--socket-group").arg("65534");
+    open_dir(&builder);
+    let server = builder.start();
+    assert!(nobody_can_connect(&server.socket));
+    // A server may not give its socket to a group it is not in: exit 3.
+    let builder = Server::builder().uid(65534).arg("--socket-group").arg("0");
+    open_dir(&builder);
+    let (status, log) = builder.run_to_exit();
+    assert_eq!(status.code(), Some(3), "{log}");
+    assert!(log.contains("permission denied"), "{log}");
+}

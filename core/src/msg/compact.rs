@@ -15,9 +15,16 @@
 //!   | 2 | `Notify` | 8 | `StatusRequest` |
 //!   | 3 | `UnicastError` | 9 | `Status` |
 //!   | 4 | `Hello` | 10 | `Observed` |
-//!   | 5 | `Observe` | ≥ 11 | reserved: future messages |
+//!   | 5 | `Observe` | 11 | `ConnectionsRequest` |
+//!   | 12 | `Connection` | 13 | `ConnectionsEnd` |
+//!   | ≥ 14 | reserved: future messages | | |
 //!
-//!   New messages take the next free discriminant (11, 12, ...); they must
+//!   Messages 11 to 13 came after revision 1's first ten; they are
+//!   additions, not changes, so the revision stays 1 (an older server
+//!   ignores a `ConnectionsRequest` like any unknown message, and an older
+//!   client ignores the answers).
+//!
+//!   New messages take the next free discriminant (14, 15, ...); they must
 //!   be declared before `Message::Unknown`, whose serde index is never used
 //!   on the wire. Adding a field to an existing message is a new revision.
 //! - Integers: postcard varints (`i32` zig-zag); `Option` is a 0/1 byte then
@@ -29,7 +36,7 @@
 //!
 //! Decisions:
 //!
-//! - **Forward compatibility**: a body whose discriminant is 11 or more (a
+//! - **Forward compatibility**: a body whose discriminant is 14 or more (a
 //!   message from a newer peer) decodes to `Message::Unknown("")`, which
 //!   both sides ignore, whatever follows the discriminant. A malformed
 //!   discriminant varint is [`DecodeError::Compact`].
@@ -46,7 +53,7 @@ pub const VERSION: u16 = 1;
 
 /// Number of messages with a compact form: discriminants `0..KNOWN_MESSAGES`
 /// name them; higher ones are reserved for future messages.
-pub const KNOWN_MESSAGES: u32 = 11;
+pub const KNOWN_MESSAGES: u32 = 14;
 
 /// Decodes a compact body. See the module docs for the rules.
 pub fn decode(body: &[u8]) -> Result<Message<'_>, DecodeError> {
@@ -108,7 +115,10 @@ fn peek_varint_u32(body: &[u8]) -> Option<u32> {
 mod tests {
     use super::*;
     use crate::ids::{AppId, Destination, NotificationId};
-    use crate::msg::{Hello, Notify, Observation, RawJson, Register, Status, Unregister};
+    use crate::msg::{
+        ConnectionReport, Credentials, Guard, Hello, Notify, Observation, PeerAddr, RawJson,
+        Register, Status, Unregister,
+    };
     use std::vec::Vec;
 
     fn app(s: &str) -> AppId {
@@ -240,6 +250,72 @@ mod tests {
                 }),
                 std::vec![10, 1, b'a', 1, 1, b'b', 1, b'n', 1],
             ),
+            (Message::ConnectionsRequest, std::vec![11]),
+            (
+                Message::Connection(ConnectionReport {
+                    id: 0x0001_0002,
+                    remote: false,
+                    peer: PeerAddr::Unix(Credentials {
+                        pid: 300,
+                        uid: 1000,
+                        gid: 5,
+                    }),
+                    app_id: Some(app("ui")),
+                    registrations: 3,
+                    observer: true,
+                }),
+                std::vec![
+                    12, 0x82, 0x80, 0x04, 0, 1, 0xac, 0x02, 0xe8, 0x07, 5, 1, 2, b'u', b'i', 3, 1
+                ],
+            ),
+            (
+                Message::Connection(ConnectionReport {
+                    id: 1,
+                    remote: true,
+                    peer: PeerAddr::Tcp {
+                        ip: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 233, 0, 2],
+                        port: 5899,
+                    },
+                    app_id: None,
+                    registrations: 0,
+                    observer: false,
+                }),
+                std::vec![
+                    12, 1, 1, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 233, 0, 2, 0x8b,
+                    0x2e, 0, 0, 0
+                ],
+            ),
+            (
+                Message::Connection(ConnectionReport {
+                    id: 2,
+                    remote: false,
+                    peer: PeerAddr::UnixUnknown,
+                    app_id: None,
+                    registrations: 0,
+                    observer: false,
+                }),
+                std::vec![12, 2, 0, 2, 0, 0, 0],
+            ),
+            (
+                Message::Connection(ConnectionReport {
+                    id: 3,
+                    remote: false,
+                    peer: PeerAddr::Unknown,
+                    app_id: None,
+                    registrations: 0,
+                    observer: false,
+                }),
+                std::vec![12, 3, 0, 0, 0, 0, 0],
+            ),
+            (
+                Message::ConnectionsEnd(Guard {
+                    refused: 1,
+                    remote_refused: 2,
+                    rate_limited: 300,
+                    oversize: 4,
+                }),
+                std::vec![13, 1, 2, 0xac, 0x02, 4],
+            ),
         ]
     }
 
@@ -272,13 +348,13 @@ mod tests {
     #[test]
     fn unknown_discriminants_are_unknown_messages() {
         for body in [
-            &[11u8][..],
-            &[11, 0xff, 0xff],
-            &[12, 1, 2, 3],
+            &[14u8][..],
+            &[14, 0xff, 0xff],
+            &[15, 1, 2, 3],
             &[0x80, 0x01],
             &[0xff, 0xff, 0xff, 0xff, 0x0f],
             // Non-canonical varints are read as postcard reads them.
-            &[0x8b, 0x00],
+            &[0x8e, 0x00],
         ] {
             assert_eq!(decode(body), Ok(Message::Unknown("")), "{body:?}");
         }

@@ -187,6 +187,75 @@ pub struct Status {
     pub unicast_errors: u64,
 }
 
+/// The credentials of a Unix-socket peer, as the kernel reported them
+/// when the connection was made (`SO_PEERCRED`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Credentials {
+    /// Process id of the connecting process.
+    pub pid: u32,
+    /// Its effective user id.
+    pub uid: u32,
+    /// Its effective group id.
+    pub gid: u32,
+}
+
+/// Where a connection comes from, as `nfy status` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum PeerAddr {
+    /// Not known (the platform does not say).
+    #[default]
+    Unknown,
+    /// The Unix socket, with the peer's credentials.
+    Unix(Credentials),
+    /// The Unix socket; the peer's credentials could not be read.
+    UnixUnknown,
+    /// TCP: the peer's IPv6 address (IPv4 as `::ffff:a.b.c.d`) and port.
+    Tcp {
+        /// The address, 16 bytes in network order.
+        ip: [u8; 16],
+        /// The port.
+        port: u16,
+    },
+}
+
+/// Compact-only (server to client): one open connection, answering
+/// [`Message::ConnectionsRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionReport {
+    /// The broker's connection id (slot in the low 16 bits, generation in
+    /// the high 16 bits), as logs write it: `#slot.generation`.
+    pub id: u32,
+    /// True for a remote connection (TCP from a non-loopback address).
+    pub remote: bool,
+    /// Where it comes from.
+    pub peer: PeerAddr,
+    /// The app ID its `hello` gave, if any.
+    pub app_id: Option<AppId>,
+    /// Registrations it holds.
+    pub registrations: u32,
+    /// Whether it observes.
+    pub observer: bool,
+}
+
+/// Compact-only (server to client): the counters of the server's
+/// protection against remote peers, ending the answer to
+/// [`Message::ConnectionsRequest`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Guard {
+    /// Connections refused: remote connection limit, total connection
+    /// limit, a local-only profile, no file descriptor left.
+    pub refused: u64,
+    /// Of those, remote connections refused by the remote connection
+    /// limit or a local-only profile.
+    pub remote_refused: u64,
+    /// Frames dropped because a remote connection sent faster than its
+    /// rate limit.
+    pub rate_limited: u64,
+    /// Frames skipped because they were larger than the connection's frame
+    /// limit (the remote one for remote connections).
+    pub oversize: u64,
+}
+
 /// Every message of both encodings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message<'a> {
@@ -216,6 +285,14 @@ pub enum Message<'a> {
     Status(Status),
     /// Compact only, server to client: an observer event.
     Observed(Observation),
+    /// Compact only, client to server: list the open connections (answered
+    /// by one [`Message::Connection`] each, then [`Message::ConnectionsEnd`]).
+    ConnectionsRequest,
+    /// Compact only, server to client: one open connection.
+    Connection(ConnectionReport),
+    /// Compact only, server to client: the end of the connection list, with
+    /// the protection counters.
+    ConnectionsEnd(Guard),
     /// A message whose `type` this side does not know; ignored by both
     /// sides. Holds the type name as written (escapes not decoded; empty for
     /// an unknown compact message).
@@ -250,6 +327,9 @@ impl Message<'_> {
             Message::StatusRequest => "status_request",
             Message::Status(_) => "status",
             Message::Observed(_) => "observed",
+            Message::ConnectionsRequest => "connections_request",
+            Message::Connection(_) => "connection",
+            Message::ConnectionsEnd(_) => "connections_end",
             Message::Unknown(_) => "unknown",
         }
     }

@@ -21,8 +21,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
+use nfy_core::msg::{ConnectionReport, PeerAddr};
 use nfy_linux::client::{
-    Client, Delivery, Error, NotifyOptions, Observed, ServerAddr, ServerStatus,
+    conn::STATUS_TIMEOUT, server_report, Client, Delivery, Error, NotifyOptions, Observed,
+    ServerAddr, ServerReport,
 };
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -107,7 +109,14 @@ Options:
 const STATUS_USAGE: &str = "\
 Usage: nfy status [--json]
 
-Prints the server's connections, registrations and counters.
+Prints the server's counters, then one line per open connection: its id
+(as the server logs it), where it comes from (Unix socket with the
+process's pid, uid and gid; TCP with the address, `remote` when not
+loopback), its app ID (from hello), its registrations, and whether it
+observes. This command's own connection is listed too.
+
+Counters: refused connections (of those remote: the remote connection
+limit), frames dropped by the remote rate limit, oversize frames skipped.
 
 Options:
   --json        one JSON object instead of text
@@ -522,26 +531,111 @@ fn status(mut args: Args, addr: impl FnOnce() -> Result<ServerAddr, Exit>) -> Re
             }
         }
     }
-    let client = connect(addr()?)?;
-    let s = client.status().map_err(failure)?;
+    let addr = addr()?;
+    let report = server_report(&addr, STATUS_TIMEOUT).map_err(|e| match e {
+        Error::Server => Exit(
+            EXIT_FAILURE,
+            format!("nfy: the notification server is not running (nothing at {addr})"),
+        ),
+        Error::Timeout => Exit(
+            EXIT_FAILURE,
+            format!("nfy: the server at {addr} did not answer the status request in time"),
+        ),
+        e => Exit(EXIT_FAILURE, format!("nfy: {e}")),
+    })?;
     if json {
-        let text =
-            serde_json::to_string(&s).map_err(|e| Exit(EXIT_FAILURE, format!("nfy: {e}")))?;
+        let text = serde_json::to_string(&json_status(&report))
+            .map_err(|e| Exit(EXIT_FAILURE, format!("nfy: {e}")))?;
         print_line(&text);
     } else {
-        print!("{}", human_status(&s));
+        print!("{}", human_status(&report));
     }
     Ok(EXIT_OK)
 }
 
-fn human_status(s: &ServerStatus) -> String {
-    format!(
+/// `#slot.generation`, as the server's logs write a connection.
+fn conn_id(id: u32) -> String {
+    format!("#{}.{}", id & 0xffff, id >> 16)
+}
+
+fn peer_text(c: &ConnectionReport) -> String {
+    match c.peer {
+        PeerAddr::Unix(cred) => format!("unix pid {} uid {} gid {}", cred.pid, cred.uid, cred.gid),
+        PeerAddr::UnixUnknown => "unix (credentials unknown)".into(),
+        PeerAddr::Tcp { ip, port } => {
+            let ip = std::net::Ipv6Addr::from(ip);
+            let addr = match ip.to_ipv4_mapped() {
+                Some(v4) => std::net::SocketAddr::from((v4, port)),
+                None => std::net::SocketAddr::from((ip, port)),
+            };
+            format!("tcp {addr}")
+        }
+        PeerAddr::Unknown => "unknown".into(),
+    }
+}
+
+fn json_status(r: &ServerReport) -> serde_json::Value {
+    let s = &r.status;
+    let connections: Vec<serde_json::Value> = r
+        .connections
+        .iter()
+        .map(|c| {
+            let mut v = serde_json::json!({
+                "id": conn_id(c.id),
+                "remote": c.remote,
+                "app_id": c.app_id.as_ref().map(|a| a.as_str()),
+                "registrations": c.registrations,
+                "observer": c.observer,
+            });
+            match c.peer {
+                PeerAddr::Unix(cred) => {
+                    v["transport"] = "unix".into();
+                    v["pid"] = cred.pid.into();
+                    v["uid"] = cred.uid.into();
+                    v["gid"] = cred.gid.into();
+                }
+                PeerAddr::UnixUnknown => v["transport"] = "unix".into(),
+                PeerAddr::Tcp { .. } => {
+                    v["transport"] = "tcp".into();
+                    v["peer"] = peer_text(c).trim_start_matches("tcp ").into();
+                }
+                PeerAddr::Unknown => {}
+            }
+            v
+        })
+        .collect();
+    serde_json::json!({
+        "local_connections": s.local_connections,
+        "remote_connections": s.remote_connections,
+        "registrations": s.registrations,
+        "remote_registrations": s.remote_registrations,
+        "observers": s.observers,
+        "delivered": s.delivered,
+        "dropped": s.dropped,
+        "unicast_errors": s.unicast_errors,
+        "refused": r.guard.refused,
+        "remote_refused": r.guard.remote_refused,
+        "rate_limited": r.guard.rate_limited,
+        "oversize": r.guard.oversize,
+        "connections": connections,
+    })
+}
+
+fn human_status(r: &ServerReport) -> String {
+    let s = &r.status;
+    let g = &r.guard;
+    let mut text = format!(
         "connections:     {} local, {} remote\n\
          registrations:   {} ({} remote)\n\
          observers:       {}\n\
          delivered:       {}\n\
          dropped:         {}\n\
-         unicast errors:  {}\n",
+         unicast errors:  {}\n\
+         refused:         {} connections ({} remote)\n\
+         rate limited:    {} frames\n\
+         oversize:        {} frames\n\
+         \n\
+         {:<8} {:<36} {:<16} {:>5}\n",
         s.local_connections,
         s.remote_connections,
         s.registrations,
@@ -549,6 +643,30 @@ fn human_status(s: &ServerStatus) -> String {
         s.observers,
         s.delivered,
         s.dropped,
-        s.unicast_errors
-    )
+        s.unicast_errors,
+        g.refused,
+        g.remote_refused,
+        g.rate_limited,
+        g.oversize,
+        "ID",
+        "PEER",
+        "APP",
+        "REGS"
+    );
+    for c in &r.connections {
+        let mut peer = peer_text(c);
+        if c.remote {
+            peer.push_str(" (remote)");
+        }
+        let app = c.app_id.as_ref().map_or("-", |a| a.as_str());
+        text.push_str(&format!(
+            "{:<8} {:<36} {:<16} {:>5}{}\n",
+            conn_id(c.id),
+            peer,
+            app,
+            c.registrations,
+            if c.observer { "  observer" } else { "" }
+        ));
+    }
+    text
 }

@@ -66,6 +66,7 @@ pub mod addr;
 pub mod adk;
 pub mod conn;
 pub mod pool;
+pub mod report;
 pub mod state;
 
 use std::fmt;
@@ -79,6 +80,7 @@ use serde::Serialize;
 
 pub use addr::{AddrError, ServerAddr};
 pub use nfy_core::msg::Status as ServerStatus;
+pub use report::{server_report, ServerReport};
 
 use conn::{Inner, RegToken};
 use pool::{Handler, Ident, Sub};

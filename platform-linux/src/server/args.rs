@@ -1,14 +1,19 @@
 //! The `notifysvc` command line.
 //!
 //! ```text
-//! notifysvc [--port PORT] [--socket PATH] [--max-frame BYTES] [--max-queue BYTES] [CONFIG_FILE]
+//! notifysvc [--port PORT] [--socket PATH] [--socket-group GROUP] [--max-frame BYTES]
+//!           [--max-queue BYTES] [--max-remote N] [--max-remote-frame BYTES]
+//!           [--remote-rate FRAMES] [--remote-burst FRAMES] [CONFIG_FILE]
 //! notifysvc --help | --version
 //! ```
 //!
 //! Options also take the `--name=value` form; `--` ends the options. Sizes
 //! are bytes, optionally with a `K`/`KiB` or `M`/`MiB` suffix. An invalid
 //! `NFY_PORT` is a usage error here (the server must not silently listen
-//! somewhere else than asked). Usage errors exit with [`EXIT_USAGE`].
+//! somewhere else than asked). Usage errors exit with [`EXIT_USAGE`],
+//! among them a `--socket-group` name that names no group (a number is
+//! taken as a group id as it is; a group the server may not give the
+//! socket to fails at start-up with exit 3).
 //!
 //! [`parse`] gives [`Profile::LINUX`] options; another profile's binary
 //! (`notifysvc-verix`) parses the same command line and sets its profile.
@@ -19,8 +24,10 @@ use std::path::PathBuf;
 
 use super::config::DEFAULT_CONFIG_PATHS;
 use super::{
-    ConfigSource, Options, Profile, DEFAULT_MAX_FRAME, DEFAULT_MAX_QUEUE, MAX_MAX_FRAME,
-    MAX_MAX_QUEUE, MIN_MAX_FRAME, MIN_QUEUE_FRAMES,
+    ConfigSource, Options, Profile, RemoteLimits, DEFAULT_MAX_FRAME, DEFAULT_MAX_QUEUE,
+    DEFAULT_MAX_REMOTE_CONNECTIONS, DEFAULT_MAX_REMOTE_FRAME, DEFAULT_REMOTE_BURST,
+    DEFAULT_REMOTE_RATE, MAX_CONNECTIONS, MAX_MAX_FRAME, MAX_MAX_QUEUE, MIN_MAX_FRAME,
+    MIN_QUEUE_FRAMES,
 };
 use crate::defaults;
 
@@ -80,6 +87,16 @@ Options:
   --max-queue BYTES    unsent output kept per connection before a client that
                        does not read is disconnected (default {queue}, at
                        least {queue_frames} x max-frame)
+  --socket-group GROUP group (name or number) owning the socket, mode 0660;
+                       default: the server's own group
+  --max-remote N       remote connections open at once (default {remote})
+  --max-remote-frame BYTES
+                       largest frame body from a remote connection (default
+                       {remote_frame}, at most max-frame)
+  --remote-rate FRAMES frames per second one remote connection may send;
+                       more are dropped (default {rate}; 0 = no limit)
+  --remote-burst FRAMES
+                       frames a remote connection may send at once (default {burst})
   -h, --help           print this help
   -V, --version        print the version
 
@@ -93,8 +110,9 @@ Environment:
 
 Exit status:
   0 stopped by SIGTERM/SIGINT; 1 another server is running, or another
-  start-up failure; 3 no permission for the socket; 4 configuration file
-  unreadable; 5 invalid configuration line; {usage} bad command line
+  start-up failure; 3 no permission for the socket (or its group); 4
+  configuration file unreadable; 5 invalid configuration line; {usage} bad
+  command line (also: --socket-group names no group)
 ",
         version = env!("CARGO_PKG_VERSION"),
         d0 = DEFAULT_CONFIG_PATHS[0],
@@ -108,6 +126,10 @@ Exit status:
         queue = DEFAULT_MAX_QUEUE,
         queue_frames = MIN_QUEUE_FRAMES,
         usage = EXIT_USAGE,
+        remote = DEFAULT_MAX_REMOTE_CONNECTIONS,
+        remote_frame = DEFAULT_MAX_REMOTE_FRAME,
+        rate = DEFAULT_REMOTE_RATE,
+        burst = DEFAULT_REMOTE_BURST,
     )
 }
 
@@ -132,6 +154,23 @@ pub fn parse_size(text: &str) -> Option<usize> {
     value.checked_mul(scale)
 }
 
+/// Resolves a `--socket-group` value: a number is a group id, anything
+/// else a group name looked up in the group database.
+pub fn resolve_group(text: &str) -> Result<u32, ArgsError> {
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text
+            .parse()
+            .map_err(|_| ArgsError(format!("--socket-group {text:?} is not a group id")));
+    }
+    match nix::unistd::Group::from_name(text) {
+        Ok(Some(group)) => Ok(group.gid.as_raw()),
+        Ok(None) => Err(ArgsError(format!("--socket-group {text:?}: no such group"))),
+        Err(e) => Err(ArgsError(format!(
+            "--socket-group {text:?}: cannot read the group database: {e}"
+        ))),
+    }
+}
+
 /// Parses the arguments (without the program name), taking defaults from
 /// `env`.
 pub fn parse<I>(args: I, env: &dyn Fn(&str) -> Option<OsString>) -> Result<Command, ArgsError>
@@ -143,6 +182,9 @@ where
     let mut max_frame: Option<usize> = None;
     let mut max_queue: Option<usize> = None;
     let mut config: Option<PathBuf> = None;
+    let mut socket_group: Option<u32> = None;
+    let mut remote = RemoteLimits::default();
+    let mut remote_frame: Option<usize> = None;
     let mut only_positional = false;
 
     let mut args = args.into_iter();
@@ -214,6 +256,54 @@ where
                     })?;
                 max_queue = Some(size);
             }
+            "--socket-group" => {
+                let v = value("a group name or id")?;
+                socket_group = Some(resolve_group(&v.to_string_lossy())?);
+            }
+            "--max-remote" => {
+                let v = value("a number of connections")?;
+                let v = v.to_string_lossy();
+                remote.max_connections = v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n <= MAX_CONNECTIONS)
+                    .ok_or_else(|| {
+                        ArgsError(format!(
+                            "--max-remote {v:?} is not a number from 0 to {MAX_CONNECTIONS}"
+                        ))
+                    })?;
+            }
+            "--max-remote-frame" => {
+                let v = value("a size in bytes")?;
+                let v = v.to_string_lossy();
+                let size = parse_size(&v)
+                    .filter(|s| (MIN_MAX_FRAME..=MAX_MAX_FRAME).contains(s))
+                    .ok_or_else(|| {
+                        ArgsError(format!(
+                            "--max-remote-frame {v:?} is not a size from {MIN_MAX_FRAME} to \
+                             {MAX_MAX_FRAME} bytes"
+                        ))
+                    })?;
+                remote_frame = Some(size);
+            }
+            "--remote-rate" => {
+                let v = value("frames per second")?;
+                let v = v.to_string_lossy();
+                remote.rate = v.parse::<u32>().map_err(|_| {
+                    ArgsError(format!(
+                        "--remote-rate {v:?} is not a number of frames per second"
+                    ))
+                })?;
+            }
+            "--remote-burst" => {
+                let v = value("a number of frames")?;
+                let v = v.to_string_lossy();
+                remote.burst = v.parse::<u32>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                    ArgsError(format!(
+                        "--remote-burst {v:?} is not a number of frames (>= 1)"
+                    ))
+                })?;
+            }
             _ => return Err(ArgsError(format!("unknown option {name}"))),
         }
     }
@@ -226,6 +316,15 @@ where
     };
     let socket = socket.unwrap_or_else(|| defaults::socket_path_from(env, defaults::current_uid()));
     let max_frame = max_frame.unwrap_or(DEFAULT_MAX_FRAME);
+    remote.max_frame = match remote_frame {
+        Some(f) if f > max_frame => {
+            return Err(ArgsError(format!(
+                "--max-remote-frame {f} is larger than --max-frame {max_frame}"
+            )))
+        }
+        Some(f) => f,
+        None => DEFAULT_MAX_REMOTE_FRAME.min(max_frame),
+    };
     let min_queue = max_frame
         .saturating_add(nfy_core::wire::HEADER_LEN)
         .saturating_mul(MIN_QUEUE_FRAMES);
@@ -247,6 +346,8 @@ where
         config: config.map_or(ConfigSource::Default, ConfigSource::File),
         handle_signals: true,
         profile: Profile::LINUX,
+        socket_group,
+        remote,
     }))
 }
 
@@ -342,6 +443,11 @@ mod tests {
             "--socket",
             "--max-frame",
             "--max-queue",
+            "--socket-group",
+            "--max-remote",
+            "--max-remote-frame",
+            "--remote-rate",
+            "--remote-burst",
             "NFY_LOGMASK",
             "RUST_LOG",
         ] {
@@ -361,6 +467,59 @@ mod tests {
             &["--socket", ""],
             &["--bogus"],
             &["a.cfg", "b.cfg"],
+        ] {
+            assert!(run(bad, &no_env).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn socket_group_and_remote_limits() {
+        let o = run(&[], &no_env).unwrap();
+        assert_eq!(o.socket_group, None);
+        assert_eq!(o.remote, RemoteLimits::default());
+        let gid = nix::unistd::getgid().as_raw();
+        let o = run(
+            &[
+                "--socket-group",
+                &gid.to_string(),
+                "--max-remote=3",
+                "--max-remote-frame",
+                "2K",
+                "--remote-rate",
+                "10",
+                "--remote-burst",
+                "20",
+            ],
+            &no_env,
+        )
+        .unwrap();
+        assert_eq!(o.socket_group, Some(gid));
+        assert_eq!(
+            o.remote,
+            RemoteLimits {
+                max_connections: 3,
+                max_frame: 2048,
+                rate: 10,
+                burst: 20
+            }
+        );
+        // Names are looked up; root's group is called "root" on Linux.
+        if let Ok(Some(g)) = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(0)) {
+            let o = run(&["--socket-group", &g.name], &no_env).unwrap();
+            assert_eq!(o.socket_group, Some(0));
+        }
+        let e = run(&["--socket-group", "no-such-group-nfy"], &no_env).unwrap_err();
+        assert!(e.0.contains("no such group"), "{e}");
+        // The remote frame limit follows a smaller frame limit.
+        let o = run(&["--max-frame", "4K"], &no_env).unwrap();
+        assert_eq!(o.remote.max_frame, 4096);
+        for bad in [
+            &["--max-remote-frame", "128K"][..],
+            &["--max-remote", "x"],
+            &["--max-remote", "100000"],
+            &["--remote-rate", "-1"],
+            &["--remote-burst", "0"],
+            &["--socket-group"],
         ] {
             assert!(run(bad, &no_env).is_err(), "{bad:?}");
         }

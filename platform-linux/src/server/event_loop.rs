@@ -12,11 +12,20 @@
 //!    limit), or the process has no descriptor left (a spare one is held to
 //!    accept and close it), the new connection is closed with a warning. A
 //!    local-only profile closes a remote peer's socket before the broker
-//!    sees it, with a warning ([`listen::admits`]); warnings are
-//!    rate-limited (at most one per second);
+//!    sees it, with a warning ([`listen::admits`]), and so does a remote
+//!    peer over [`RemoteLimits::max_connections`]; warnings are
+//!    rate-limited (at most one per second), and every refusal is counted
+//!    (`refused`, `remote_refused` of [`nfy_core::msg::Guard`]). A
+//!    Unix-socket peer's credentials (`SO_PEERCRED`: pid, uid, gid) are
+//!    read at accept, kept for `nfy status` ([`Outbound::set_peer`]) and
+//!    written in the connection's log lines;
 //! 3. reads ready connections into one shared buffer and feeds the bytes to
-//!    the connection's [`FrameDecoder`] (storage = `--max-frame` +
-//!    [`RETURN_SLACK`] + header; see there); each frame goes to
+//!    the connection's [`FrameDecoder`] (storage = `--max-frame`, or
+//!    `--max-remote-frame` for a remote peer, + [`RETURN_SLACK`] + header;
+//!    see there). On a remote connection each frame or skipped input first
+//!    takes a token of its rate limit ([`RemoteLimits::rate`],
+//!    [`RemoteLimits::burst`]); without one it is dropped and counted
+//!    (`rate_limited`) and only the first drop is logged. Each frame goes to
 //!    [`Broker::handle_frame`](nfy_core::broker::Broker::handle_frame), whose
 //!    output lands in the [`Outbound`] queues. Skipped input (garbage, oversize,
 //!    bad size) is logged at warn with the connection. A connection gets at
@@ -56,12 +65,12 @@ use mio::event::Source;
 use mio::net::{TcpStream, UnixStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use nfy_core::broker::{ConnId, PeerKind};
-use nfy_core::msg::{self, Encoding, Message};
+use nfy_core::msg::{self, Credentials, Encoding, Message, PeerAddr};
 use nfy_core::wire::{Decoded, Frame, FrameDecoder, Skipped, HEADER_LEN};
 
 use super::listen::{self, Listeners, SocketFile, TcpEntry};
 use super::outbound::{self, CloseReason, Flushed, Outbound};
-use super::{LinuxBroker, Options, Profile, ServerError, Shared};
+use super::{LinuxBroker, Options, Profile, RemoteLimits, ServerError, Shared};
 
 /// Token of the [`Waker`] used by [`super::ServerHandle::shutdown`].
 const WAKER: Token = Token(0);
@@ -151,18 +160,90 @@ impl Stream {
     }
 }
 
-/// Where a connection comes from, for logs.
+/// Where a connection comes from, for logs: the Unix socket with the
+/// peer's credentials (when the kernel gave them), or a TCP address.
 #[derive(Debug, Clone, Copy)]
 enum Peer {
-    Unix,
+    Unix(Option<Credentials>),
     Tcp(SocketAddr),
+}
+
+impl Peer {
+    /// The form `nfy status` shows.
+    fn addr(&self) -> PeerAddr {
+        match self {
+            Peer::Unix(Some(c)) => PeerAddr::Unix(*c),
+            Peer::Unix(None) => PeerAddr::UnixUnknown,
+            Peer::Tcp(addr) => {
+                let ip = match addr.ip() {
+                    std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+                    std::net::IpAddr::V6(v6) => v6,
+                };
+                PeerAddr::Tcp {
+                    ip: ip.octets(),
+                    port: addr.port(),
+                }
+            }
+        }
+    }
 }
 
 impl std::fmt::Display for Peer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Peer::Unix => f.write_str("unix socket"),
+            Peer::Unix(Some(c)) => {
+                write!(f, "unix socket, pid {} uid {} gid {}", c.pid, c.uid, c.gid)
+            }
+            Peer::Unix(None) => f.write_str("unix socket"),
             Peer::Tcp(addr) => write!(f, "tcp {addr}"),
+        }
+    }
+}
+
+/// The credentials of the process at the other end of a Unix-socket
+/// connection, as the kernel recorded them at `connect` (`SO_PEERCRED`,
+/// through nix: no unsafe code here). `None` when they cannot be read.
+fn peer_credentials(stream: &UnixStream) -> Option<Credentials> {
+    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+    let cred = getsockopt(stream, PeerCredentials).ok()?;
+    Some(Credentials {
+        pid: u32::try_from(cred.pid()).unwrap_or(0),
+        uid: cred.uid(),
+        gid: cred.gid(),
+    })
+}
+
+/// A token bucket: `rate` tokens a second up to `burst`; one token per
+/// frame. Time comes from the caller, so it is tested without clocks.
+#[derive(Debug, Clone)]
+struct Bucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    /// A full bucket.
+    fn new(rate: u32, burst: u32, now: Instant) -> Bucket {
+        Bucket {
+            rate: f64::from(rate),
+            burst: f64::from(burst.max(1)),
+            tokens: f64::from(burst.max(1)),
+            last: now,
+        }
+    }
+
+    /// Takes one token at time `now`; false when there is none.
+    fn take(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = self.last.max(now);
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
         }
     }
 }
@@ -173,6 +254,13 @@ struct Conn {
     stream: Stream,
     decoder: FrameDecoder<Vec<u8>>,
     peer: Peer,
+    /// Largest frame body accepted: `--max-frame`, or
+    /// `--max-remote-frame` for a remote connection.
+    max_frame: usize,
+    /// The rate limit of a remote connection (`None`: none).
+    bucket: Option<Bucket>,
+    /// Frames and skipped inputs dropped by the rate limit.
+    rate_dropped: u64,
     /// WRITABLE is part of the registration (output is waiting).
     writable_interest: bool,
     /// Bytes fed to the decoder since its last frame or skip report: a
@@ -235,11 +323,11 @@ impl Drop for Signals {
     }
 }
 
-/// Counters of the loop, logged at shutdown.
+/// Counters of the loop, logged at shutdown (the protection counters are
+/// in [`Outbound::guard_mut`], where `nfy status` finds them).
 #[derive(Debug, Default)]
 struct Stats {
     accepted: u64,
-    refused: u64,
     frames_in: u64,
     skipped: u64,
 }
@@ -257,7 +345,8 @@ pub(super) struct EventLoop {
     conns: Vec<Option<Conn>>,
     out: Outbound,
     rbuf: Vec<u8>,
-    decoder_size: usize,
+    max_frame: usize,
+    remote: RemoteLimits,
     ready_again: Vec<usize>,
     scratch: Vec<usize>,
     accept_retry_at: Option<Instant>,
@@ -352,10 +441,8 @@ impl EventLoop {
             conns: Vec::new(),
             out: Outbound::new(opts.max_queue),
             rbuf: vec![0; READ_BUFFER],
-            decoder_size: opts
-                .max_frame
-                .saturating_add(RETURN_SLACK)
-                .saturating_add(HEADER_LEN),
+            max_frame: opts.max_frame,
+            remote: opts.remote,
             ready_again: Vec::new(),
             scratch: Vec::new(),
             accept_retry_at: None,
@@ -492,9 +579,16 @@ impl EventLoop {
     fn accept_unix(&mut self) {
         loop {
             match self.unix.accept() {
-                Ok((stream, _)) => self.admit(Stream::Unix(stream), Peer::Unix, None),
+                Ok((stream, _)) => {
+                    let peer = Peer::Unix(peer_credentials(&stream));
+                    self.admit(Stream::Unix(stream), peer, None);
+                }
                 Err(e) => {
-                    if self.refuse_without_fds(&e, |l| l.unix.accept().map(|_| Peer::Unix)) {
+                    if self.refuse_without_fds(&e, |l| {
+                        l.unix
+                            .accept()
+                            .map(|(stream, _)| Peer::Unix(peer_credentials(&stream)))
+                    }) {
                         continue;
                     }
                     if !self.accept_failed(&e, "unix socket") {
@@ -557,7 +651,11 @@ impl EventLoop {
         self.spare_fd = spare_fd();
         match refused {
             Ok(peer) => {
-                self.stats.refused += 1;
+                let remote = match peer {
+                    Peer::Tcp(addr) => listen::classify(Some(addr)) == PeerKind::Remote,
+                    Peer::Unix(_) => false,
+                };
+                self.count_refused(remote);
                 self.log_refusal(peer, "out of file descriptors");
                 true
             }
@@ -591,17 +689,34 @@ impl EventLoop {
         }
     }
 
+    /// Counts a refused connection (`remote`: refused as a remote one).
+    fn count_refused(&mut self, remote: bool) {
+        let guard = self.out.guard_mut();
+        guard.refused += 1;
+        if remote {
+            guard.remote_refused += 1;
+        }
+    }
+
     fn admit(&mut self, mut stream: Stream, peer: Peer, addr: Option<SocketAddr>) {
         let kind = listen::classify(addr);
         if !listen::admits(&self.profile, kind) {
-            self.stats.refused += 1;
+            self.count_refused(true);
             self.log_remote_refusal(peer);
+            return;
+        }
+        if kind == PeerKind::Remote
+            && usize::try_from(self.broker.status().remote_connections)
+                .is_ok_and(|open| open >= self.remote.max_connections)
+        {
+            self.count_refused(true);
+            self.log_refusal(peer, "remote connection limit reached (--max-remote)");
             return;
         }
         let id = match self.broker.connect(kind) {
             Ok(id) => id,
             Err(_) => {
-                self.stats.refused += 1;
+                self.count_refused(kind == PeerKind::Remote);
                 self.log_refusal(peer, "connection limit reached");
                 return;
             }
@@ -626,11 +741,26 @@ impl EventLoop {
             return;
         }
         self.out.open(id);
+        self.out.set_peer(id, peer.addr());
+        let (max_frame, bucket) = match kind {
+            PeerKind::Local => (self.max_frame, None),
+            PeerKind::Remote => (
+                self.remote.max_frame.min(self.max_frame),
+                (self.remote.rate > 0)
+                    .then(|| Bucket::new(self.remote.rate, self.remote.burst, Instant::now())),
+            ),
+        };
+        let decoder_size = max_frame
+            .saturating_add(RETURN_SLACK)
+            .saturating_add(HEADER_LEN);
         let conn = Conn {
             id,
             stream,
-            decoder: FrameDecoder::new(vec![0; self.decoder_size]),
+            decoder: FrameDecoder::new(vec![0; decoder_size]),
             peer,
+            max_frame,
+            bucket,
+            rate_dropped: 0,
             writable_interest: false,
             partial: 0,
             read_closed: false,
@@ -755,8 +885,18 @@ impl EventLoop {
     }
 
     /// Feeds the first `n` bytes of the read buffer to connection `idx`.
+    ///
+    /// On a remote connection every frame and every skipped input takes a
+    /// token of its rate limit first; without one it is dropped: counted
+    /// (`rate_limited`, and `oversize` for an oversize frame), never given
+    /// to the broker, and logged once per connection (a summary when it
+    /// closes), so a flood costs neither routing nor log lines.
     fn feed(&mut self, idx: usize, n: usize) {
         let mut pos = 0;
+        let now = match self.conns.get(idx) {
+            Some(Some(conn)) if conn.bucket.is_some() => Some(Instant::now()),
+            _ => None,
+        };
         while pos < n {
             let Some(Some(conn)) = self.conns.get_mut(idx) else {
                 return;
@@ -776,25 +916,56 @@ impl EventLoop {
                         return;
                     }
                 }
-                Some(Decoded::Frame(frame)) => {
+                Some(decoded) => {
                     conn.partial = 0;
-                    self.stats.frames_in += 1;
-                    let max_frame = self
-                        .decoder_size
-                        .saturating_sub(HEADER_LEN)
-                        .saturating_sub(RETURN_SLACK);
-                    if frame.body.len() > max_frame && !is_returned_notify(&frame) {
-                        self.stats.skipped += 1;
-                        let body_len = u32::try_from(frame.body.len()).unwrap_or(u32::MAX);
-                        ::log::warn!("{id} ({}): {}", conn.peer, Skipped::Oversize { body_len });
+                    let allowed = match (&mut conn.bucket, now) {
+                        (Some(bucket), Some(now)) => bucket.take(now),
+                        _ => true,
+                    };
+                    if !allowed {
+                        conn.rate_dropped += 1;
+                        let guard = self.out.guard_mut();
+                        guard.rate_limited += 1;
+                        if matches!(decoded, Decoded::Skipped(Skipped::Oversize { .. })) {
+                            guard.oversize += 1;
+                        }
+                        if conn.rate_dropped == 1 {
+                            ::log::warn!(
+                                "{id} ({}): sends faster than {} frames/s (burst {}): dropping \
+                                 its frames until it slows down",
+                                conn.peer,
+                                self.remote.rate,
+                                self.remote.burst
+                            );
+                        }
                     } else {
-                        self.broker.handle_frame(id, frame, &mut self.out);
+                        match decoded {
+                            Decoded::Frame(frame) => {
+                                self.stats.frames_in += 1;
+                                if frame.body.len() > conn.max_frame && !is_returned_notify(&frame)
+                                {
+                                    self.stats.skipped += 1;
+                                    self.out.guard_mut().oversize += 1;
+                                    let body_len =
+                                        u32::try_from(frame.body.len()).unwrap_or(u32::MAX);
+                                    ::log::warn!(
+                                        "{id} ({}): {}",
+                                        conn.peer,
+                                        Skipped::Oversize { body_len }
+                                    );
+                                } else {
+                                    self.broker.handle_frame(id, frame, &mut self.out);
+                                }
+                            }
+                            Decoded::Skipped(skipped) => {
+                                self.stats.skipped += 1;
+                                if matches!(skipped, Skipped::Oversize { .. }) {
+                                    self.out.guard_mut().oversize += 1;
+                                }
+                                ::log::warn!("{id} ({}): {skipped}", conn.peer);
+                            }
+                        }
                     }
-                }
-                Some(Decoded::Skipped(skipped)) => {
-                    conn.partial = 0;
-                    self.stats.skipped += 1;
-                    ::log::warn!("{id} ({}): {skipped}", conn.peer);
                 }
             }
             if self.out.has_closes() {
@@ -834,6 +1005,13 @@ impl EventLoop {
                 CloseReason::Poll(kind) => {
                     ::log::warn!("{id} ({}): closed, cannot poll it ({kind:?})", conn.peer);
                 }
+            }
+            if conn.rate_dropped > 0 {
+                ::log::info!(
+                    "{id} ({}): {} frame(s) dropped by the rate limit",
+                    conn.peer,
+                    conn.rate_dropped
+                );
             }
             drop(conn);
             // What it never received goes back to the broker: unicasts are
@@ -904,20 +1082,81 @@ impl EventLoop {
         self.conns.clear();
         let status = self.broker.status();
         let out = self.out.stats();
+        let guard = self.out.guard_mut();
+        let guard = *guard;
         ::log::info!(
-            "stopped: {open} connection(s) closed; {} accepted, {} refused, {} frames in, {} \
-             frames out, {} skipped inputs, {} bad messages, {} delivered, {} dropped, {} unicast \
-             errors, {} overflow disconnects",
+            "stopped: {open} connection(s) closed; {} accepted, {} refused ({} remote), {} frames \
+             in, {} frames out, {} skipped inputs ({} oversize), {} rate-limited, {} bad \
+             messages, {} delivered, {} dropped, {} unicast errors, {} overflow disconnects",
             self.stats.accepted,
-            self.stats.refused,
+            guard.refused,
+            guard.remote_refused,
             self.stats.frames_in,
             out.frames,
             self.stats.skipped,
+            guard.oversize,
+            guard.rate_limited,
             out.bad_messages,
             status.delivered,
             status.dropped,
             status.unicast_errors,
             out.overflows
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_allows_the_burst_then_the_rate() {
+        let t0 = Instant::now();
+        let mut b = Bucket::new(10, 20, t0);
+        // The burst at once, then nothing at the same instant.
+        assert_eq!((0..1000).filter(|_| b.take(t0)).count(), 20);
+        // 10 a second: one every 100 ms, never more than the burst.
+        assert!(!b.take(t0 + Duration::from_millis(50)));
+        assert!(b.take(t0 + Duration::from_millis(100)));
+        assert!(!b.take(t0 + Duration::from_millis(100)));
+        let later = t0 + Duration::from_secs(3600);
+        assert_eq!((0..1000).filter(|_| b.take(later)).count(), 20);
+        // Time going backwards takes nothing back and gives nothing.
+        assert!(!b.take(t0));
+        // A burst of 0 acts as 1.
+        let mut one = Bucket::new(1, 0, t0);
+        assert!(one.take(t0));
+        assert!(!one.take(t0));
+    }
+
+    #[test]
+    fn peers_are_reported_as_nfy_status_shows_them() {
+        let c = Credentials {
+            pid: 1,
+            uid: 2,
+            gid: 3,
+        };
+        assert_eq!(Peer::Unix(Some(c)).addr(), PeerAddr::Unix(c));
+        assert_eq!(Peer::Unix(None).addr(), PeerAddr::UnixUnknown);
+        assert_eq!(
+            Peer::Unix(Some(c)).to_string(),
+            "unix socket, pid 1 uid 2 gid 3"
+        );
+        let PeerAddr::Tcp { ip, port } = Peer::Tcp("10.233.0.2:7".parse().unwrap()).addr() else {
+            panic!()
+        };
+        assert_eq!(
+            (std::net::Ipv6Addr::from(ip).to_ipv4_mapped(), port),
+            (Some(std::net::Ipv4Addr::new(10, 233, 0, 2)), 7)
+        );
+    }
+
+    #[test]
+    fn peer_credentials_are_this_process() {
+        let (a, _b) = StdUnixStream::pair().unwrap();
+        let c = peer_credentials(&UnixStream::from_std(a)).unwrap();
+        assert_eq!(c.pid, std::process::id());
+        assert_eq!(c.uid, nix::unistd::geteuid().as_raw());
+        assert_eq!(c.gid, nix::unistd::getegid().as_raw());
     }
 }

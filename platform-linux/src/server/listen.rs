@@ -32,10 +32,22 @@
 //! instant could both decide it is stale; the default set-up (same port)
 //! is protected by the TCP bind.
 //!
-//! Missing socket directories are created with mode 0700 (owner only). The
-//! last-resort default directory `/tmp/nfy-<uid>` must be a real directory
-//! owned by this user, otherwise the server refuses it (someone else could
-//! control what is in it).
+//! # Socket permissions
+//!
+//! | what | mode | group |
+//! |---|---|---|
+//! | the socket | 0660 (set before `listen`, so nobody connects earlier) | `--socket-group` ([`Options::socket_group`]), else the server's own |
+//! | directories the server creates for it | 0700, or 0750 with `--socket-group` | `--socket-group`, else the server's own |
+//! | existing directories | left as they are (the operator's) | left as they are |
+//!
+//! Connecting to a Unix socket needs write permission on it and search
+//! permission on every directory above it, so with these modes only the
+//! server's user and the members of the socket's group can connect (and
+//! root). A group the server may not give the socket to (not one of its
+//! groups, unless it runs as root) is [`ServerError::Permission`] (exit 3).
+//! The last-resort default directory `/tmp/nfy-<uid>` must be a real
+//! directory owned by this user, otherwise the server refuses it (someone
+//! else could control what is in it).
 //!
 //! The socket file is removed when the server stops, but only if it is
 //! still the file this server created (same device and inode).
@@ -43,7 +55,7 @@
 use std::fs;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nfy_core::broker::PeerKind;
@@ -301,7 +313,7 @@ pub fn open(opts: &Options, whitelist: &LinuxWhitelist) -> Result<Listeners, Ser
         ::log::warn!("{warning}");
     }
     let tcp = bind_tcp_plan(&plan, opts.port)?;
-    let (unix, socket_file) = bind_unix(&opts.socket)?;
+    let (unix, socket_file) = bind_unix(&opts.socket, opts.socket_group)?;
     Ok(Listeners {
         tcp,
         unix,
@@ -381,10 +393,21 @@ fn bind_tcp(addr: SocketAddr) -> io::Result<TcpEntry> {
     })
 }
 
+/// Mode of the Unix socket.
+pub const SOCKET_MODE: u32 = 0o660;
+/// Mode of the directories created for the socket without a socket group.
+pub const SOCKET_DIR_MODE: u32 = 0o700;
+/// Mode of the directories created for the socket with a socket group.
+pub const SOCKET_DIR_MODE_GROUP: u32 = 0o750;
+
 /// Prepares the socket's directory, checks for a running or stale server
-/// and binds the Unix socket.
-pub fn bind_unix(path: &Path) -> Result<(mio::net::UnixListener, SocketFile), ServerError> {
-    prepare_socket_dir(path)?;
+/// and binds the Unix socket, mode [`SOCKET_MODE`], in `group` when given
+/// (see the module docs).
+pub fn bind_unix(
+    path: &Path,
+    group: Option<u32>,
+) -> Result<(mio::net::UnixListener, SocketFile), ServerError> {
+    prepare_socket_dir(path, group)?;
     check_existing_socket(path)?;
     let permission = |source: io::Error| ServerError::Permission {
         context: format!("cannot create the local socket {}", path.display()),
@@ -418,16 +441,74 @@ pub fn bind_unix(path: &Path) -> Result<(mio::net::UnixListener, SocketFile), Se
         path: path.to_owned(),
         identity,
     };
+    // Not listening yet: nobody can connect before the mode and group are
+    // set.
+    fs::set_permissions(path, fs::Permissions::from_mode(SOCKET_MODE))
+        .and_then(|()| match group {
+            Some(gid) => std::os::unix::fs::chown(path, None, Some(gid)),
+            None => Ok(()),
+        })
+        .map_err(|e| {
+            let context = match group {
+                Some(gid) => format!(
+                    "cannot give the local socket {} mode {SOCKET_MODE:o} and group {gid}",
+                    path.display()
+                ),
+                None => format!(
+                    "cannot give the local socket {} mode {SOCKET_MODE:o}",
+                    path.display()
+                ),
+            };
+            if is_permission(&e) {
+                ServerError::Permission { context, source: e }
+            } else {
+                ServerError::Io { context, source: e }
+            }
+        })?;
     socket.listen(LISTEN_BACKLOG).map_err(|e| ServerError::Io {
         context: format!("cannot listen on {}", path.display()),
         source: e,
     })?;
     let std_listener: std::os::unix::net::UnixListener = socket.into();
-    ::log::info!("listening on unix {}", path.display());
+    match group {
+        Some(gid) => ::log::info!(
+            "listening on unix {} (mode {SOCKET_MODE:o}, group {gid})",
+            path.display()
+        ),
+        None => ::log::info!(
+            "listening on unix {} (mode {SOCKET_MODE:o})",
+            path.display()
+        ),
+    }
     Ok((mio::net::UnixListener::from_std(std_listener), socket_file))
 }
 
-fn prepare_socket_dir(path: &Path) -> Result<(), ServerError> {
+/// Creates `dir` and its missing parents with the mode (and group) of the
+/// module docs; the mode is set explicitly, whatever the umask.
+fn create_socket_dir(dir: &Path, group: Option<u32>) -> io::Result<()> {
+    let mode = match group {
+        Some(_) => SOCKET_DIR_MODE_GROUP,
+        None => SOCKET_DIR_MODE,
+    };
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && fs::symlink_metadata(d).is_err())
+        .collect();
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(dir)?;
+    // Outermost first: each directory is private before the next is made.
+    for d in missing.iter().rev() {
+        if let Some(gid) = group {
+            std::os::unix::fs::chown(d, None, Some(gid))?;
+        }
+        fs::set_permissions(d, fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
+}
+
+fn prepare_socket_dir(path: &Path, group: Option<u32>) -> Result<(), ServerError> {
     let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
         return Ok(());
     };
@@ -449,18 +530,16 @@ fn prepare_socket_dir(path: &Path) -> Result<(), ServerError> {
             }
             Ok(())
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            create_socket_dir(dir, group).map_err(|e| {
                 let context = format!("cannot create the socket directory {}", dir.display());
                 if is_permission(&e) {
                     ServerError::Permission { context, source: e }
                 } else {
                     ServerError::Io { context, source: e }
                 }
-            }),
+            })
+        }
         Err(e) if is_permission(&e) => Err(ServerError::Permission {
             context: format!("cannot access the socket directory {}", dir.display()),
             source: e,
@@ -602,28 +681,68 @@ mod tests {
     fn stale_socket_is_replaced_and_live_one_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub").join("s.sock");
-        let (listener, file) = bind_unix(&path).unwrap();
+        let (listener, file) = bind_unix(&path, None).unwrap();
         // Directory was created owner-only.
         let mode = fs::metadata(path.parent().unwrap()).unwrap().mode();
         assert_eq!(mode & 0o777, 0o700);
         // Live: refused, file kept.
-        let err = bind_unix(&path).unwrap_err();
+        let err = bind_unix(&path, None).unwrap_err();
         assert!(matches!(err, ServerError::AlreadyRunning { .. }), "{err}");
         assert!(path.exists());
         // Stale: close the listener but keep the file (forget the guard).
         drop(listener);
         std::mem::forget(file);
         assert!(path.exists());
-        let (_listener, file) = bind_unix(&path).unwrap();
+        let (_listener, file) = bind_unix(&path, None).unwrap();
         drop(file);
         assert!(!path.exists(), "socket removed on drop");
+    }
+
+    #[test]
+    fn socket_and_created_directories_get_the_documented_modes_and_group() {
+        let dir = tempfile::tempdir().unwrap();
+        // Without a group: socket 0660, new directories 0700, own group.
+        let path = dir.path().join("a").join("b").join("s.sock");
+        let (_l, _f) = bind_unix(&path, None).unwrap();
+        let own_gid = nix::unistd::getegid().as_raw();
+        let meta = fs::symlink_metadata(&path).unwrap();
+        assert_eq!(meta.mode() & 0o777, SOCKET_MODE);
+        assert_eq!(meta.gid(), own_gid);
+        for d in [dir.path().join("a"), dir.path().join("a").join("b")] {
+            assert_eq!(
+                fs::metadata(&d).unwrap().mode() & 0o777,
+                SOCKET_DIR_MODE,
+                "{d:?}"
+            );
+        }
+        // With a group (one this process is in, a supplementary one when it
+        // has one): socket 0660 in it, new directories 0750 in it.
+        let gid = nix::unistd::getgroups()
+            .ok()
+            .and_then(|g| g.into_iter().map(|g| g.as_raw()).find(|g| *g != own_gid))
+            .unwrap_or(own_gid);
+        let path = dir.path().join("g").join("s.sock");
+        let (_l2, _f2) = bind_unix(&path, Some(gid)).unwrap();
+        let meta = fs::symlink_metadata(&path).unwrap();
+        assert_eq!((meta.mode() & 0o777, meta.gid()), (SOCKET_MODE, gid));
+        let meta = fs::metadata(dir.path().join("g")).unwrap();
+        assert_eq!(
+            (meta.mode() & 0o777, meta.gid()),
+            (SOCKET_DIR_MODE_GROUP, gid)
+        );
+        // An existing directory is left as it is.
+        let existing = dir.path().join("mine");
+        fs::create_dir(&existing).unwrap();
+        fs::set_permissions(&existing, fs::Permissions::from_mode(0o755)).unwrap();
+        let (_l3, _f3) = bind_unix(&existing.join("s.sock"), None).unwrap();
+        assert_eq!(fs::metadata(&existing).unwrap().mode() & 0o777, 0o755);
     }
 
     #[test]
     fn socket_file_guard_leaves_foreign_files() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.sock");
-        let (_listener, file) = bind_unix(&path).unwrap();
+        let (_listener, file) = bind_unix(&path, None).unwrap();
         // Someone replaced the socket with another file: keep theirs.
         fs::remove_file(&path).unwrap();
         fs::write(&path, "x").unwrap();
@@ -636,7 +755,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("plain");
         fs::write(&path, "data").unwrap();
-        let err = bind_unix(&path).unwrap_err();
+        let err = bind_unix(&path, None).unwrap_err();
         assert!(matches!(err, ServerError::NotASocket { .. }), "{err}");
         assert_eq!(fs::read(&path).unwrap(), b"data");
     }

@@ -40,10 +40,16 @@
 //! |---|---|
 //! | 0 | clean shutdown (SIGTERM/SIGINT), `--help`, `--version` |
 //! | 1 | `ERR_SERVER`: another server runs (port or socket), a path that is not a socket is in the way, other start-up or I/O failures |
-//! | 3 | `ERR_PERMISSION`: the local socket (or its directory, or a TCP port) may not be created |
+//! | 3 | `ERR_PERMISSION`: the local socket (or its directory, or a TCP port) may not be created, or not given to `--socket-group` |
 //! | 4 | `ERR_CONFIG_FILE`: the configuration file cannot be read |
 //! | 5 | `ERR_CONFIG_SYNTAX`: an invalid configuration line (its number is in the message) |
-//! | 64 | command-line usage error (`EX_USAGE`, outside the result-code range on purpose) |
+//! | 64 | command-line usage error (`EX_USAGE`, outside the result-code range on purpose), among them a `--socket-group` that names no group |
+//!
+//! # Security
+//!
+//! The socket's mode and group are in [`listen`]; the limits of remote
+//! connections in [`RemoteLimits`]; the threat model, with the test that
+//! shows each line, in `docs/reliability.md`.
 
 use std::fmt;
 use std::io;
@@ -96,6 +102,51 @@ pub const MAX_MAX_QUEUE: usize = 1024 * 1024 * 1024;
 /// re-encoding), so a single big notification never overflows a healthy
 /// connection.
 pub const MIN_QUEUE_FRAMES: usize = 2;
+
+/// Default cap on remote connections open at once (`--max-remote`).
+pub const DEFAULT_MAX_REMOTE_CONNECTIONS: usize = 32;
+/// Default largest frame body accepted from a remote connection
+/// (`--max-remote-frame`): smaller than the local default.
+pub const DEFAULT_MAX_REMOTE_FRAME: usize = 16 * 1024;
+/// Default sustained frame rate of one remote connection, frames per
+/// second (`--remote-rate`).
+pub const DEFAULT_REMOTE_RATE: u32 = 100;
+/// Default burst of one remote connection, frames (`--remote-burst`):
+/// room for all 256 remote registrations (spec 6) and more in one go.
+pub const DEFAULT_REMOTE_BURST: u32 = 512;
+
+/// What remote connections (TCP from a non-loopback address) may use, on
+/// top of the limits every connection has. See the threat model in
+/// `docs/reliability.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemoteLimits {
+    /// Remote connections open at once; one more is accepted and closed at
+    /// once (logged, counted as `remote_refused`). 0 refuses every remote
+    /// connection.
+    pub max_connections: usize,
+    /// Largest frame body accepted from a remote connection (at most
+    /// [`Options::max_frame`]); a larger frame is skipped whole (logged,
+    /// counted as `oversize`).
+    pub max_frame: usize,
+    /// Sustained frames per second one remote connection may send; frames
+    /// beyond [`RemoteLimits::burst`] plus this rate are dropped unread by
+    /// the broker (logged, counted as `rate_limited`). 0: no rate limit.
+    pub rate: u32,
+    /// Frames a remote connection may send at once (the token bucket's
+    /// size; at least 1).
+    pub burst: u32,
+}
+
+impl Default for RemoteLimits {
+    fn default() -> Self {
+        RemoteLimits {
+            max_connections: DEFAULT_MAX_REMOTE_CONNECTIONS,
+            max_frame: DEFAULT_MAX_REMOTE_FRAME,
+            rate: DEFAULT_REMOTE_RATE,
+            burst: DEFAULT_REMOTE_BURST,
+        }
+    }
+}
 
 /// Stack of the event-loop thread. The broker is built on this stack
 /// before being boxed (its connection slots and whitelist are inline,
@@ -184,16 +235,23 @@ impl Profile {
 
     /// `opts` with the frame and queue sizes capped by this profile's
     /// limits. The queue still holds [`MIN_QUEUE_FRAMES`] frames of the
-    /// capped size.
+    /// capped size; the remote frame limit is at most the frame limit, and
+    /// the remote burst at least 1.
     pub fn cap(&self, opts: &Options) -> Options {
         let max_frame = opts.max_frame.min(self.limits.max_frame);
         let min_queue = max_frame
             .saturating_add(nfy_core::wire::HEADER_LEN)
             .saturating_mul(MIN_QUEUE_FRAMES);
         let max_queue = opts.max_queue.min(self.limits.max_queue).max(min_queue);
+        let remote = RemoteLimits {
+            max_frame: opts.remote.max_frame.min(max_frame),
+            burst: opts.remote.burst.max(1),
+            ..opts.remote
+        };
         Options {
             max_frame,
             max_queue,
+            remote,
             ..opts.clone()
         }
     }
@@ -236,13 +294,19 @@ pub struct Options {
     pub handle_signals: bool,
     /// The platform profile ([`Profile::LINUX`] by default).
     pub profile: Profile,
+    /// Group owning the Unix socket (and the directories the server creates
+    /// for it); `None`: the server's own group. See [`listen`].
+    pub socket_group: Option<u32>,
+    /// Limits of remote connections.
+    pub remote: RemoteLimits,
 }
 
 impl Default for Options {
     /// The documented defaults: [`crate::defaults::default_port`],
     /// [`crate::defaults::default_socket_path`] (both read the
     /// environment), default frame and queue limits, default configuration
-    /// locations, no signal handling, the Linux profile.
+    /// locations, no signal handling, the Linux profile, the socket in
+    /// the server's own group, default remote limits ([`RemoteLimits`]).
     fn default() -> Self {
         Options {
             port: crate::defaults::default_port(),
@@ -252,6 +316,8 @@ impl Default for Options {
             config: ConfigSource::Default,
             handle_signals: false,
             profile: Profile::LINUX,
+            socket_group: None,
+            remote: RemoteLimits::default(),
         }
     }
 }
@@ -529,6 +595,17 @@ fn serve(
         opts.max_frame,
         opts.max_queue
     );
+    if !opts.profile.local_only {
+        let rate = match opts.remote.rate {
+            0 => "no rate limit".to_owned(),
+            r => format!("{r} frames/s, burst {}", opts.remote.burst),
+        };
+        ::log::info!(
+            "remote connections: at most {}, max frame {} bytes, {rate}",
+            opts.remote.max_connections,
+            opts.remote.max_frame
+        );
+    }
     event_loop.run()
 }
 

@@ -23,7 +23,7 @@ use std::io;
 use std::os::fd::RawFd;
 
 use nfy_core::broker::{ConnId, DropReason, Event, Outbox, QueueFull};
-use nfy_core::msg::{self, EncodeError, Encoding, Message};
+use nfy_core::msg::{self, EncodeError, Encoding, Guard, Message, PeerAddr};
 use nfy_core::wire::{self, FrameError};
 
 /// First size of a connection's output buffer.
@@ -256,6 +256,8 @@ struct Slot {
     queue: OutQueue,
     dirty: bool,
     closing: bool,
+    /// Where the connection comes from, for `nfy status`.
+    peer: PeerAddr,
 }
 
 /// Counters of the outbound side.
@@ -283,6 +285,7 @@ pub struct Outbound {
     closing: Vec<(ConnId, CloseReason)>,
     max_queue: usize,
     stats: OutStats,
+    guard: Guard,
 }
 
 /// The result of flushing one connection.
@@ -303,6 +306,21 @@ impl Outbound {
             closing: Vec::new(),
             max_queue,
             stats: OutStats::default(),
+            guard: Guard::default(),
+        }
+    }
+
+    /// The protection counters (refused connections, rate-limited and
+    /// oversize frames), which the event loop keeps here so the broker
+    /// can report them ([`Outbox::guard`]).
+    pub fn guard_mut(&mut self) -> &mut Guard {
+        &mut self.guard
+    }
+
+    /// Records where `id` comes from (after [`Outbound::open`]).
+    pub fn set_peer(&mut self, id: ConnId, peer: PeerAddr) {
+        if let Some(slot) = self.slot_mut(id) {
+            slot.peer = peer;
         }
     }
 
@@ -322,6 +340,7 @@ impl Outbound {
             slot.id = Some(id);
             slot.dirty = false;
             slot.closing = false;
+            slot.peer = PeerAddr::Unknown;
         }
     }
 
@@ -422,6 +441,17 @@ impl Outbound {
 }
 
 impl Outbox for Outbound {
+    fn peer(&self, conn: ConnId) -> PeerAddr {
+        self.slots
+            .get(conn.index())
+            .filter(|slot| slot.id == Some(conn))
+            .map_or(PeerAddr::Unknown, |slot| slot.peer)
+    }
+
+    fn guard(&self) -> Guard {
+        self.guard
+    }
+
     fn send(
         &mut self,
         conn: ConnId,

@@ -207,6 +207,13 @@ impl JsonClient {
         Ok(JsonClient::new(Conn::Tcp(stream)))
     }
 
+    /// Wraps a connected TCP stream (e.g. one made inside a network
+    /// namespace).
+    pub fn from_tcp(stream: TcpStream) -> JsonClient {
+        let _ = stream.set_nodelay(true);
+        JsonClient::new(Conn::Tcp(stream))
+    }
+
     /// Wraps a connected Unix stream (e.g. one end of a relay).
     pub fn from_unix(stream: UnixStream) -> JsonClient {
         JsonClient::new(Conn::Unix(stream))

@@ -701,3 +701,108 @@ fn order_is_kept_per_sender_and_registration() {
     assert_eq!(refs.len(), 5);
     assert!(refs.windows(2).all(|p| p[0] < p[1]));
 }
+
+/// An outbox that knows peers (as an adapter does) and keeps the
+/// connection reports it is sent.
+#[derive(Default)]
+struct PeerBook {
+    reports: StdVec<(ConnId, crate::msg::ConnectionReport)>,
+    end: Option<(ConnId, crate::msg::Guard)>,
+    events: StdVec<String>,
+}
+
+impl Outbox for PeerBook {
+    fn send(
+        &mut self,
+        conn: ConnId,
+        encoding: Encoding,
+        msg: &Message<'_>,
+    ) -> Result<(), QueueFull> {
+        assert_eq!(encoding, Encoding::Compact);
+        match msg {
+            Message::Connection(r) => self.reports.push((conn, r.clone())),
+            Message::ConnectionsEnd(g) => self.end = Some((conn, *g)),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn event(&mut self, event: Event<'_>) {
+        self.events.push(format!("{event:?}"));
+    }
+
+    fn peer(&self, conn: ConnId) -> crate::msg::PeerAddr {
+        crate::msg::PeerAddr::Unix(crate::msg::Credentials {
+            pid: conn.index() as u32 + 100,
+            uid: 7,
+            gid: 8,
+        })
+    }
+
+    fn guard(&self) -> crate::msg::Guard {
+        crate::msg::Guard {
+            refused: 1,
+            remote_refused: 2,
+            rate_limited: 3,
+            oversize: 4,
+        }
+    }
+}
+
+#[test]
+fn connections_request_lists_every_connection_with_its_peer_then_the_guard() {
+    let wl = Whitelist::parse(RULES.as_bytes()).unwrap();
+    let mut b: TestBroker = Broker::new(wl, Limits::default());
+    let mut out = PeerBook::default();
+    let asker = b.connect(PeerKind::Local).unwrap();
+    let remote = b.connect(PeerKind::Remote).unwrap();
+    let gone = b.connect(PeerKind::Local).unwrap();
+    b.disconnect(gone, &mut out);
+    // Before hello, and from a remote peer: refused, nothing sent.
+    b.handle(asker, Message::ConnectionsRequest, &mut out);
+    b.handle(
+        remote,
+        Message::Hello(Hello {
+            version: 1,
+            app_id: None,
+            acks: false,
+        }),
+        &mut out,
+    );
+    b.handle(remote, Message::ConnectionsRequest, &mut out);
+    assert!(out.reports.is_empty() && out.end.is_none());
+    assert_eq!(out.events.len(), 2, "{:?}", out.events);
+    let hello = Hello {
+        version: 1,
+        app_id: Some(AppId::new("ui").unwrap()),
+        acks: false,
+    };
+    b.handle(asker, Message::Hello(hello), &mut out);
+    let r = Register {
+        to: AppId::new("ui").unwrap(),
+        notification: NotificationId::new("n").unwrap(),
+        priority: 0,
+    };
+    b.handle(asker, Message::Register(r), &mut out);
+    b.handle(asker, Message::ConnectionsRequest, &mut out);
+    let ids: StdVec<u32> = out.reports.iter().map(|(_, r)| r.id).collect();
+    assert_eq!(ids, [asker.0, remote.0], "the closed one is not listed");
+    assert!(out.reports.iter().all(|(to, _)| *to == asker));
+    let (_, mine) = &out.reports[0];
+    assert!(!mine.remote);
+    assert_eq!(mine.app_id.as_ref().map(AppId::as_str), Some("ui"));
+    assert_eq!(mine.registrations, 1);
+    assert_eq!(
+        mine.peer,
+        crate::msg::PeerAddr::Unix(crate::msg::Credentials {
+            pid: asker.index() as u32 + 100,
+            uid: 7,
+            gid: 8
+        })
+    );
+    assert!(out.reports[1].1.remote);
+    assert_eq!(
+        out.end.map(|(to, g)| (to, g.rate_limited)),
+        Some((asker, 3))
+    );
+}

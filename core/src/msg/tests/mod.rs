@@ -3,6 +3,7 @@
 
 use std::format;
 use std::string::{String, ToString};
+use std::vec;
 use std::vec::Vec;
 
 use proptest::prelude::*;
@@ -263,6 +264,40 @@ fn compact_spec() -> impl Strategy<Value = Spec> {
                     flags,
                 }))
             }),
+        Just(Spec::Plain(Message::ConnectionsRequest)),
+        (
+            (any::<u32>(), any::<bool>(), peer_addr()),
+            (proptest::option::of(app_id()), any::<u32>(), any::<bool>()),
+        )
+            .prop_map(|((id, remote, peer), (app_id, registrations, observer))| {
+                Spec::Plain(Message::Connection(ConnectionReport {
+                    id,
+                    remote,
+                    peer,
+                    app_id,
+                    registrations,
+                    observer,
+                }))
+            }),
+        (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(a, b, c, d)| {
+            Spec::Plain(Message::ConnectionsEnd(Guard {
+                refused: a,
+                remote_refused: b,
+                rate_limited: c,
+                oversize: d,
+            }))
+        }),
+    ]
+}
+
+/// Any peer address.
+fn peer_addr() -> impl Strategy<Value = PeerAddr> {
+    prop_oneof![
+        Just(PeerAddr::Unknown),
+        Just(PeerAddr::UnixUnknown),
+        (any::<u32>(), any::<u32>(), any::<u32>())
+            .prop_map(|(pid, uid, gid)| PeerAddr::Unix(Credentials { pid, uid, gid })),
+        (any::<[u8; 16]>(), any::<u16>()).prop_map(|(ip, port)| PeerAddr::Tcp { ip, port }),
     ]
 }
 
