@@ -62,6 +62,7 @@ pub mod config;
 mod event_loop;
 pub mod listen;
 pub mod outbound;
+pub mod unacked;
 
 pub use config::ConfigSource;
 
