@@ -13,6 +13,23 @@
 //! - Callers write from their own threads under the writer mutex; one
 //!   notify is one `write_all` of one frame.
 //!
+//! # Acknowledgements (crash-safe delivery)
+//!
+//! The `hello` says `acks: true`: the server keeps every unicast it sends
+//! this client until the client acknowledges it, and gives the ones not
+//! acknowledged to the next receiver (or back to their sender as unicast
+//! errors) when the connection ends first. The client acknowledges a
+//! unicast (a notify with a `reference`, for a registration) right after
+//! its callback returned, from the pool worker that ran it, or together
+//! with sending it back unchanged (one write: the unregister race, a full
+//! mailbox). Each ack goes out on its own at once (nothing is held back
+//! while idle), and only on the connection the unicast arrived on: when
+//! that connection has ended, the server has already given the unicast to
+//! someone else. Broadcasts and unicast errors are never acknowledged.
+//! A callback that completed while its ack could not reach the server (the
+//! process was killed in between, or the connection broke) is the only
+//! case where a unicast runs twice.
+//!
 //! # Never hanging
 //!
 //! A call that finds the client disconnected wakes the receiving thread
@@ -67,6 +84,9 @@ pub const MAX_BODY: usize = 1 << 20;
 pub const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 
 const READ_CHUNK: usize = 64 * 1024;
+
+/// Room for one compact `ack` frame (header, tag, varint reference).
+const ACK_FRAME_MAX: usize = HEADER_LEN + 16;
 
 /// A connected stream, Unix or TCP.
 #[derive(Debug)]
@@ -226,7 +246,7 @@ impl Inner {
                 threads.push(
                     thread::Builder::new()
                         .name(format!("nfy-callback-{i}"))
-                        .spawn(move || me.pool.run_worker())?,
+                        .spawn(move || me.pool.run_worker(|e| me.completed(e)))?,
                 );
             }
             let me = Arc::clone(&inner);
@@ -430,6 +450,58 @@ impl Inner {
         Ok(())
     }
 
+    /// Writes `bytes`, then the ack of `ack` = (epoch, reference), in one
+    /// write, when the current connection is `epoch`; without the ack
+    /// otherwise (`bytes` may be empty: the ack alone, or nothing). One
+    /// write, so a process killed in between cannot have sent a returned
+    /// unicast without its ack (which would make the server route it
+    /// twice).
+    fn write_acked(&self, bytes: &[u8], ack: Option<(u64, u64)>) -> Result<(), Error> {
+        let mut w = lock(&self.writer);
+        let Some(cur) = w.as_mut() else {
+            return Err(Error::Server);
+        };
+        let mut frame = [0u8; ACK_FRAME_MAX];
+        let ack_len = match ack {
+            Some((epoch, reference)) if epoch == cur.epoch => {
+                wire::encode_frame(&mut frame, Encoding::Compact.msg_id(), |b| {
+                    compact::encode(&Message::Ack(reference), b)
+                })
+                .unwrap_or(0)
+            }
+            _ => 0,
+        };
+        let ack_bytes = frame.get(..ack_len).unwrap_or_default();
+        let written = if bytes.is_empty() {
+            cur.stream.write_all(ack_bytes)
+        } else if ack_bytes.is_empty() {
+            cur.stream.write_all(bytes)
+        } else {
+            let mut both = Vec::with_capacity(bytes.len() + ack_bytes.len());
+            both.extend_from_slice(bytes);
+            both.extend_from_slice(ack_bytes);
+            cur.stream.write_all(&both)
+        };
+        if written.is_err() {
+            cur.stream.shutdown();
+            *w = None;
+            return Err(Error::Server);
+        }
+        Ok(())
+    }
+
+    /// Called by a pool worker after an event's callback returned: a
+    /// unicast received for a registration is acknowledged on the
+    /// connection it came on (nothing is sent when that connection is
+    /// gone: the server has already given the unicast to someone else).
+    fn completed(&self, event: &Event) {
+        if let Event::Notify(n) = event {
+            if let Some(ack) = n.ack() {
+                let _ = self.write_acked(&[], Some(ack));
+            }
+        }
+    }
+
     fn send(&self, msg: &Message<'_>) -> Result<(), Error> {
         let mut bytes = Vec::new();
         encode_into(msg, &mut bytes)?;
@@ -469,7 +541,7 @@ impl Inner {
         let action = lock(&self.state).route(m);
         match (action, m) {
             (Action::Deliver(subs), Message::Notify(n)) => {
-                let incoming = Arc::new(Incoming::from_notify(n));
+                let incoming = Arc::new(Incoming::delivered(n, epoch));
                 let mut taken = false;
                 for s in &subs {
                     match self.pool.submit(s, Event::Notify(Arc::clone(&incoming))) {
@@ -487,8 +559,9 @@ impl Inner {
                 }
             }
             (Action::Bounce, Message::Notify(n)) => {
-                // Unchanged, reference included (spec 3, unregister race).
-                let _ = self.send(&Message::Notify(n.clone()));
+                // Unchanged, reference included (spec 3, unregister race),
+                // and acknowledged with the same write.
+                self.bounce(&Incoming::delivered(n, epoch));
             }
             (Action::UnicastError(subs), Message::UnicastError(n)) => {
                 let incoming = Arc::new(Incoming::from_notify(n));
@@ -528,10 +601,16 @@ impl Inner {
         }
     }
 
+    /// Sends a unicast back unchanged, with its ack when it came on the
+    /// current connection.
     fn bounce(&self, n: &Incoming) {
+        let mut bytes = Vec::new();
         if let Some(m) = n.to_notify() {
-            let _ = self.send(&m);
+            if encode_into(&m, &mut bytes).is_err() {
+                bytes.clear();
+            }
         }
+        let _ = self.write_acked(&bytes, n.ack());
     }
 
     fn bounce_unicasts(&self, events: &[Event]) {

@@ -107,10 +107,15 @@ pub(crate) struct Incoming {
     pub(crate) flags: u32,
     pub(crate) reference: Option<u64>,
     pub(crate) parameter: String,
+    /// The connection epoch a unicast for a registration arrived on: it
+    /// is acknowledged on that connection (never on a later one) once its
+    /// callback ran or it was sent back. `None` for what is never
+    /// acknowledged (broadcasts, unicast errors).
+    pub(crate) ack_epoch: Option<u64>,
 }
 
 impl Incoming {
-    /// Copies a received notify.
+    /// Copies a received notify (never acknowledged).
     pub(crate) fn from_notify(n: &Notify<'_>) -> Self {
         Incoming {
             from: n.from.clone(),
@@ -119,7 +124,22 @@ impl Incoming {
             flags: n.flags,
             reference: n.reference,
             parameter: n.parameter.as_str().to_owned(),
+            ack_epoch: None,
         }
+    }
+
+    /// Copies a notify received on connection `epoch` for a registration:
+    /// a unicast with a reference is acknowledged on that connection.
+    pub(crate) fn delivered(n: &Notify<'_>, epoch: u64) -> Self {
+        Incoming {
+            ack_epoch: (n.to.is_unicast() && n.reference.is_some()).then_some(epoch),
+            ..Self::from_notify(n)
+        }
+    }
+
+    /// What to acknowledge, and on which connection: (epoch, reference).
+    pub(crate) fn ack(&self) -> Option<(u64, u64)> {
+        Some((self.ack_epoch?, self.reference?))
     }
 
     /// The notify to send back unchanged (`reference` included); `None`
@@ -347,8 +367,10 @@ impl Pool {
         }
     }
 
-    /// A worker thread's loop; returns when the pool stops.
-    pub(crate) fn run_worker(&self) {
+    /// A worker thread's loop; returns when the pool stops. `done` is
+    /// called after each event's callback returned (or panicked), outside
+    /// every lock: the I/O layer acknowledges unicasts there.
+    pub(crate) fn run_worker(&self, done: impl Fn(&Event)) {
         let me = thread::current().id();
         while let Some(sub) = self.next() {
             let (event, handler) = {
@@ -365,6 +387,7 @@ impl Pool {
             if outcome.is_err() {
                 self.panics.fetch_add(1, Ordering::Relaxed);
             }
+            done(&event);
             let mut g = lock(&sub.inner);
             g.running = None;
             sub.idle.notify_all();
@@ -412,7 +435,7 @@ mod tests {
             let threads = (0..n)
                 .map(|_| {
                     let p = Arc::clone(&pool);
-                    thread::spawn(move || p.run_worker())
+                    thread::spawn(move || p.run_worker(|_| {}))
                 })
                 .collect();
             Workers { pool, threads }
@@ -436,6 +459,7 @@ mod tests {
             flags: i,
             reference: Some(u64::from(i)),
             parameter: "{}".into(),
+            ack_epoch: None,
         }))
     }
 
