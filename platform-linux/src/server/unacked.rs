@@ -15,7 +15,7 @@
 //! # Storage
 //!
 //! One byte buffer per connection, reused: frames are appended at its end,
-//! and a queue of small [`Entry`] records (reference, offset, length),
+//! and a queue of small entry records (reference, offset, length),
 //! oldest first, indexes them. An ack removes its entry (searched from the
 //! oldest, where acks usually land: one registration's callbacks run in
 //! order); its bytes become a hole, reclaimed when the buffer is full
