@@ -23,6 +23,10 @@
 //! (default: from the clock; printed). The full-size run and its figures
 //! are in `docs/reliability.md`.
 //!
+//! A third test checks the same on the wire, deterministically, with raw
+//! clients: only unacknowledged unicasts are re-routed, and JSON-protocol
+//! receivers keep the original behaviour.
+//!
 //! The receivers are this test binary run again (`--exact` this test) with
 //! `NFY_CRASH_ROLE=receiver`.
 
@@ -438,4 +442,164 @@ fn scenario(n: u64, kills: u64, restart: bool) {
         // the rest came back.
         assert!(errors > 0, "no unicast error");
     }
+}
+
+/// A compact-protocol client written with `nfy-core`'s codecs: what our
+/// library sends, frame by frame.
+struct Compact {
+    stream: std::os::unix::net::UnixStream,
+    decoder: nfy_core::wire::FrameDecoder<Vec<u8>>,
+    frames: std::collections::VecDeque<Vec<u8>>,
+}
+
+impl Compact {
+    fn connect(socket: &Path) -> Compact {
+        let stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
+        stream.set_read_timeout(Some(common::DEADLINE)).unwrap();
+        Compact {
+            stream,
+            decoder: nfy_core::wire::FrameDecoder::new(vec![0; 1 << 16]),
+            frames: Default::default(),
+        }
+    }
+
+    fn frame(m: &nfy_core::msg::Message<'_>) -> Vec<u8> {
+        use nfy_core::msg::{compact, Encoding};
+        let mut buf = vec![0u8; 4096];
+        let n = nfy_core::wire::encode_frame(&mut buf, Encoding::Compact.msg_id(), |b| {
+            compact::encode(m, b)
+        })
+        .unwrap();
+        buf.truncate(n);
+        buf
+    }
+
+    fn send(&mut self, m: &nfy_core::msg::Message<'_>) {
+        self.stream.write_all(&Self::frame(m)).unwrap();
+    }
+
+    /// The next message's body (compact), waiting at most the deadline.
+    fn recv_body(&mut self) -> Vec<u8> {
+        loop {
+            if let Some(body) = self.frames.pop_front() {
+                return body;
+            }
+            let mut buf = [0u8; 4096];
+            let n = self.stream.read(&mut buf).unwrap();
+            assert!(n > 0, "the server closed the connection");
+            let mut rest = &buf[..n];
+            while !rest.is_empty() {
+                let (used, out) = self.decoder.feed(rest);
+                if let Some(nfy_core::wire::Decoded::Frame(f)) = out {
+                    self.frames.push_back(f.body.to_vec());
+                }
+                rest = &rest[used..];
+            }
+        }
+    }
+
+    /// The next notify: (reference, seq).
+    fn recv_notify(&mut self) -> (u64, u64) {
+        let body = self.recv_body();
+        match nfy_core::msg::decode(nfy_core::msg::Encoding::Compact, &body).unwrap() {
+            nfy_core::msg::Message::Notify(n) => {
+                let p: serde_json::Value = serde_json::from_str(n.parameter.as_str()).unwrap();
+                (n.reference.unwrap(), p["seq"].as_u64().unwrap())
+            }
+            m => panic!("expected a notify, got {m:?}"),
+        }
+    }
+
+    /// Waits until the server has handled everything sent so far (its
+    /// status answer comes after).
+    fn sync(&mut self) {
+        self.send(&nfy_core::msg::Message::StatusRequest);
+        let body = self.recv_body();
+        let m = nfy_core::msg::decode(nfy_core::msg::Encoding::Compact, &body).unwrap();
+        assert!(matches!(m, nfy_core::msg::Message::Status(_)), "{m:?}");
+    }
+}
+
+fn seq_of(v: &serde_json::Value) -> u64 {
+    assert_eq!(v["type"], "notify", "{v}");
+    v["parameter"]["seq"].as_u64().unwrap()
+}
+
+/// On the wire, deterministically: a receiver that acknowledged some
+/// unicasts and then ended gets only the others re-routed, in order, even
+/// when its last ack arrives together with its hang-up; a receiver that
+/// speaks the documented JSON protocol keeps the original behaviour (what
+/// it was sent is not re-routed when it ends).
+#[test]
+fn only_unacknowledged_unicasts_are_rerouted_and_json_receivers_are_unchanged() {
+    use nfy_core::msg::{compact, Hello, Message, Register};
+    let server = Server::builder().start();
+    let mut low = server.unix_client();
+    low.register("low", "n", 1).unwrap();
+    low.barrier("low");
+    let mut sender = server.unix_client();
+
+    // An acknowledging receiver above it.
+    let mut top = Compact::connect(&server.socket);
+    top.send(&Message::Hello(Hello {
+        version: compact::VERSION,
+        app_id: None,
+        acks: true,
+    }));
+    top.send(&Message::Register(Register {
+        to: nfy_core::AppId::new("top").unwrap(),
+        notification: nfy_core::NotificationId::new("n").unwrap(),
+        priority: 10,
+    }));
+    top.sync();
+    for seq in 0..4 {
+        sender
+            .notify("s", "1", "n", 0, serde_json::json!({ "seq": seq }))
+            .unwrap();
+    }
+    let got: Vec<(u64, u64)> = (0..4).map(|_| top.recv_notify()).collect();
+    assert_eq!(got.iter().map(|g| g.1).collect::<Vec<_>>(), [0, 1, 2, 3]);
+    // Acks for 1 and 3, the last one in the same write as the close.
+    top.send(&Message::Ack(got[1].0));
+    top.sync();
+    top.stream
+        .write_all(&Compact::frame(&Message::Ack(got[3].0)))
+        .unwrap();
+    drop(top);
+    // 0 and 2 come to the next receiver, in order; 1 and 3 do not.
+    let first = low.recv_type("notify", common::DEADLINE).unwrap().unwrap();
+    let second = low.recv_type("notify", common::DEADLINE).unwrap().unwrap();
+    assert_eq!((seq_of(&first), seq_of(&second)), (0, 2));
+    sender
+        .notify("s", "1", "n", 0, serde_json::json!({ "seq": 4 }))
+        .unwrap();
+    let next = low.recv_type("notify", common::DEADLINE).unwrap().unwrap();
+    assert_eq!(seq_of(&next), 4, "nothing else was re-routed");
+
+    // A JSON receiver above it that reads a unicast and ends: not
+    // re-routed (original behaviour).
+    let mut json_top = server.unix_client();
+    json_top.register("jtop", "n", 20).unwrap();
+    json_top.barrier("jtop");
+    sender
+        .notify("s", "1", "n", 0, serde_json::json!({ "seq": 5 }))
+        .unwrap();
+    let got = json_top
+        .recv_type("notify", common::DEADLINE)
+        .unwrap()
+        .unwrap();
+    assert_eq!(seq_of(&got), 5);
+    drop(json_top);
+    sender
+        .notify("s", "1", "n", 0, serde_json::json!({ "seq": 6 }))
+        .unwrap();
+    // 6 reaches the low receiver (directly, or returned unsent by the
+    // closing connection); 5, which the JSON receiver had read, never.
+    let next = low.recv_type("notify", common::DEADLINE).unwrap().unwrap();
+    assert_eq!(seq_of(&next), 6);
+    let rest = low.barrier("low");
+    assert!(
+        rest.iter().all(|v| v["type"] != "notify"),
+        "re-routed later: {rest:?}"
+    );
 }
