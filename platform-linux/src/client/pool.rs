@@ -673,6 +673,46 @@ mod tests {
     }
 
     #[test]
+    fn done_runs_after_each_callback_panicking_ones_included() {
+        let pool = Arc::new(Pool::new());
+        let (tx, rx) = mpsc::channel();
+        let worker = {
+            let pool = Arc::clone(&pool);
+            let tx = tx.clone();
+            thread::spawn(move || {
+                pool.run_worker(|e| {
+                    if let Event::Notify(n) = e {
+                        tx.send(("done", n.flags)).unwrap();
+                    }
+                })
+            })
+        };
+        let s = sub(move |d| {
+            tx.send(("callback", d.flags)).unwrap();
+            if d.flags == 1 {
+                panic!("callback panic (expected by the test)");
+            }
+        });
+        for i in 0..3 {
+            pool.submit(&s, ev(i, "a")).unwrap();
+        }
+        let got: Vec<_> = (0..6).map(|_| rx.recv_timeout(LONG).unwrap()).collect();
+        assert_eq!(
+            got,
+            [
+                ("callback", 0),
+                ("done", 0),
+                ("callback", 1),
+                ("done", 1),
+                ("callback", 2),
+                ("done", 2)
+            ]
+        );
+        pool.stop();
+        worker.join().unwrap();
+    }
+
+    #[test]
     fn adk_identity_filters() {
         fn a(_: usize, _: &str, _: &str, _: &str, _: &serde_json::Value, _: u32) {}
         fn b(_: usize, _: &str, _: &str, _: &str, _: &serde_json::Value, _: u32) {}
