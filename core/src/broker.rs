@@ -24,6 +24,17 @@
 //! **Decision**: a notify carrying a reference that names no live connection
 //! is an ordinary notify from the connection that sent it.
 //!
+//! # Acknowledgements (crash-safe delivery)
+//!
+//! A client of our own library says in its `hello` that it acknowledges
+//! unicasts ([`Hello::acks`](crate::msg::Hello::acks)); the broker reports
+//! that as [`Event::Hello`] and every `ack` it sends as [`Event::Acked`].
+//! The broker keeps nothing itself: the adapter keeps each unicast it
+//! queued for such a connection until the matching ack, and when the
+//! connection ends first gives those frames to
+//! [`Broker::return_undelivered`] like unsent ones, so they go to the next
+//! receiver or back to their sender as unicast errors.
+//!
 //! # Broadcasts
 //!
 //! A broadcast reaches every allowed registration, but a connection receives
@@ -246,6 +257,16 @@ pub enum Event<'a> {
     Overflow {
         /// The connection.
         conn: ConnId,
+    },
+    /// A `hello` arrived: from now on the connection is compact, and
+    /// `acks` says whether it acknowledges the unicasts it receives. An
+    /// adapter that keeps unicasts until they are acknowledged (crash-safe
+    /// delivery) starts or stops doing so for this connection here.
+    Hello {
+        /// The connection.
+        conn: ConnId,
+        /// Whether it acknowledges unicasts ([`Message::Ack`]).
+        acks: bool,
     },
     /// The client acknowledged the unicast with this reference.
     Acked {
@@ -521,6 +542,7 @@ where
                     c.app_id = h.app_id;
                     c.acks = h.acks;
                 }
+                out.event(Event::Hello { conn, acks: h.acks });
             }
             Message::Observe(on) => {
                 if kind == PeerKind::Remote {

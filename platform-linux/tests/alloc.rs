@@ -84,11 +84,15 @@ fn frame(m: &Message<'_>, encoding: Encoding) -> Vec<u8> {
 }
 
 fn hello(app: &str) -> Vec<u8> {
+    hello_with(app, false)
+}
+
+fn hello_with(app: &str, acks: bool) -> Vec<u8> {
     frame(
         &Message::Hello(Hello {
             version: compact::VERSION,
             app_id: Some(AppId::new(app).unwrap()),
-            acks: false,
+            acks,
         }),
         Encoding::Compact,
     )
@@ -128,6 +132,9 @@ struct Peer {
     client_end: UnixStream,
     client_decoder: FrameDecoder<Vec<u8>>,
     received: u64,
+    /// Acknowledges the unicasts it receives: their acks wait here (the
+    /// capacity is reserved, so the test itself does not allocate).
+    acks: Option<Vec<u8>>,
 }
 
 /// The server's routing path without the poller.
@@ -164,6 +171,7 @@ impl Path {
             client_end,
             client_decoder: FrameDecoder::new(vec![0; DEFAULT_MAX_FRAME + HEADER_LEN]),
             received: 0,
+            acks: None,
         });
         self.peers.len() - 1
     }
@@ -205,8 +213,25 @@ impl Path {
                         let mut input = &self.rbuf[..n];
                         while !input.is_empty() {
                             let (used, decoded) = peer.client_decoder.feed(input);
-                            if let Some(Decoded::Frame(_)) = decoded {
+                            if let Some(Decoded::Frame(f)) = decoded {
                                 peer.received += 1;
+                                if let Some(acks) = peer.acks.as_mut() {
+                                    let m = msg::decode(Encoding::from_msg_id(f.msg_id), f.body);
+                                    if let Ok(Message::Notify(Notify {
+                                        reference: Some(r), ..
+                                    })) = m
+                                    {
+                                        let start = acks.len();
+                                        acks.resize(start + 64, 0);
+                                        let n = wire::encode_frame(
+                                            &mut acks[start..],
+                                            Encoding::Compact.msg_id(),
+                                            |b| msg::encode(&Message::Ack(r), Encoding::Compact, b),
+                                        )
+                                        .unwrap();
+                                        acks.truncate(start + n);
+                                    }
+                                }
                             }
                             input = &input[used..];
                         }
@@ -334,5 +359,55 @@ fn unicast_errors_do_not_allocate() {
                 "{encoding:?}: every unicast comes back as a unicast error"
             );
         }
+    });
+}
+
+#[test]
+fn acknowledged_unicasts_do_not_allocate() {
+    on_big_stack(|| {
+        let mut path = Path::new();
+        let a = path.connect();
+        let b = path.connect();
+        path.input(a, &hello("a"), usize::MAX);
+        path.input(b, &hello_with("b", true), usize::MAX);
+        path.peers[b].acks = Some(Vec::with_capacity(64 * 1024));
+        path.input(b, &register("b", "n", 0, Encoding::Compact), usize::MAX);
+        let to_one = notify("a", "1", "n", Encoding::Compact);
+        let mut acks = Vec::with_capacity(64 * 1024);
+        let n = allocations_of(|| {
+            path.input(a, &to_one, usize::MAX);
+            // b acknowledges what it got.
+            std::mem::swap(&mut acks, path.peers[b].acks.as_mut().unwrap());
+            path.input(b, &acks, usize::MAX);
+            acks.clear();
+        });
+        assert_eq!(n, 0, "allocations in {MEASURED} acknowledged unicasts");
+        assert_eq!(path.peers[b].received, (WARMUP + MEASURED) as u64);
+        let stats = path.out.stats();
+        assert_eq!(stats.acked, (WARMUP + MEASURED) as u64);
+        assert_eq!(stats.unknown_acks, 0);
+        assert_eq!(path.out.unacked_len(path.peers[b].id), 0);
+    });
+}
+
+#[test]
+fn unacknowledged_unicasts_are_kept_without_allocating() {
+    on_big_stack(|| {
+        let mut path = Path::new();
+        let a = path.connect();
+        let b = path.connect();
+        path.input(a, &hello("a"), usize::MAX);
+        path.input(b, &hello_with("b", true), usize::MAX);
+        path.input(b, &register("b", "n", 0, Encoding::Compact), usize::MAX);
+        let to_one = notify("a", "1", "n", Encoding::Compact);
+        let n = allocations_of(|| path.input(a, &to_one, usize::MAX));
+        // The store grows during the warm-up and then by doubling: a few
+        // allocations in all, not one per unicast.
+        assert!(n < 20, "{n} allocations for {MEASURED} kept unicasts");
+        assert_eq!(
+            path.out.unacked_len(path.peers[b].id),
+            WARMUP + MEASURED,
+            "every unicast kept until acknowledged"
+        );
     });
 }

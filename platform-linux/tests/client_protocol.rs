@@ -107,7 +107,7 @@ fn hello(id: Option<&str>) -> Message<'static> {
     Message::Hello(Hello {
         version: compact::VERSION,
         app_id: id.map(app),
-        acks: false,
+        acks: true,
     })
 }
 fn reg(to: &str, id: &str, priority: i32) -> Message<'static> {
@@ -187,12 +187,20 @@ fn handshake_replay_and_bounce_over_the_wire() {
     // Deliveries.
     peer.send(&notify("me", "a", Some(1)));
     assert_eq!(rx.recv_timeout(LONG).unwrap(), ("me".into(), 6));
+    // A unicast is acknowledged once its callback ran.
+    assert_eq!(peer.recv(), Message::Ack(1));
     // Unregister race: unicasts for missing registrations come back
-    // unchanged; broadcasts do not.
+    // unchanged, acknowledged; broadcasts do not.
     peer.send(&notify("nobody", "a", Some(0xfeed)));
     assert_eq!(peer.recv(), notify("nobody", "a", Some(0xfeed)));
+    assert_eq!(peer.recv(), Message::Ack(0xfeed));
     peer.send(&notify("1", "zz", Some(0xbeef)));
     assert_eq!(peer.recv(), notify("1", "zz", Some(0xbeef)));
+    assert_eq!(peer.recv(), Message::Ack(0xbeef));
+    // A broadcast is never acknowledged (below: nothing but the sync
+    // comes back).
+    peer.send(&notify("*", "a", None));
+    assert_eq!(rx.recv_timeout(LONG).unwrap(), ("*".into(), 6));
     peer.send(&notify("*", "zz", None));
     // Once a sync answered after the broadcast completes, the client has
     // handled the broadcast (same stream): nothing may have come back.
@@ -250,5 +258,55 @@ fn handshake_replay_and_bounce_over_the_wire() {
         })
     );
     drop(r1b);
+    drop(client);
+}
+
+/// An acknowledgement goes on the connection its unicast came on, never
+/// on a later one (the server has given the unicast to someone else when
+/// that connection ended; on the new connection the same reference may
+/// name a new delivery of it, still unhandled).
+#[test]
+fn a_unicast_whose_connection_dropped_is_not_acknowledged_on_the_next() {
+    let path = temp_dir("proto-ack").join("fake.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let client = {
+        let path = path.clone();
+        std::thread::spawn(move || Client::connect_to(ServerAddr::unix(path)).unwrap())
+    };
+    let mut peer = Peer::accept(&listener);
+    let client = client.join().unwrap();
+    assert_eq!(peer.recv(), hello(None));
+    assert_eq!(peer.recv(), Message::UnicastErrors(false));
+    client.set_app_id("me").unwrap();
+    assert_eq!(peer.recv(), hello(Some("me")));
+    let (entered_tx, entered_rx) = mpsc::channel();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let go_rx = Mutex::new(go_rx);
+    let (done_tx, done_rx) = mpsc::channel();
+    let _reg = client
+        .register("a", 0, move |d: &Delivery<'_>| {
+            entered_tx.send(d.flags).unwrap();
+            go_rx.lock().unwrap().recv().unwrap();
+            done_tx.send(()).unwrap();
+        })
+        .unwrap();
+    assert_eq!(peer.recv(), reg("me", "a", 0));
+    peer.send(&notify("me", "a", Some(7)));
+    entered_rx.recv_timeout(LONG).unwrap();
+    // The connection drops while the callback runs; the client reconnects.
+    drop(peer);
+    let mut peer = Peer::accept(&listener);
+    assert_eq!(peer.recv(), hello(Some("me")));
+    assert_eq!(peer.recv(), Message::UnicastErrors(false));
+    assert_eq!(peer.recv(), reg("me", "a", 0));
+    go_tx.send(()).unwrap();
+    done_rx.recv_timeout(LONG).unwrap();
+    peer.quiet();
+    // The same reference delivered on the new connection is acknowledged
+    // there once its own callback ran.
+    peer.send(&notify("me", "a", Some(7)));
+    entered_rx.recv_timeout(LONG).unwrap();
+    go_tx.send(()).unwrap();
+    assert_eq!(peer.recv(), Message::Ack(7));
     drop(client);
 }

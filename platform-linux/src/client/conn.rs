@@ -13,6 +13,28 @@
 //! - Callers write from their own threads under the writer mutex; one
 //!   notify is one `write_all` of one frame.
 //!
+//! # Acknowledgements (crash-safe delivery)
+//!
+//! The `hello` says `acks: true`: the server keeps every unicast it sends
+//! this client until the client acknowledges it, and gives the ones not
+//! acknowledged to the next receiver (or back to their sender as unicast
+//! errors) when the connection ends first. The client acknowledges a
+//! unicast (a notify with a `reference`, for a registration) right after
+//! its callback returned, from the pool worker that ran it, or together
+//! with sending it back unchanged (one write: the unregister race, a full
+//! mailbox). Acks are held back briefly and go out with the client's next
+//! write (usually the callback's own answer to the next notification), or
+//! on their own once [`ACK_BATCH`] wait or the pool has had no event for
+//! [`LINGER`](super::pool::LINGER) (1 ms): nothing is held back while idle,
+//! and a busy receiver pays no system call per ack. They go only on the
+//! connection the unicast arrived on: when
+//! that connection has ended, the server has already given the unicast to
+//! someone else. Broadcasts and unicast errors are never acknowledged.
+//! A callback that completed while its ack could not reach the server (the
+//! process was killed in between, or the connection broke) is the only
+//! case where a unicast runs twice: at most [`ACK_BATCH`] per crash, as
+//! acks are held back.
+//!
 //! # Never hanging
 //!
 //! A call that finds the client disconnected wakes the receiving thread
@@ -67,6 +89,30 @@ pub const MAX_BODY: usize = 1 << 20;
 pub const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 
 const READ_CHUNK: usize = 64 * 1024;
+
+/// Room for one compact `ack` frame (header, tag, varint reference).
+const ACK_FRAME_MAX: usize = HEADER_LEN + 16;
+
+/// Acks held back at most before they are sent on their own.
+pub const ACK_BATCH: usize = 32;
+
+/// Appends the compact `ack` frame of `reference` to `out`.
+fn push_ack(reference: u64, out: &mut Vec<u8>) {
+    let mut frame = [0u8; ACK_FRAME_MAX];
+    let len = wire::encode_frame(&mut frame, Encoding::Compact.msg_id(), |b| {
+        compact::encode(&Message::Ack(reference), b)
+    })
+    .unwrap_or(0);
+    out.extend_from_slice(frame.get(..len).unwrap_or_default());
+}
+
+/// Acks of completed callbacks not sent yet, and the connection they are
+/// for.
+#[derive(Default)]
+struct AckQueue {
+    epoch: u64,
+    references: Vec<u64>,
+}
 
 /// A connected stream, Unix or TCP.
 #[derive(Debug)]
@@ -196,11 +242,28 @@ pub(crate) struct RegToken {
     pub(crate) notification: NotificationId,
 }
 
+/// The pool's workers acknowledge through the connection.
+impl pool::Hooks for Inner {
+    fn done(&self, event: &Event) {
+        self.completed(event);
+    }
+
+    fn unflushed(&self) -> bool {
+        !lock(&self.acks).references.is_empty()
+    }
+
+    fn flush(&self) {
+        self.flush_acks();
+    }
+}
+
 /// The state shared by a client's handles and threads.
 pub(crate) struct Inner {
     addr: ServerAddr,
     state: Mutex<ClientState<Arc<Sub>>>,
     writer: Mutex<Option<Writer>>,
+    /// Taken inside `writer` when both are.
+    acks: Mutex<AckQueue>,
     link: Mutex<Link>,
     link_cv: Condvar,
     waiters: Mutex<VecDeque<Waiter>>,
@@ -228,7 +291,7 @@ impl Inner {
                 threads.push(
                     thread::Builder::new()
                         .name(format!("nfy-callback-{i}"))
-                        .spawn(move || me.pool.run_worker())?,
+                        .spawn(move || me.pool.run_worker(&*me))?,
                 );
             }
             let me = Arc::clone(&inner);
@@ -252,6 +315,7 @@ impl Inner {
             addr,
             state: Mutex::new(ClientState::new()),
             writer: Mutex::new(None),
+            acks: Mutex::new(AckQueue::default()),
             link: Mutex::new(Link {
                 wake: false,
                 attempts: 0,
@@ -423,7 +487,8 @@ impl Inner {
     }
 
     /// Encodes `msg` into the writer's buffer and writes it on the current
-    /// connection. A failed write closes it.
+    /// connection, with the acks held back (one write). A failed write
+    /// closes it.
     fn send(&self, msg: &Message<'_>) -> Result<(), Error> {
         let mut w = lock(&self.writer);
         let Some(cur) = w.as_mut() else {
@@ -431,12 +496,99 @@ impl Inner {
         };
         cur.buf.clear();
         encode_into(msg, &mut cur.buf)?;
+        self.take_acks(cur.epoch, &mut cur.buf);
+        Self::write_buf(&mut w)
+    }
+
+    /// Writes the writer's buffer; a failed write closes the connection.
+    fn write_buf(w: &mut Option<Writer>) -> Result<(), Error> {
+        let Some(cur) = w.as_mut() else {
+            return Err(Error::Server);
+        };
+        if cur.buf.is_empty() {
+            return Ok(());
+        }
         if cur.stream.write_all(&cur.buf).is_err() {
             cur.stream.shutdown();
             *w = None;
             return Err(Error::Server);
         }
         Ok(())
+    }
+
+    /// Appends the acks held back for connection `epoch` to `out` and
+    /// forgets them (held back for an older connection: forgets them only;
+    /// the server of that connection has given those unicasts to someone
+    /// else).
+    fn take_acks(&self, epoch: u64, out: &mut Vec<u8>) {
+        let mut acks = lock(&self.acks);
+        if acks.epoch == epoch {
+            for &reference in &acks.references {
+                push_ack(reference, out);
+            }
+        }
+        acks.references.clear();
+    }
+
+    /// Writes `bytes` with the ack of `ack` = (epoch, reference) and the
+    /// acks held back, in one write, when the current connection is
+    /// `epoch`; without the ack otherwise (`bytes` may be empty). One
+    /// write, so a process killed in between cannot have sent a returned
+    /// unicast without its ack (which would make the server route it
+    /// twice).
+    fn write_acked(&self, bytes: &[u8], ack: Option<(u64, u64)>) -> Result<(), Error> {
+        let mut w = lock(&self.writer);
+        let Some(cur) = w.as_mut() else {
+            return Err(Error::Server);
+        };
+        cur.buf.clear();
+        cur.buf.extend_from_slice(bytes);
+        if let Some((epoch, reference)) = ack {
+            if epoch == cur.epoch {
+                push_ack(reference, &mut cur.buf);
+            }
+        }
+        self.take_acks(cur.epoch, &mut cur.buf);
+        Self::write_buf(&mut w)
+    }
+
+    /// Called by a pool worker after an event's callback returned: a
+    /// unicast received for a registration is to be acknowledged on the
+    /// connection it came on. The ack is held back ([`AckQueue`]) and goes
+    /// with the client's next write, or on its own once [`ACK_BATCH`]
+    /// are waiting or the pool runs dry ([`pool::LINGER`]).
+    fn completed(&self, event: &Event) {
+        let Event::Notify(n) = event else {
+            return;
+        };
+        let Some((epoch, reference)) = n.ack() else {
+            return;
+        };
+        let full = {
+            let mut acks = lock(&self.acks);
+            if acks.epoch != epoch {
+                // Those were for an older connection: nobody wants them.
+                acks.references.clear();
+                acks.epoch = epoch;
+            }
+            acks.references.push(reference);
+            acks.references.len() >= ACK_BATCH
+        };
+        if full {
+            self.flush_acks();
+        }
+    }
+
+    /// Sends the acks held back, if any, on their own.
+    fn flush_acks(&self) {
+        let mut w = lock(&self.writer);
+        let Some(cur) = w.as_mut() else {
+            lock(&self.acks).references.clear();
+            return;
+        };
+        cur.buf.clear();
+        self.take_acks(cur.epoch, &mut cur.buf);
+        let _ = Self::write_buf(&mut w);
     }
 
     // ----- receiving ---------------------------------------------------
@@ -472,7 +624,7 @@ impl Inner {
         let action = lock(&self.state).route(m);
         match (action, m) {
             (Action::Deliver(subs), Message::Notify(n)) => {
-                let incoming = Arc::new(Incoming::from_notify(n));
+                let incoming = Arc::new(Incoming::delivered(n, epoch));
                 let mut taken = false;
                 for s in &subs {
                     match self.pool.submit(s, Event::Notify(Arc::clone(&incoming))) {
@@ -490,8 +642,9 @@ impl Inner {
                 }
             }
             (Action::Bounce, Message::Notify(n)) => {
-                // Unchanged, reference included (spec 3, unregister race).
-                let _ = self.send(&Message::Notify(n.clone()));
+                // Unchanged, reference included (spec 3, unregister race),
+                // and acknowledged with the same write.
+                self.bounce(&Incoming::delivered(n, epoch));
             }
             (Action::UnicastError(subs), Message::UnicastError(n)) => {
                 let incoming = Arc::new(Incoming::from_notify(n));
@@ -531,10 +684,16 @@ impl Inner {
         }
     }
 
+    /// Sends a unicast back unchanged, with its ack when it came on the
+    /// current connection.
     fn bounce(&self, n: &Incoming) {
+        let mut bytes = Vec::new();
         if let Some(m) = n.to_notify() {
-            let _ = self.send(&m);
+            if encode_into(&m, &mut bytes).is_err() {
+                bytes.clear();
+            }
         }
+        let _ = self.write_acked(&bytes, n.ack());
     }
 
     fn bounce_unicasts(&self, events: &[Event]) {
@@ -606,16 +765,7 @@ impl Inner {
         if !self.ensure_connected() {
             return Err(Error::Server);
         }
-        let mut w = lock(&self.writer);
-        let Some(cur) = w.as_mut() else {
-            return Err(Error::Server);
-        };
-        if cur.stream.write_all(frames).is_err() {
-            cur.stream.shutdown();
-            *w = None;
-            return Err(Error::Server);
-        }
-        Ok(())
+        self.write_acked(frames, None)
     }
 
     /// The notify message for these arguments, validated.

@@ -38,6 +38,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, ThreadId};
+use std::time::Duration;
 
 use nfy_core::msg::{Message, Notify, RawJson};
 use nfy_core::{AppId, Destination, NotificationId};
@@ -53,6 +54,27 @@ pub const MAX_PENDING: usize = 65_536;
 /// Events of one subscriber a worker runs before it lets the others have a
 /// turn.
 pub const TURN: usize = 32;
+
+/// How long a worker that ran dry waits for more events before asking the
+/// I/O layer to flush what it holds back ([`Hooks::flush`]).
+pub const LINGER: Duration = Duration::from_millis(1);
+
+/// What the I/O layer does around the callbacks.
+pub(crate) trait Hooks {
+    /// Called after each event's callback returned (or panicked), outside
+    /// every lock (the I/O layer acknowledges unicasts here).
+    fn done(&self, event: &Event);
+
+    /// True when the I/O layer holds something back that [`Hooks::flush`]
+    /// sends: a worker that runs out of events then waits at most
+    /// [`LINGER`] for more before calling `flush`.
+    fn unflushed(&self) -> bool {
+        false
+    }
+
+    /// Sends what was held back.
+    fn flush(&self) {}
+}
 
 /// A notification callback of the idiomatic API.
 pub(crate) type NotifyFn = dyn Fn(&Delivery<'_>) + Send + Sync + 'static;
@@ -114,10 +136,15 @@ pub(crate) struct Incoming {
     pub(crate) flags: u32,
     pub(crate) reference: Option<u64>,
     pub(crate) parameter: String,
+    /// The connection epoch a unicast for a registration arrived on: it
+    /// is acknowledged on that connection (never on a later one) once its
+    /// callback ran or it was sent back. `None` for what is never
+    /// acknowledged (broadcasts, unicast errors).
+    pub(crate) ack_epoch: Option<u64>,
 }
 
 impl Incoming {
-    /// Copies a received notify.
+    /// Copies a received notify (never acknowledged).
     pub(crate) fn from_notify(n: &Notify<'_>) -> Self {
         Incoming {
             from: n.from.clone(),
@@ -126,7 +153,22 @@ impl Incoming {
             flags: n.flags,
             reference: n.reference,
             parameter: n.parameter.as_str().to_owned(),
+            ack_epoch: None,
         }
+    }
+
+    /// Copies a notify received on connection `epoch` for a registration:
+    /// a unicast with a reference is acknowledged on that connection.
+    pub(crate) fn delivered(n: &Notify<'_>, epoch: u64) -> Self {
+        Incoming {
+            ack_epoch: (n.to.is_unicast() && n.reference.is_some()).then_some(epoch),
+            ..Self::from_notify(n)
+        }
+    }
+
+    /// What to acknowledge, and on which connection: (epoch, reference).
+    pub(crate) fn ack(&self) -> Option<(u64, u64)> {
+        Some((self.ack_epoch?, self.reference?))
     }
 
     /// The notify to send back unchanged (`reference` included); `None`
@@ -361,7 +403,7 @@ impl Pool {
         self.work.notify_all();
     }
 
-    fn next(&self) -> Option<Arc<Sub>> {
+    fn next(&self, hooks: &impl Hooks) -> Option<Arc<Sub>> {
         let mut g = lock(&self.ready);
         loop {
             if g.stop {
@@ -371,7 +413,22 @@ impl Pool {
                 return Some(s);
             }
             g.sleeping += 1;
-            g = self.work.wait(g).unwrap_or_else(|p| p.into_inner());
+            if hooks.unflushed() {
+                // More events soon carry what is held back for free (the
+                // next write takes it along); if none come, flush.
+                let (back, wait) = self
+                    .work
+                    .wait_timeout(g, LINGER)
+                    .unwrap_or_else(|p| p.into_inner());
+                g = back;
+                if wait.timed_out() && g.subs.is_empty() && !g.stop {
+                    drop(g);
+                    hooks.flush();
+                    g = lock(&self.ready);
+                }
+            } else {
+                g = self.work.wait(g).unwrap_or_else(|p| p.into_inner());
+            }
             g.sleeping -= 1;
             // Taken a wake-up (or woke spuriously, which only means one
             // more wake-up may be sent later than needed).
@@ -379,11 +436,12 @@ impl Pool {
         }
     }
 
-    /// A worker thread's loop; returns when the pool stops.
-    pub(crate) fn run_worker(&self) {
+    /// A worker thread's loop; returns when the pool stops. `hooks` are
+    /// called around the callbacks: see [`Hooks`].
+    pub(crate) fn run_worker(&self, hooks: &impl Hooks) {
         let me = thread::current().id();
-        while let Some(sub) = self.next() {
-            if self.run_turn(&sub, me) {
+        while let Some(sub) = self.next(hooks) {
+            if self.run_turn(&sub, me, hooks) {
                 self.schedule(sub);
             }
         }
@@ -391,7 +449,7 @@ impl Pool {
 
     /// Runs up to [`TURN`] queued events of `sub`; true when it still has
     /// some (it stays scheduled and must go back on the ready queue).
-    fn run_turn(&self, sub: &Sub, me: ThreadId) -> bool {
+    fn run_turn(&self, sub: &Sub, me: ThreadId, hooks: &impl Hooks) -> bool {
         let mut g = lock(&sub.inner);
         for _ in 0..TURN {
             if g.removed {
@@ -408,6 +466,7 @@ impl Pool {
             if outcome.is_err() {
                 self.panics.fetch_add(1, Ordering::Relaxed);
             }
+            hooks.done(&event);
             g = lock(&sub.inner);
             g.running = None;
             if g.waiters > 0 {
@@ -446,6 +505,15 @@ mod tests {
 
     const LONG: Duration = Duration::from_secs(10);
 
+    /// Hooks that only call a closure after each callback.
+    struct Done<F>(F);
+
+    impl<F: Fn(&Event)> Hooks for Done<F> {
+        fn done(&self, event: &Event) {
+            (self.0)(event)
+        }
+    }
+
     struct Workers {
         pool: Arc<Pool>,
         threads: Vec<thread::JoinHandle<()>>,
@@ -457,7 +525,7 @@ mod tests {
             let threads = (0..n)
                 .map(|_| {
                     let p = Arc::clone(&pool);
-                    thread::spawn(move || p.run_worker())
+                    thread::spawn(move || p.run_worker(&Done(|_: &Event| {})))
                 })
                 .collect();
             Workers { pool, threads }
@@ -481,6 +549,7 @@ mod tests {
             flags: i,
             reference: Some(u64::from(i)),
             parameter: "{}".into(),
+            ack_epoch: None,
         }))
     }
 
@@ -691,6 +760,96 @@ mod tests {
         assert_eq!(w.pool.panics(), 1);
         s.retire(&w.pool);
         s.wait_idle(u64::MAX);
+    }
+
+    /// Hooks that hold back one item per event and report flushes.
+    struct Holding {
+        held: Mutex<usize>,
+        flushed: Mutex<mpsc::Sender<usize>>,
+    }
+
+    impl Hooks for Holding {
+        fn done(&self, _: &Event) {
+            *self.held.lock().unwrap() += 1;
+        }
+        fn unflushed(&self) -> bool {
+            *self.held.lock().unwrap() > 0
+        }
+        fn flush(&self) {
+            let n = std::mem::take(&mut *self.held.lock().unwrap());
+            self.flushed.lock().unwrap().send(n).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_worker_that_runs_dry_flushes_what_is_held_back_once() {
+        let pool = Arc::new(Pool::new());
+        let (tx, flushed) = mpsc::channel();
+        let hooks = Arc::new(Holding {
+            held: Mutex::new(0),
+            flushed: Mutex::new(tx),
+        });
+        let worker = {
+            let (pool, hooks) = (Arc::clone(&pool), Arc::clone(&hooks));
+            thread::spawn(move || pool.run_worker(&*hooks))
+        };
+        let s = sub(|_| {});
+        for i in 0..3 {
+            pool.submit(&s, ev(i, "a")).unwrap();
+        }
+        // However the three events were spread over turns, everything held
+        // back is flushed once the pool has nothing left to run.
+        let mut total = 0;
+        while total < 3 {
+            total += flushed.recv_timeout(LONG).unwrap();
+        }
+        assert_eq!(total, 3);
+        assert!(
+            flushed.recv_timeout(Duration::from_millis(50)).is_err(),
+            "nothing more to flush"
+        );
+        pool.stop();
+        worker.join().unwrap();
+    }
+
+    #[test]
+    fn done_runs_after_each_callback_panicking_ones_included() {
+        let pool = Arc::new(Pool::new());
+        let (tx, rx) = mpsc::channel();
+        let worker = {
+            let pool = Arc::clone(&pool);
+            let tx = tx.clone();
+            thread::spawn(move || {
+                pool.run_worker(&Done(|e: &Event| {
+                    if let Event::Notify(n) = e {
+                        tx.send(("done", n.flags)).unwrap();
+                    }
+                }))
+            })
+        };
+        let s = sub(move |d| {
+            tx.send(("callback", d.flags)).unwrap();
+            if d.flags == 1 {
+                panic!("callback panic (expected by the test)");
+            }
+        });
+        for i in 0..3 {
+            pool.submit(&s, ev(i, "a")).unwrap();
+        }
+        let got: Vec<_> = (0..6).map(|_| rx.recv_timeout(LONG).unwrap()).collect();
+        assert_eq!(
+            got,
+            [
+                ("callback", 0),
+                ("done", 0),
+                ("callback", 1),
+                ("done", 1),
+                ("callback", 2),
+                ("done", 2)
+            ]
+        );
+        pool.stop();
+        worker.join().unwrap();
     }
 
     #[test]

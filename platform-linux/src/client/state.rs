@@ -142,12 +142,14 @@ impl<T> ClientState<T> {
         self.hello()
     }
 
-    /// The `hello` message: compact revision, app ID, no acknowledgements.
+    /// The `hello` message: compact revision, app ID, and that this
+    /// client acknowledges the unicasts it receives (crash-safe delivery:
+    /// the server keeps each one until acknowledged).
     pub fn hello(&self) -> Message<'static> {
         Message::Hello(Hello {
             version: compact::VERSION,
             app_id: self.app_id.clone(),
-            acks: false,
+            acks: true,
         })
     }
 
@@ -507,7 +509,7 @@ mod tests {
             Message::Hello(Hello {
                 version: compact::VERSION,
                 app_id: id.map(app),
-                acks: false,
+                acks: true,
             })
         };
         assert_eq!(

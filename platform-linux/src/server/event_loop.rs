@@ -974,10 +974,37 @@ impl EventLoop {
         }
     }
 
+    /// Reads what connection `idx` sent before it ended and handles it,
+    /// when it acknowledges unicasts: its last acks must be seen before
+    /// what it has not acknowledged goes back to the broker (a send to a
+    /// killed client fails before its hang-up is read, while its last
+    /// acks still wait in the socket). At most [`MAX_READS_PER_WAKEUP`]
+    /// reads.
+    fn drain_acks(&mut self, idx: usize, id: ConnId) {
+        if !self.out.acks(id) || self.out.unacked_len(id) == 0 {
+            return;
+        }
+        for _ in 0..MAX_READS_PER_WAKEUP {
+            let Some(Some(conn)) = self.conns.get_mut(idx) else {
+                return;
+            };
+            if conn.id != id || conn.read_closed {
+                return;
+            }
+            match conn.stream.read(&mut self.rbuf) {
+                Ok(0) => return,
+                Ok(n) => self.feed(idx, n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return,
+            }
+        }
+    }
+
     /// Closes every connection scheduled for closing and tells the broker.
     fn process_closes(&mut self) {
         while let Some((id, reason)) = self.out.next_close() {
             let idx = id.index();
+            self.drain_acks(idx, id);
             let conn = match self.conns.get_mut(idx) {
                 Some(slot) if slot.as_ref().is_some_and(|c| c.id == id) => slot.take(),
                 _ => None,
@@ -1014,8 +1041,13 @@ impl EventLoop {
                 );
             }
             drop(conn);
-            // What it never received goes back to the broker: unicasts are
+            // What it never received (never acknowledged, when it
+            // acknowledges unicasts) goes back to the broker: unicasts are
             // routed again or returned to their senders as unicast errors.
+            let unacked = self.out.unacked_len(id);
+            if unacked > 0 {
+                ::log::debug!("{id}: {unacked} unacknowledged unicasts go back to the broker");
+            }
             let unsent = self.out.take_unsent(id);
             for frame in outbound::split_frames(&unsent) {
                 self.broker.return_undelivered(id, frame, &mut self.out);

@@ -69,6 +69,7 @@ mod event_loop;
 pub mod listen;
 pub mod outbound;
 mod table;
+pub mod unacked;
 
 pub use config::ConfigSource;
 pub use table::HeapStorage;

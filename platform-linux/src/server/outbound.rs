@@ -15,6 +15,14 @@
 //! client's pending unicasts into unicast errors for their senders, so
 //! nothing is lost silently and no other client ever waits for it.
 //!
+//! **Crash-safe delivery**: for a connection whose `hello` turned
+//! acknowledgements on ([`Event::Hello`]), every unicast queued for it is
+//! also kept in its [`Unacked`] store until [`Event::Acked`]; when it
+//! closes, [`Outbound::take_unsent`] gives back everything it has not
+//! acknowledged (each unicast once), which the event loop hands to the
+//! broker like unsent frames. Unacknowledged bytes over `--max-queue` are an
+//! overflow, like a full queue. See [`super::unacked`].
+//!
 //! Writes use `send(MSG_NOSIGNAL)`, so a peer that went away yields `EPIPE`
 //! instead of killing the process with `SIGPIPE` (important when the server
 //! runs inside an application that did not ignore `SIGPIPE`).
@@ -25,6 +33,8 @@ use std::os::fd::RawFd;
 use nfy_core::broker::{ConnId, DropReason, Event, Outbox, QueueFull};
 use nfy_core::msg::{self, EncodeError, Encoding, Guard, Message, PeerAddr};
 use nfy_core::wire::{self, FrameError};
+
+use super::unacked::Unacked;
 
 /// First size of a connection's output buffer.
 pub const INITIAL_OUT_CAPACITY: usize = 16 * 1024;
@@ -91,6 +101,27 @@ fn frame_len(bytes: &[u8]) -> Option<usize> {
         .checked_add(8)
 }
 
+/// Splits a run of whole frames into their bytes (header included).
+fn split_raw_frames(mut bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    std::iter::from_fn(move || {
+        let len = frame_len(bytes)?;
+        let frame = bytes.get(..len)?;
+        bytes = bytes.get(len..).unwrap_or(&[]);
+        Some(frame)
+    })
+}
+
+/// The reference of the notify in a whole frame, if it is one with a
+/// reference.
+fn reference_of(frame: &[u8]) -> Option<u64> {
+    let id: [u8; 4] = frame.get(8..12)?.try_into().ok()?;
+    let body = frame.get(wire::HEADER_LEN..)?;
+    match msg::decode(Encoding::from_msg_id(u32::from_be_bytes(id)), body) {
+        Ok(Message::Notify(n)) => n.reference,
+        _ => None,
+    }
+}
+
 /// Splits a run of whole frames, as queued by [`OutQueue::push`].
 pub fn split_frames(mut bytes: &[u8]) -> impl Iterator<Item = wire::Frame<'_>> {
     std::iter::from_fn(move || {
@@ -129,11 +160,12 @@ impl OutQueue {
     /// Appends one frame: `write` gets the free tail and returns how many
     /// bytes it wrote, or asks for more space. The queue never holds more
     /// than `limit` bytes; a frame that does not fit is not queued at all.
+    /// Returns the frame's length.
     pub fn push(
         &mut self,
         limit: usize,
         mut write: impl FnMut(&mut [u8]) -> Result<usize, WriteFail>,
-    ) -> Result<(), PushError> {
+    ) -> Result<usize, PushError> {
         if self.buf.len() - self.end < ENCODE_RESERVE {
             // Best effort; the loop below grows further when needed.
             self.make_room(ENCODE_RESERVE, limit);
@@ -143,8 +175,9 @@ impl OutQueue {
             let capacity = free.len();
             match write(free) {
                 Ok(n) => {
-                    self.end += n.min(capacity);
-                    return Ok(());
+                    let n = n.min(capacity);
+                    self.end += n;
+                    return Ok(n);
                 }
                 Err(WriteFail::Unsupported) => return Err(PushError::Unsupported),
                 Err(WriteFail::NeedSpace) => {
@@ -177,6 +210,26 @@ impl OutQueue {
             }
         }
         self.buf.len() - self.end > before
+    }
+
+    /// The last `n` bytes queued (the frame [`OutQueue::push`] just
+    /// queued, given its length).
+    pub fn last(&self, n: usize) -> &[u8] {
+        self.buf
+            .get(self.end.saturating_sub(n).max(self.start)..self.end)
+            .unwrap_or(&[])
+    }
+
+    /// Takes back the last `n` bytes queued, when none of them was sent
+    /// yet (a frame just pushed that must not go out after all).
+    pub fn retract(&mut self, n: usize) {
+        let n = n.min(self.end - self.start);
+        self.end -= n;
+        if self.start == self.end {
+            self.frame = 0;
+            self.start = 0;
+            self.end = 0;
+        }
     }
 
     /// Marks `n` bytes as sent.
@@ -258,6 +311,10 @@ struct Slot {
     closing: bool,
     /// Where the connection comes from, for `nfy status`.
     peer: PeerAddr,
+    /// The connection acknowledges unicasts (its `hello` said so).
+    acks: bool,
+    /// The unicasts it was sent and has not acknowledged (`acks` only).
+    unacked: Unacked,
 }
 
 /// Counters of the outbound side.
@@ -275,6 +332,10 @@ pub struct OutStats {
     pub dropped: u64,
     /// Requests the broker refused (limits, local-only messages).
     pub refused: u64,
+    /// Unicasts acknowledged by their receivers.
+    pub acked: u64,
+    /// Acknowledgements naming no unicast kept for the connection.
+    pub unknown_acks: u64,
 }
 
 /// All connections' output queues; the broker's [`Outbox`].
@@ -341,14 +402,51 @@ impl Outbound {
             slot.dirty = false;
             slot.closing = false;
             slot.peer = PeerAddr::Unknown;
+            slot.acks = false;
+            slot.unacked = Unacked::default();
         }
     }
 
-    /// Takes what `id` has not received (whole frames), emptying its queue.
+    /// Takes what `id` has not received, or for a connection that
+    /// acknowledges unicasts, has not acknowledged (whole frames, oldest
+    /// first), emptying its queue and its unacknowledged store.
+    ///
+    /// For an acknowledging connection: every unicast it has not
+    /// acknowledged, then the unsent unicasts that are not among them
+    /// (queued before its `hello` turned acknowledgements on). Each
+    /// unicast is in the result once.
     pub fn take_unsent(&mut self, id: ConnId) -> Vec<u8> {
-        self.slot_mut(id)
-            .map(|s| s.queue.take_unsent())
-            .unwrap_or_default()
+        let Some(slot) = self.slot_mut(id) else {
+            return Vec::new();
+        };
+        let unsent = slot.queue.take_unsent();
+        if slot.unacked.is_empty() {
+            return unsent;
+        }
+        let kept: Vec<u64> = slot.unacked.references().collect();
+        let mut all = slot.unacked.take_all();
+        for frame in split_raw_frames(&unsent) {
+            let stored = reference_of(frame).is_some_and(|r| kept.contains(&r));
+            if !stored {
+                all.extend_from_slice(frame);
+            }
+        }
+        all
+    }
+
+    /// Unicasts `id` has not acknowledged yet (0 unless it acknowledges).
+    pub fn unacked_len(&self, id: ConnId) -> usize {
+        self.slots
+            .get(id.index())
+            .filter(|s| s.id == Some(id))
+            .map_or(0, |s| s.unacked.len())
+    }
+
+    /// True when `id` acknowledges unicasts.
+    pub fn acks(&self, id: ConnId) -> bool {
+        self.slots
+            .get(id.index())
+            .is_some_and(|s| s.id == Some(id) && s.acks)
     }
 
     /// Frees a connection's queue (after the broker forgot it).
@@ -357,6 +455,8 @@ impl Outbound {
             slot.queue.clear();
             slot.id = None;
             slot.closing = false;
+            slot.acks = false;
+            slot.unacked = Unacked::default();
         }
     }
 
@@ -471,7 +571,18 @@ impl Outbox for Outbound {
             .queue
             .push(max_queue, |space| write_frame(space, encoding, msg))
         {
-            Ok(()) => {
+            Ok(len) => {
+                if let (true, Message::Notify(n)) = (slot.acks, msg) {
+                    if let Some(reference) = n.reference {
+                        // Kept until acknowledged; no room is an overflow
+                        // like a full queue, and the frame is not sent.
+                        let frame = slot.queue.last(len);
+                        if slot.unacked.push(reference, frame, max_queue).is_err() {
+                            slot.queue.retract(len);
+                            return Err(QueueFull);
+                        }
+                    }
+                }
                 self.stats.frames += 1;
                 if !slot.dirty {
                     slot.dirty = true;
@@ -527,8 +638,30 @@ impl Outbox for Outbound {
                     notify.to.as_str()
                 );
             }
+            Event::Hello { conn, acks } => {
+                if let Some(slot) = self.slot_mut(conn) {
+                    if slot.acks && !acks && !slot.unacked.is_empty() {
+                        ::log::info!(
+                            "{conn}: acknowledgements turned off; {} unacknowledged unicasts \
+                             forgotten",
+                            slot.unacked.len()
+                        );
+                        slot.unacked = Unacked::default();
+                    }
+                    slot.acks = acks;
+                }
+            }
             Event::Acked { conn, reference } => {
-                ::log::trace!("{conn}: acknowledged {reference:#x}");
+                let known = self
+                    .slot_mut(conn)
+                    .is_some_and(|slot| slot.unacked.ack(reference));
+                if known {
+                    self.stats.acked += 1;
+                    ::log::trace!("{conn}: acknowledged {reference:#x}");
+                } else {
+                    self.stats.unknown_acks += 1;
+                    ::log::debug!("{conn}: acknowledgement of {reference:#x}, not kept for it");
+                }
             }
             Event::Overflow { conn } => {
                 let pending = self.slot_mut(conn).map_or(0, |s| s.queue.len());
@@ -705,6 +838,112 @@ mod tests {
             stdout.contains("1 passed"),
             "the child did not run the test:\n{stdout}"
         );
+    }
+
+    fn unicast(reference: u64) -> Message<'static> {
+        use nfy_core::msg::{Notify, RawJson};
+        Message::Notify(Notify {
+            from: nfy_core::AppId::new("s").unwrap(),
+            to: nfy_core::Destination::parse("1").unwrap(),
+            notification: nfy_core::NotificationId::new("n").unwrap(),
+            flags: 0,
+            reference: Some(reference),
+            parameter: RawJson::new("{}").unwrap(),
+        })
+    }
+
+    fn references(run: &[u8]) -> Vec<u64> {
+        split_raw_frames(run).filter_map(reference_of).collect()
+    }
+
+    #[test]
+    fn an_acking_connection_gives_back_what_it_did_not_acknowledge_once() {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let mut out = Outbound::new(1 << 20);
+        let id = ConnId::from_raw(3);
+        out.open(id);
+        out.event(Event::Hello {
+            conn: id,
+            acks: true,
+        });
+        assert!(out.acks(id));
+        for r in 1..=3 {
+            out.send(id, Encoding::Compact, &unicast(r)).unwrap();
+        }
+        // 1..3 sent (not acknowledged), then 4 and 5 queued unsent.
+        assert_eq!(
+            out.flush(id.index(), a.as_raw_fd(), false).unwrap(),
+            Flushed::All
+        );
+        for r in 4..=5 {
+            out.send(id, Encoding::Compact, &unicast(r)).unwrap();
+        }
+        out.event(Event::Acked {
+            conn: id,
+            reference: 2,
+        });
+        out.event(Event::Acked {
+            conn: id,
+            reference: 9,
+        });
+        assert_eq!(out.unacked_len(id), 4);
+        assert_eq!((out.stats().acked, out.stats().unknown_acks), (1, 1));
+        assert_eq!(references(&out.take_unsent(id)), [1, 3, 4, 5]);
+        assert_eq!(out.unacked_len(id), 0);
+    }
+
+    #[test]
+    fn a_connection_without_acks_keeps_nothing() {
+        let mut out = Outbound::new(1 << 20);
+        let id = ConnId::from_raw(1);
+        out.open(id);
+        out.event(Event::Hello {
+            conn: id,
+            acks: false,
+        });
+        out.send(id, Encoding::Compact, &unicast(1)).unwrap();
+        assert_eq!(out.unacked_len(id), 0);
+        assert_eq!(references(&out.take_unsent(id)), [1]);
+    }
+
+    #[test]
+    fn unacknowledged_bytes_over_the_limit_are_an_overflow() {
+        let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        b.set_nonblocking(true).unwrap();
+        let mut sink = vec![0u8; 1 << 16];
+        let limit = INITIAL_OUT_CAPACITY;
+        let mut out = Outbound::new(limit);
+        let id = ConnId::from_raw(1);
+        out.open(id);
+        out.event(Event::Hello {
+            conn: id,
+            acks: true,
+        });
+        let mut sent = 0u64;
+        // Each send leaves at once, so only the unacknowledged bytes grow.
+        let full = loop {
+            match out.send(id, Encoding::Compact, &unicast(sent)) {
+                Ok(()) => sent += 1,
+                Err(QueueFull) => break sent,
+            }
+            out.flush(id.index(), a.as_raw_fd(), false).unwrap();
+            while b.read(&mut sink).is_ok_and(|n| n > 0) {}
+        };
+        assert!(full > 10, "{full}");
+        assert_eq!(out.unacked_len(id) as u64, full);
+        assert_eq!(
+            out.pending_len(id.index()),
+            0,
+            "the refused frame is not queued"
+        );
+        // An ack makes room for one more.
+        out.event(Event::Acked {
+            conn: id,
+            reference: 0,
+        });
+        out.send(id, Encoding::Compact, &unicast(full)).unwrap();
     }
 
     #[test]

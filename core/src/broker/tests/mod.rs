@@ -48,6 +48,8 @@ enum Sent {
 struct Recorder {
     sent: StdVec<Sent>,
     events: StdVec<String>,
+    /// `Event::Hello`s, kept apart from `events`: (connection, acks).
+    hellos: StdVec<(ConnId, bool)>,
     full: StdVec<ConnId>,
 }
 
@@ -96,6 +98,10 @@ impl Outbox for Recorder {
     }
 
     fn event(&mut self, event: Event<'_>) {
+        if let Event::Hello { conn, acks } = event {
+            self.hellos.push((conn, acks));
+            return;
+        }
         self.events.push(match event {
             Event::Refused { refusal, .. } => format!("refused: {refusal:?}"),
             Event::Dropped { reason, .. } => format!("dropped: {reason:?}"),
@@ -805,4 +811,43 @@ fn connections_request_lists_every_connection_with_its_peer_then_the_guard() {
         out.end.map(|(to, g)| (to, g.rate_limited)),
         Some((asker, 3))
     );
+}
+
+#[test]
+fn hello_and_acks_are_reported_to_the_adapter() {
+    let mut w = world("");
+    let (r, s) = (w.local(), w.local());
+    let h = Hello {
+        version: 1,
+        app_id: None,
+        acks: true,
+    };
+    w.b.handle(r, Message::Hello(h), &mut w.out);
+    assert!(w.b.connection(r).unwrap().acks);
+    assert_eq!(w.out.hellos, [(r, true)]);
+    w.register(r, "r", "n", 0);
+    w.notify(s, "me", "r", "n");
+    let sent = w.out.take();
+    let [Sent::Notify {
+        reference: Some(reference),
+        ..
+    }] = &sent[..]
+    else {
+        panic!("{sent:?}")
+    };
+    w.b.handle(r, Message::Ack(*reference), &mut w.out);
+    assert_eq!(
+        w.out.events.last(),
+        Some(&format!(
+            "{:?}",
+            Event::Acked {
+                conn: r,
+                reference: *reference
+            }
+        ))
+    );
+    // A later hello without acks turns them off, and says so.
+    w.hello(r);
+    assert!(!w.b.connection(r).unwrap().acks);
+    assert_eq!(w.out.hellos, [(r, true), (r, false)]);
 }
