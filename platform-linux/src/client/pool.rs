@@ -56,7 +56,7 @@ pub const MAX_PENDING: usize = 65_536;
 pub const TURN: usize = 32;
 
 /// How long a worker that ran dry waits for more events before asking the
-/// I/O layer to flush what it holds back ([`Hooks::flush`]).
+/// I/O layer to flush what it holds back (the client's acks).
 pub const LINGER: Duration = Duration::from_millis(1);
 
 /// What the I/O layer does around the callbacks.
