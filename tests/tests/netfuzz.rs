@@ -3,7 +3,8 @@
 //! socket and TCP, while two well-behaved clients (one on each transport)
 //! exchange a known number of unicasts. Afterwards the well-behaved clients
 //! must have received every notification, in order; the server must still
-//! be running, answer a status round trip from a new connection, never have
+//! be running, answer round trips from new Unix and TCP connections and a
+//! status request from the client library, never have
 //! logged a panic, and its peak RSS (`VmHWM`) must stay under a bound
 //! computed from the profile: the RSS at start plus, for every connection
 //! the profile allows, its frame buffer (the largest frame plus slack,
@@ -34,6 +35,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use nfy_linux::client::ServerAddr;
 use nfy_tests::server::ServerProcess;
 use nfy_tests::wire::{frame, frame_with_id, RawClient, PREFIX};
 use serde_json::{json, Value};
@@ -357,6 +359,14 @@ fn fuzzed_frames_leave_the_server_and_others_unaffected() {
     assert!(fresh.sync("nf-fresh").is_empty());
     let mut fresh_tcp = RawClient::tcp(server.tcp_v4()).unwrap();
     assert!(fresh_tcp.sync("nf-fresh-tcp").is_empty());
+    let status = nfy_linux::client::Client::connect_to(ServerAddr {
+        unix: Some(server.socket().to_owned()),
+        tcp: None,
+    })
+    .expect("the library cannot connect after the fuzzing")
+    .status()
+    .expect("no status after the fuzzing");
+    println!("netfuzz: status afterwards: {status:?}");
     assert_eq!(server.log.count("panicked"), 0, "{}", server.log.text());
 
     let max_frame_kb = (target.max_frame() as u64).div_ceil(1024) + 1;
