@@ -11,6 +11,7 @@
 //! | `dist` | [`dist`], format in [`package`] |
 //! | `flash` | [`flash`] |
 //! | `bench` | runs `cargo bench -p nfy-linux --bench bus` (issue 6's bus benchmark) |
+//! | `soak` | runs the soak test, `nfy-tests`' ignored `tests/soak.rs` (issue 7) |
 //!
 //! Toolchain discovery is in [`toolchain`]. Every external command is echoed
 //! before it runs ([`cmd`]).
@@ -61,6 +62,13 @@ commands:
       protocol; rtt, throughput, fanout, scale, memory; pinned and unpinned.
       Prints the table with the targets and writes target/bench/bus.json and
       target/bench/rtt.svg. Arguments after -- go to the benchmark (--quick).
+  soak [--minutes N] [--seed S] [--clients C]
+      The soak test (release build): a live notifysvc, C (16) client processes
+      with mixed unicast/\"1\"/broadcast traffic, random SIGKILLs and restarts
+      of clients, one server restart half-way; prints sent, delivered,
+      unicast errors, explained and unexplained losses and the server's RSS
+      over time, and fails on any unexplained loss or an RSS that is not
+      flat within 10 % after warm-up. N may be fractional (default 1).
   help
       This text.
 ";
@@ -153,6 +161,32 @@ fn run(args: Vec<String>) -> Result<()> {
             cmd.current_dir(&root)
                 .args(["bench", "-p", "nfy-linux", "--bench", "bus", "--"])
                 .args(&extra);
+            cmd::run(&mut cmd)
+        }
+        "soak" => {
+            let minutes = args.value("--minutes")?.unwrap_or_else(|| "1".into());
+            if !minutes
+                .parse::<f64>()
+                .is_ok_and(|m| m > 0.0 && m.is_finite())
+            {
+                return Err(Error::Usage(format!(
+                    "--minutes {minutes:?}: not a positive number"
+                )));
+            }
+            let seed = args.value("--seed")?;
+            let clients = args.value("--clients")?;
+            args.finish()?;
+            let mut cmd = cmd::cargo();
+            cmd.current_dir(&root)
+                .env("NFY_SOAK_MINUTES", &minutes)
+                .args(["test", "--release", "-p", "nfy-tests", "--test", "soak"])
+                .args(["--", "--ignored", "--nocapture", "--test-threads=1"]);
+            if let Some(seed) = seed {
+                cmd.env("NFY_SOAK_SEED", seed);
+            }
+            if let Some(clients) = clients {
+                cmd.env("NFY_SOAK_CLIENTS", clients);
+            }
             cmd::run(&mut cmd)
         }
         "help" | "--help" | "-h" => {
