@@ -304,6 +304,23 @@ pub trait Outbox {
     fn guard(&self) -> Guard {
         Guard::default()
     }
+
+    /// Whether `conn` was sent the unicast with this `reference` (and has
+    /// not acknowledged it): only then is a notify carrying that reference
+    /// from `conn` a returned unicast (spec 3, the unregister race), routed
+    /// again or turned into a unicast error for its sender. Any other
+    /// reference is forged or stale: the notify is treated as a new one
+    /// from `conn` (its reference dropped), so no client can make the
+    /// broker send another client a unicast error it never caused.
+    ///
+    /// The adapter keeps the record (what it queued for each connection).
+    /// The default trusts every reference that names a live sender (the
+    /// behaviour before this check): an adapter facing untrusted peers must
+    /// implement it.
+    fn delivered(&self, conn: ConnId, reference: u64) -> bool {
+        let _ = (conn, reference);
+        true
+    }
 }
 
 /// Why a connection could not be added.
@@ -778,7 +795,11 @@ where
             return;
         }
         match n.reference {
-            Some(r) if n.to.is_unicast() && self.connection(sender_of(r)).is_some() => {
+            Some(r)
+                if n.to.is_unicast()
+                    && self.connection(sender_of(r)).is_some()
+                    && out.delivered(conn, r) =>
+            {
                 self.reroute(conn, n, out)
             }
             _ => {

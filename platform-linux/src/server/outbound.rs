@@ -27,6 +27,7 @@
 //! instead of killing the process with `SIGPIPE` (important when the server
 //! runs inside an application that did not ignore `SIGPIPE`).
 
+use std::collections::VecDeque;
 use std::io;
 use std::os::fd::RawFd;
 
@@ -315,7 +316,17 @@ struct Slot {
     acks: bool,
     /// The unicasts it was sent and has not acknowledged (`acks` only).
     unacked: Unacked,
+    /// References of the last [`RECENT_UNICASTS`] unicasts it was sent
+    /// (connections without acks), newest last: the only ones it may
+    /// return ([`Outbox::delivered`]).
+    recent: VecDeque<u64>,
 }
+
+/// Unicasts remembered per connection without acks, for telling a returned
+/// unicast (spec 3: sent back unchanged because its registration was just
+/// removed, moments after it was sent) from a forged reference. Older
+/// references sent back are treated as new notifications.
+pub const RECENT_UNICASTS: usize = 64;
 
 /// Counters of the outbound side.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -404,6 +415,7 @@ impl Outbound {
             slot.peer = PeerAddr::Unknown;
             slot.acks = false;
             slot.unacked = Unacked::default();
+            slot.recent = VecDeque::new();
         }
     }
 
@@ -457,6 +469,7 @@ impl Outbound {
             slot.closing = false;
             slot.acks = false;
             slot.unacked = Unacked::default();
+            slot.recent = VecDeque::new();
         }
     }
 
@@ -552,6 +565,19 @@ impl Outbox for Outbound {
         self.guard
     }
 
+    fn delivered(&self, conn: ConnId, reference: u64) -> bool {
+        self.slots
+            .get(conn.index())
+            .filter(|s| s.id == Some(conn))
+            .is_some_and(|s| {
+                if s.acks {
+                    s.unacked.contains(reference)
+                } else {
+                    s.recent.contains(&reference)
+                }
+            })
+    }
+
     fn send(
         &mut self,
         conn: ConnId,
@@ -572,6 +598,14 @@ impl Outbox for Outbound {
             .push(max_queue, |space| write_frame(space, encoding, msg))
         {
             Ok(len) => {
+                if let (false, Message::Notify(n)) = (slot.acks, msg) {
+                    if let Some(reference) = n.reference {
+                        if slot.recent.len() >= RECENT_UNICASTS {
+                            slot.recent.pop_front();
+                        }
+                        slot.recent.push_back(reference);
+                    }
+                }
                 if let (true, Message::Notify(n)) = (slot.acks, msg) {
                     if let Some(reference) = n.reference {
                         // Kept until acknowledged; no room is an overflow

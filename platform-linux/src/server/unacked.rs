@@ -118,6 +118,11 @@ impl Unacked {
         Ok(())
     }
 
+    /// True when a frame with this reference is kept.
+    pub fn contains(&self, reference: u64) -> bool {
+        self.entries.iter().any(|e| e.reference == reference)
+    }
+
     /// Forgets the frame acknowledged by `reference` (the oldest one kept
     /// with that reference); false when none is kept.
     pub fn ack(&mut self, reference: u64) -> bool {

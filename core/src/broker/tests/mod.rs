@@ -51,6 +51,9 @@ struct Recorder {
     /// `Event::Hello`s, kept apart from `events`: (connection, acks).
     hellos: StdVec<(ConnId, bool)>,
     full: StdVec<ConnId>,
+    /// Every (connection, reference) a unicast was sent with, for
+    /// [`Outbox::delivered`] (as an adapter keeps it).
+    given: StdVec<(ConnId, u64)>,
 }
 
 impl Outbox for Recorder {
@@ -62,6 +65,12 @@ impl Outbox for Recorder {
     ) -> Result<(), QueueFull> {
         if self.full.contains(&conn) {
             return Err(QueueFull);
+        }
+        if let Message::Notify(Notify {
+            reference: Some(r), ..
+        }) = msg
+        {
+            self.given.push((conn, *r));
         }
         self.sent.push(match msg {
             Message::Notify(n) => Sent::Notify {
@@ -95,6 +104,10 @@ impl Outbox for Recorder {
             },
         });
         Ok(())
+    }
+
+    fn delivered(&self, conn: ConnId, reference: u64) -> bool {
+        self.given.contains(&(conn, reference))
     }
 
     fn event(&mut self, event: Event<'_>) {
@@ -400,6 +413,47 @@ fn returned_unicast_goes_to_the_next_receiver_or_back_to_the_sender() {
         matches!(&sent[..], [Sent::UnicastError { to_conn, .. }] if *to_conn == s),
         "{sent:?}"
     );
+}
+
+#[test]
+fn a_forged_reference_is_an_ordinary_notify_and_harms_no_one() {
+    let mut w = world("");
+    let (victim, a, forger) = (w.local(), w.local(), w.local());
+    w.register(a, "a", "n", 0);
+    // The victim sends a unicast: it goes to a with a reference naming the
+    // victim.
+    w.notify(victim, "v", "a", "n");
+    let sent = w.out.take();
+    let [Sent::Notify {
+        reference: Some(real),
+        ..
+    }] = &sent[..]
+    else {
+        panic!("{sent:?}")
+    };
+    // The forger, which never received it, replays the reference (or any
+    // value naming the victim) for a notification nobody takes: no unicast
+    // error may reach the victim; the forger's own error goes to the forger.
+    for forged in [*real, (u64::from(victim.raw()) << 32) | 7] {
+        w.notify_ref(forger, "f", "nobody", "x", Some(forged));
+        let sent = w.out.take();
+        assert!(
+            matches!(&sent[..], [Sent::UnicastError { to_conn, .. }] if *to_conn == forger),
+            "{sent:?}"
+        );
+    }
+    // Forged for a registered receiver: an ordinary notify to it, with a
+    // reference of the forger's own.
+    w.notify_ref(forger, "f", "a", "n", Some(*real));
+    let sent = w.out.take();
+    let [Sent::Notify {
+        to_conn, reference, ..
+    }] = &sent[..]
+    else {
+        panic!("{sent:?}")
+    };
+    assert_eq!(*to_conn, a);
+    assert_eq!(reference.map(|r| (r >> 32) as u32), Some(forger.raw()));
 }
 
 #[test]
