@@ -7,6 +7,7 @@
 //! | `clippy` | `cargo clippy --workspace --all-targets -- -D warnings` |
 //! | `doc` | `RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps` |
 //! | `test` | `cargo test --workspace` (the README's test command) |
+//! | `soak` | `cargo xtask soak --minutes 1` (issue 7's soak, short) |
 //! | `nostd` | `cargo xtask nostd` |
 //! | `cross` | `cargo xtask cross` (ARM build of the binaries) |
 //!
@@ -24,9 +25,10 @@ use crate::cmd;
 use crate::cross;
 use crate::error::{Error, Result};
 use crate::nostd;
+use crate::soak;
 
 /// The steps, in the order they run.
-pub const STEPS: [&str; 6] = ["fmt", "clippy", "doc", "test", "nostd", "cross"];
+pub const STEPS: [&str; 7] = ["fmt", "clippy", "doc", "test", "soak", "nostd", "cross"];
 
 /// Test counts summed from `cargo test` output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -100,6 +102,7 @@ pub fn run(root: &Path, skip: &[String]) -> Result<()> {
                 "--no-deps",
             ])),
             "test" => run_tests(root).map(|c| counts = Some(c)),
+            "soak" => cmd::run(&mut soak::command(root, "1", None, None)),
             "nostd" => nostd::run(root),
             _ => cross::build(root, cross::DEFAULT_TARGET, cross::Profile::Debug).map(|_| ()),
         };

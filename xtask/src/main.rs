@@ -24,6 +24,7 @@ mod error;
 mod flash;
 mod nostd;
 mod package;
+mod soak;
 #[cfg(test)]
 mod testutil;
 mod toolchain;
@@ -176,18 +177,12 @@ fn run(args: Vec<String>) -> Result<()> {
             let seed = args.value("--seed")?;
             let clients = args.value("--clients")?;
             args.finish()?;
-            let mut cmd = cmd::cargo();
-            cmd.current_dir(&root)
-                .env("NFY_SOAK_MINUTES", &minutes)
-                .args(["test", "--release", "-p", "nfy-tests", "--test", "soak"])
-                .args(["--", "--ignored", "--nocapture", "--test-threads=1"]);
-            if let Some(seed) = seed {
-                cmd.env("NFY_SOAK_SEED", seed);
-            }
-            if let Some(clients) = clients {
-                cmd.env("NFY_SOAK_CLIENTS", clients);
-            }
-            cmd::run(&mut cmd)
+            cmd::run(&mut soak::command(
+                &root,
+                &minutes,
+                seed.as_deref(),
+                clients.as_deref(),
+            ))
         }
         "help" | "--help" | "-h" => {
             print!("{USAGE}");

@@ -319,10 +319,15 @@ impl Sub {
 struct Ready {
     subs: VecDeque<Arc<Sub>>,
     stop: bool,
-    /// Workers waiting for work.
+    /// Workers waiting for work (without a time limit).
     sleeping: usize,
     /// Wake-ups sent and not yet taken by a sleeping worker.
     waking: usize,
+    /// A worker waits on `linger` for at most [`LINGER`] before flushing
+    /// what the I/O layer holds back (one at a time).
+    lingering: bool,
+    /// The lingering worker was sent a wake-up it has not taken yet.
+    linger_woken: bool,
 }
 
 /// Why [`Pool::submit`] refused an event.
@@ -339,6 +344,10 @@ pub(crate) enum Refused {
 pub(crate) struct Pool {
     ready: Mutex<Ready>,
     work: Condvar,
+    /// Where the one lingering worker waits (apart from `work`, so the
+    /// wake-up for new events goes to a worker without a timer, and the
+    /// lingering one is left to flush when its time is up).
+    linger: Condvar,
     pending: AtomicUsize,
     panics: AtomicU64,
 }
@@ -352,8 +361,11 @@ impl Pool {
                 stop: false,
                 sleeping: 0,
                 waking: 0,
+                lingering: false,
+                linger_woken: false,
             }),
             work: Condvar::new(),
+            linger: Condvar::new(),
             pending: AtomicUsize::new(0),
             panics: AtomicU64::new(0),
         }
@@ -394,6 +406,10 @@ impl Pool {
             g.waking += 1;
             drop(g);
             self.work.notify_one();
+        } else if g.lingering && !g.linger_woken {
+            g.linger_woken = true;
+            drop(g);
+            self.linger.notify_one();
         }
     }
 
@@ -401,6 +417,7 @@ impl Pool {
     pub(crate) fn stop(&self) {
         lock(&self.ready).stop = true;
         self.work.notify_all();
+        self.linger.notify_all();
     }
 
     fn next(&self, hooks: &impl Hooks) -> Option<Arc<Sub>> {
@@ -412,23 +429,27 @@ impl Pool {
             if let Some(s) = g.subs.pop_front() {
                 return Some(s);
             }
-            g.sleeping += 1;
-            if hooks.unflushed() {
+            if !g.lingering && hooks.unflushed() {
                 // More events soon carry what is held back for free (the
-                // next write takes it along); if none come, flush.
+                // next write takes it along); if none come, flush. One
+                // worker lingers; new events wake the others first.
+                g.lingering = true;
                 let (back, wait) = self
-                    .work
+                    .linger
                     .wait_timeout(g, LINGER)
                     .unwrap_or_else(|p| p.into_inner());
                 g = back;
+                g.lingering = false;
+                g.linger_woken = false;
                 if wait.timed_out() && g.subs.is_empty() && !g.stop {
                     drop(g);
                     hooks.flush();
                     g = lock(&self.ready);
                 }
-            } else {
-                g = self.work.wait(g).unwrap_or_else(|p| p.into_inner());
+                continue;
             }
+            g.sleeping += 1;
+            g = self.work.wait(g).unwrap_or_else(|p| p.into_inner());
             g.sleeping -= 1;
             // Taken a wake-up (or woke spuriously, which only means one
             // more wake-up may be sent later than needed).
