@@ -181,7 +181,9 @@ pub struct Status {
     pub observers: u32,
     /// Deliveries made (one per receiving registration).
     pub delivered: u64,
-    /// Notifications dropped (whitelist, limits, bad input).
+    /// Notifications from remote peers dropped by the whitelist's `in`
+    /// rules. (Bad input is logged and skipped, not counted here; frames
+    /// refused by the remote limits are counted in [`Guard`].)
     pub dropped: u64,
     /// Unicast errors sent back.
     pub unicast_errors: u64,
