@@ -562,17 +562,7 @@ where
                 out.event(Event::Hello { conn, acks: h.acks });
             }
             Message::Observe(on) => {
-                if kind == PeerKind::Remote {
-                    out.event(Event::Refused {
-                        conn,
-                        refusal: Refusal::RemoteObserver,
-                    });
-                } else if !hello {
-                    out.event(Event::Refused {
-                        conn,
-                        refusal: Refusal::NeedsHello,
-                    });
-                } else {
+                if local_after_hello(conn, kind, hello, Refusal::RemoteObserver, out) {
                     self.set_observer(conn, on, out);
                 }
             }
@@ -583,35 +573,16 @@ where
             }
             Message::Ack(reference) => out.event(Event::Acked { conn, reference }),
             Message::StatusRequest => {
-                if kind == PeerKind::Remote {
-                    out.event(Event::Refused {
-                        conn,
-                        refusal: Refusal::RemoteStatus,
-                    });
-                } else if !hello {
-                    out.event(Event::Refused {
-                        conn,
-                        refusal: Refusal::NeedsHello,
-                    });
-                } else if out
-                    .send(conn, Encoding::Compact, &Message::Status(self.status()))
-                    .is_err()
+                if local_after_hello(conn, kind, hello, Refusal::RemoteStatus, out)
+                    && out
+                        .send(conn, Encoding::Compact, &Message::Status(self.status()))
+                        .is_err()
                 {
                     self.overflow(conn, out);
                 }
             }
             Message::ConnectionsRequest => {
-                if kind == PeerKind::Remote {
-                    out.event(Event::Refused {
-                        conn,
-                        refusal: Refusal::RemoteStatus,
-                    });
-                } else if !hello {
-                    out.event(Event::Refused {
-                        conn,
-                        refusal: Refusal::NeedsHello,
-                    });
-                } else {
+                if local_after_hello(conn, kind, hello, Refusal::RemoteStatus, out) {
                     self.report_connections(conn, out);
                 }
             }
@@ -939,6 +910,27 @@ where
         self.next_reference = self.next_reference.wrapping_add(1);
         (u64::from(sender.raw()) << 32) | u64::from(self.next_reference)
     }
+}
+
+/// Whether a local-only request may go on: true for a local connection
+/// that said `hello`; otherwise reports the refusal (`remote` for a remote
+/// peer, [`Refusal::NeedsHello`] before `hello`) and returns false.
+fn local_after_hello(
+    conn: ConnId,
+    kind: PeerKind,
+    hello: bool,
+    remote: Refusal,
+    out: &mut impl Outbox,
+) -> bool {
+    let refusal = if kind == PeerKind::Remote {
+        remote
+    } else if !hello {
+        Refusal::NeedsHello
+    } else {
+        return true;
+    };
+    out.event(Event::Refused { conn, refusal });
+    false
 }
 
 /// The connection a reference names.

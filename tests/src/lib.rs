@@ -47,6 +47,7 @@ use std::time::Duration;
 
 pub mod agent;
 pub mod netns;
+pub mod rng;
 pub mod server;
 pub mod target;
 pub mod wire;

@@ -38,6 +38,7 @@ use std::time::Duration;
 
 use nfy_core::msg;
 use nfy_linux::client::ServerAddr;
+use nfy_tests::rng::Rng;
 use nfy_tests::server::ServerProcess;
 use nfy_tests::wire::{frame, frame_with_id, RawClient, PREFIX};
 use serde_json::{json, Value};
@@ -52,71 +53,44 @@ const PER_CONNECTION_KB: u64 = 16;
 /// Unicasts each well-behaved client sends to the other.
 const EXCHANGED: u64 = 200;
 
-/// splitmix64: small, seeded, reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-
-    /// A short identifier, sometimes empty, reserved, or with odd bytes.
-    fn name(&mut self) -> String {
-        match self.below(8) {
-            0 => String::new(),
-            1 => self
-                .pick(&["1", "*", "\u{0}", "é\u{7}", "x\\y"])
-                .to_string(),
-            2 => "n".repeat(1 + self.below(80)),
-            _ => format!("fz{}", self.below(20)),
-        }
+/// A short identifier, sometimes empty, reserved, or with odd bytes.
+fn name(rng: &mut Rng) -> String {
+    match rng.index(8) {
+        0 => String::new(),
+        1 => rng.pick(&["1", "*", "\u{0}", "é\u{7}", "x\\y"]).to_string(),
+        2 => "n".repeat(1 + rng.index(80)),
+        _ => format!("fz{}", rng.index(20)),
     }
 }
 
 /// A valid message of the JSON protocol with random names (never the
 /// well-behaved clients' names).
 fn valid_message(rng: &mut Rng) -> Value {
-    let to = rng.name();
-    let n = rng.name();
-    match rng.below(4) {
+    let to = name(rng);
+    let n = name(rng);
+    match rng.index(4) {
         0 => {
-            json!({"type": "register", "to": to, "notification": n, "priority": rng.below(5) as i64 - 2})
+            json!({"type": "register", "to": to, "notification": n, "priority": rng.index(5) as i64 - 2})
         }
         1 => json!({"type": "unregister", "to": to, "notification": n}),
-        2 => json!({"type": "notify", "from": rng.name(), "to": to, "notification": n,
-                    "flags": rng.next() as u32, "parameter": {"k": rng.below(1000)}}),
+        2 => json!({"type": "notify", "from": name(rng), "to": to, "notification": n,
+                    "flags": rng.next_u64() as u32, "parameter": {"k": rng.index(1000)}}),
         _ => json!({"type": "notify", "from": "fz", "to": rng.pick(&["1", "*", "fz1"]).to_string(),
-                    "notification": "fz", "reference": rng.next() as u32, "parameter": [1, "two", null]}),
+                    "notification": "fz", "reference": rng.next_u64() as u32, "parameter": [1, "two", null]}),
     }
 }
 
 /// Valid JSON that is not a valid message.
 fn wrong_shape(rng: &mut Rng) -> Vec<u8> {
-    let depth = 1 + rng.below(200);
-    let v = match rng.below(10) {
+    let depth = 1 + rng.index(200);
+    let v = match rng.index(10) {
         0 => json!([1, 2, 3]),
-        1 => json!(rng.next()),
+        1 => json!(rng.next_u64()),
         2 => json!("notify"),
         3 => json!(null),
         4 => json!({"type": "notify", "from": 1, "to": [], "notification": {}, "parameter": 1}),
         5 => json!({"type": "register", "to": "fz", "notification": "fz", "priority": "high"}),
-        6 => json!({"type": "frobnicate", "x": rng.next()}),
+        6 => json!({"type": "frobnicate", "x": rng.next_u64()}),
         7 => json!({"type": "notify", "type2": "notify", "from": "a", "to": "b"}),
         8 => json!({"type": "register", "to": "fz", "notification": "fz", "priority": 1e300}),
         _ => {
@@ -131,7 +105,7 @@ fn wrong_shape(rng: &mut Rng) -> Vec<u8> {
         }
     };
     let mut text = v.to_string().into_bytes();
-    if rng.below(4) == 0 {
+    if rng.index(4) == 0 {
         // A duplicated member.
         let dup = br#","type":"notify"}"#;
         text.pop();
@@ -145,10 +119,10 @@ fn wrong_shape(rng: &mut Rng) -> Vec<u8> {
 /// compact-only messages (observe, unicast-error switch, ack, status
 /// request).
 fn compact_body(rng: &mut Rng, json: &[u8]) -> Vec<u8> {
-    let msg = match rng.below(5) {
-        0 => msg::Message::Observe(rng.below(2) == 0),
-        1 => msg::Message::UnicastErrors(rng.below(2) == 0),
-        2 => msg::Message::Ack(rng.next()),
+    let msg = match rng.index(5) {
+        0 => msg::Message::Observe(rng.index(2) == 0),
+        1 => msg::Message::UnicastErrors(rng.index(2) == 0),
+        2 => msg::Message::Ack(rng.next_u64()),
         3 => msg::Message::StatusRequest,
         // Names the core refuses (empty, reserved, control characters)
         // have no compact form.
@@ -163,61 +137,61 @@ fn compact_body(rng: &mut Rng, json: &[u8]) -> Vec<u8> {
 /// One fuzz input; true when the connection should be replaced after it.
 fn input(rng: &mut Rng) -> (Vec<u8>, bool) {
     let body = valid_message(rng).to_string().into_bytes();
-    match rng.below(11) {
+    match rng.index(11) {
         0 => (frame(&body), false),
         1 => {
             let mut f = frame(&body);
-            for _ in 0..1 + rng.below(4) {
-                let at = rng.below(f.len());
-                f[at] = rng.next() as u8;
+            for _ in 0..1 + rng.index(4) {
+                let at = rng.index(f.len());
+                f[at] = rng.next_u64() as u8;
             }
             // A mutated size field may announce a huge body.
             (f, true)
         }
         2 => {
             let f = frame(&body);
-            let cut = rng.below(f.len());
-            (f[..cut].to_vec(), rng.below(2) == 0)
+            let cut = rng.index(f.len());
+            (f[..cut].to_vec(), rng.index(2) == 0)
         }
         3 => {
             let mut f = PREFIX.to_vec();
-            let size = 0x0001_0000 + (rng.next() as u32 % (u32::MAX - 0x0001_0000));
+            let size = 0x0001_0000 + (rng.next_u64() as u32 % (u32::MAX - 0x0001_0000));
             f.extend_from_slice(&size.to_be_bytes());
             f.extend_from_slice(&0u32.to_be_bytes());
-            let n = rng.below(2048);
+            let n = rng.index(2048);
             f.extend_from_slice(&rng.bytes(n));
             (f, true)
         }
         4 => {
-            let n = 1 + rng.below(512);
+            let n = 1 + rng.index(512);
             let mut g = rng.bytes(n);
-            if rng.below(2) == 0 {
-                let at = rng.below(g.len());
+            if rng.index(2) == 0 {
+                let at = rng.index(g.len());
                 g.splice(at..at, PREFIX);
             }
             (g, false)
         }
         5 => (frame(&wrong_shape(rng)), false),
         6 => {
-            let n = rng.below(64);
+            let n = rng.index(64);
             (frame_with_id(1, &rng.bytes(n)), false)
         }
         7 => {
             let mut f = PREFIX.to_vec();
-            f.extend_from_slice(&(rng.below(4) as u32).to_be_bytes());
+            f.extend_from_slice(&(rng.index(4) as u32).to_be_bytes());
             (f, false)
         }
-        8 => (frame_with_id(rng.next() as u32, &body), false),
+        8 => (frame_with_id(rng.next_u64() as u32, &body), false),
         9 => {
             let mut f = frame_with_id(1, &compact_body(rng, &body));
-            if rng.below(2) == 0 {
-                let at = 12 + rng.below(f.len() - 12);
-                f[at] = rng.next() as u8;
+            if rng.index(2) == 0 {
+                let at = 12 + rng.index(f.len() - 12);
+                f[at] = rng.next_u64() as u8;
             }
             (f, false)
         }
         _ => {
-            let n = rng.below(256);
+            let n = rng.index(256);
             (frame(&rng.bytes(n)), false)
         }
     }

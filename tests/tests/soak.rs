@@ -59,6 +59,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use nfy_tests::rng::Rng;
 use nfy_tests::server::{wait_exit, LogLines};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_nfy-tests-notifysvc");
@@ -87,23 +88,6 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// splitmix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn range_ms(&mut self, lo: u64, hi: u64) -> Duration {
-        Duration::from_millis(lo + self.next() % (hi - lo + 1))
-    }
 }
 
 struct Server {
@@ -572,7 +556,7 @@ fn soak() {
         if now >= next_kill {
             let alive: Vec<u64> = soak.running.keys().copied().collect();
             if !alive.is_empty() {
-                let slot = alive[(rng.next() % alive.len() as u64) as usize];
+                let slot = alive[(rng.next_u64() % alive.len() as u64) as usize];
                 let generation = soak.kill(slot);
                 respawn.push((now + rng.range_ms(200, 2000), slot, generation + 1));
             }

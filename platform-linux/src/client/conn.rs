@@ -122,7 +122,8 @@ pub(crate) enum Stream {
 }
 
 impl Stream {
-    fn connect(addr: &ServerAddr) -> io::Result<Stream> {
+    /// Connects to the Unix socket of `addr`, else its TCP address.
+    pub(crate) fn connect(addr: &ServerAddr) -> io::Result<Stream> {
         let mut last = io::Error::new(io::ErrorKind::NotFound, "no server address");
         if let Some(path) = &addr.unix {
             match UnixStream::connect(path) {
@@ -154,6 +155,14 @@ impl Stream {
         match self {
             Stream::Unix(s) => s.set_write_timeout(Some(d)),
             Stream::Tcp(s) => s.set_write_timeout(Some(d)),
+        }
+    }
+
+    /// Sets the read timeout.
+    pub(crate) fn set_read_timeout(&self, d: Duration) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.set_read_timeout(Some(d)),
+            Stream::Tcp(s) => s.set_read_timeout(Some(d)),
         }
     }
 

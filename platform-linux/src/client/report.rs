@@ -10,15 +10,13 @@
 //! peers.
 
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
-use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use nfy_core::msg::{self, ConnectionReport, Encoding, Guard, Hello, Message, Status};
-use nfy_core::wire::{self, Decoded, FrameDecoder, HEADER_LEN};
+use nfy_core::wire::{Decoded, FrameDecoder, HEADER_LEN};
 
 use super::addr::ServerAddr;
-use super::conn::{CONNECT_TIMEOUT, MAX_BODY};
+use super::conn::{encode_into, Stream, MAX_BODY};
 use super::Error;
 
 /// What `nfy status` shows.
@@ -32,61 +30,6 @@ pub struct ServerReport {
     pub guard: Guard,
 }
 
-enum Stream {
-    Unix(UnixStream),
-    Tcp(TcpStream),
-}
-
-impl Stream {
-    fn connect(addr: &ServerAddr) -> io::Result<Stream> {
-        let mut last = io::Error::new(io::ErrorKind::NotFound, "no server address");
-        if let Some(path) = &addr.unix {
-            match UnixStream::connect(path) {
-                Ok(s) => return Ok(Stream::Unix(s)),
-                Err(e) => last = e,
-            }
-        }
-        if let Some(a) = &addr.tcp {
-            match TcpStream::connect_timeout(a, CONNECT_TIMEOUT) {
-                Ok(s) => return Ok(Stream::Tcp(s)),
-                Err(e) => last = e,
-            }
-        }
-        Err(last)
-    }
-
-    fn set_read_timeout(&self, d: Duration) -> io::Result<()> {
-        match self {
-            Stream::Unix(s) => s.set_read_timeout(Some(d)),
-            Stream::Tcp(s) => s.set_read_timeout(Some(d)),
-        }
-    }
-
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Unix(s) => s.read(buf),
-            Stream::Tcp(s) => s.read(buf),
-        }
-    }
-
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        match self {
-            Stream::Unix(s) => s.write_all(buf),
-            Stream::Tcp(s) => s.write_all(buf),
-        }
-    }
-}
-
-fn push_frame(out: &mut Vec<u8>, m: &Message<'_>) -> Result<(), Error> {
-    let mut buf = [0u8; 256];
-    let n = wire::encode_frame(&mut buf, Encoding::Compact.msg_id(), |body| {
-        msg::encode(m, Encoding::Compact, body)
-    })
-    .map_err(|_| Error::Encode)?;
-    out.extend_from_slice(buf.get(..n).ok_or(Error::Encode)?);
-    Ok(())
-}
-
 /// Asks the server at `addr` for its report; waits at most `timeout` for
 /// the whole answer. [`Error::Server`] when it cannot be reached or closes
 /// the connection, [`Error::Timeout`] when the answer is not complete in
@@ -95,16 +38,16 @@ fn push_frame(out: &mut Vec<u8>, m: &Message<'_>) -> Result<(), Error> {
 pub fn server_report(addr: &ServerAddr, timeout: Duration) -> Result<ServerReport, Error> {
     let mut stream = Stream::connect(addr).map_err(|_| Error::Server)?;
     let mut request = Vec::new();
-    push_frame(
-        &mut request,
+    encode_into(
         &Message::Hello(Hello {
             version: msg::compact::VERSION,
             app_id: None,
             acks: false,
         }),
+        &mut request,
     )?;
-    push_frame(&mut request, &Message::StatusRequest)?;
-    push_frame(&mut request, &Message::ConnectionsRequest)?;
+    encode_into(&Message::StatusRequest, &mut request)?;
+    encode_into(&Message::ConnectionsRequest, &mut request)?;
     stream.write_all(&request).map_err(|_| Error::Server)?;
 
     let deadline = Instant::now() + timeout;

@@ -36,6 +36,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nfy_linux::client::{Client, Delivery, ServerAddr};
+use nfy_tests::rng::Rng;
 use serde_json::json;
 
 /// Microseconds since the Unix epoch (comparable across processes).
@@ -52,23 +53,6 @@ impl Log {
     fn line(&self, text: &str) {
         let mut f = &self.0;
         let _ = f.write_all(format!("{text}\n").as_bytes());
-    }
-}
-
-/// splitmix64: small, seeded, reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
     }
 }
 
