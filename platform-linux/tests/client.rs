@@ -522,3 +522,98 @@ fn falls_back_to_tcp_loopback_when_the_socket_fails() {
     u.notify("t", "ev", &json!([1])).unwrap();
     assert_eq!(rx.recv_timeout(LONG).unwrap().parameter, json!([1]));
 }
+
+/// Registers `n` callbacks on `c` (notifications `block0`…) that report
+/// their entry and then wait until the returned sender is dropped.
+fn blockers(c: &Client, n: usize) -> (Vec<Registration>, Receiver<usize>, Sender<()>) {
+    let (entered_tx, entered) = mpsc::channel();
+    let (release, gate) = mpsc::channel::<()>();
+    let gate = Arc::new(Mutex::new(gate));
+    let regs = (0..n)
+        .map(|i| {
+            let entered_tx = Mutex::new(entered_tx.clone());
+            let gate = Arc::clone(&gate);
+            c.register(&format!("block{i}"), 0, move |_: &Delivery<'_>| {
+                entered_tx.lock().unwrap().send(i).unwrap();
+                // Ends when the test drops `release`.
+                let _ = gate.lock().unwrap().recv();
+            })
+            .unwrap()
+        })
+        .collect();
+    (regs, entered, release)
+}
+
+#[test]
+fn sync_from_a_callback_while_every_other_worker_is_busy() {
+    use nfy_linux::client::pool::WORKERS;
+    let server = TestServer::start("busysync");
+    let r = client(&server, "r");
+    let s = client(&server, "s");
+    let (_blocked, entered, release) = blockers(&r, WORKERS - 1);
+    let (tx, rx) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    let r2 = r.clone();
+    let _q = r
+        .register("q", 0, move |_: &Delivery<'_>| {
+            tx.lock().unwrap().send(r2.sync()).unwrap();
+        })
+        .unwrap();
+    r.sync().unwrap();
+    for i in 0..WORKERS - 1 {
+        s.notify("r", &format!("block{i}"), &0).unwrap();
+    }
+    for _ in 0..WORKERS - 1 {
+        entered.recv_timeout(LONG).unwrap();
+    }
+    // The last free worker runs "q", whose sync needs somebody to read the
+    // answer while every worker is inside a callback.
+    s.notify("r", "q", &0).unwrap();
+    assert_eq!(rx.recv_timeout(LONG).unwrap(), Ok(()));
+    drop(release);
+}
+
+#[test]
+fn input_is_taken_in_while_every_worker_is_blocked() {
+    use nfy_linux::client::pool::{MAX_PENDING, WORKERS};
+    let server = TestServer::start("blocked");
+    let r = client(&server, "r");
+    let s = client(&server, "s");
+    let (_blocked, entered, release) = blockers(&r, WORKERS);
+    let sunk = Arc::new(AtomicUsize::new(0));
+    let sunk2 = Arc::clone(&sunk);
+    let _sink = r
+        .register("sink", 0, move |_: &Delivery<'_>| {
+            sunk2.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+    r.sync().unwrap();
+    for i in 0..WORKERS {
+        s.notify("r", &format!("block{i}"), &0).unwrap();
+    }
+    for _ in 0..WORKERS {
+        entered.recv_timeout(LONG).unwrap();
+    }
+    // More broadcasts than the mailboxes hold (small ones: all of them fit
+    // in the server's queue for this connection). The excess can only be
+    // counted as dropped while every worker is still blocked if the
+    // client keeps reading meanwhile.
+    let extra = 50;
+    let mut batch = s.batch();
+    for _ in 0..MAX_PENDING + extra {
+        batch.notify_raw("*", "sink", "{}").unwrap();
+        if batch.len() == 256 {
+            batch.send().unwrap();
+        }
+    }
+    batch.send().unwrap();
+    drop(batch);
+    eventually("the excess dropped while every worker is blocked", || {
+        r.dropped_deliveries() == extra as u64
+    });
+    drop(release);
+    eventually("every queued broadcast delivered", || {
+        sunk.load(Ordering::SeqCst) == MAX_PENDING
+    });
+    assert_eq!(r.dropped_deliveries(), extra as u64);
+}

@@ -1,15 +1,30 @@
-//! The client's I/O layer: the connection, the receiving thread, reconnects,
+//! The client's I/O layer: the connection, who reads it, reconnects,
 //! and the operations both public APIs are built on.
 //!
 //! # Threads
 //!
-//! - One **receiving thread** per client owns the connection's life: it
-//!   reads frames and turns them into mailbox events (never running a
-//!   callback itself), and when the connection drops it reconnects with
-//!   exponential backoff ([`MIN_BACKOFF`] doubling to [`MAX_BACKOFF`]),
-//!   then replays the handshake (hello, unicast-error preference, every
-//!   registration, observing) before any other message can be written.
-//! - [`WORKERS`](super::pool::WORKERS) **pool threads** run the callbacks.
+//! - [`WORKERS`](super::pool::WORKERS) **pool workers** run the callbacks
+//!   and read the connection. An idle worker waits in `epoll_wait` on the
+//!   client's [`Poller`], which holds the socket armed one-shot: arriving
+//!   data wakes exactly one worker, which reads everything there is
+//!   (without blocking), dispatches it to the mailboxes, re-arms the socket
+//!   and then runs the first ready callback itself. A notification thus
+//!   costs one wake-up, as for a plain blocking reader, instead of waking a
+//!   receiving thread that then wakes a worker (docs/performance.md, R2).
+//!   Reading is serialized by the `read` lock, so events reach the
+//!   mailboxes in arrival order. While one worker runs a callback, the
+//!   socket is armed again and the next input wakes another idle worker.
+//! - One **link thread** owns the connection's life: when the connection
+//!   drops it reconnects with exponential backoff ([`MIN_BACKOFF`]
+//!   doubling to [`MAX_BACKOFF`]), then replays the handshake (hello,
+//!   unicast-error preference, every registration, observing) before any
+//!   other message can be written. It also reads while every worker is
+//!   busy in a callback (`saturated`), so a client whose callbacks all
+//!   block still takes its input in: the mailboxes then fill and refuse
+//!   ([`MAX_PENDING`](super::pool::MAX_PENDING)) as before, instead of the
+//!   server's queue for this client overflowing.
+//! - A caller waiting for a status answer reads too when nobody else is
+//!   reading (a callback may call `sync` while the other workers are busy).
 //! - Callers write from their own threads under the writer mutex; one
 //!   notify is one `write_all` of one frame.
 //!
@@ -37,17 +52,19 @@
 //!
 //! # Never hanging
 //!
-//! A call that finds the client disconnected wakes the receiving thread
+//! A call that finds the client disconnected wakes the link thread
 //! for an immediate connection attempt and waits for its outcome at most
 //! [`ATTEMPT_WAIT`] (a refused local connect takes microseconds), then
 //! returns `ERR_SERVER`. Writes have a timeout ([`WRITE_TIMEOUT`]); a
 //! failed or timed-out write closes the connection (a frame may be half
-//! written), which the receiving thread notices and repairs.
+//! written), which a reader or the link thread notices and repairs.
 //!
 //! # Locks
 //!
-//! Order: `state` → sub mailbox → pool queue, and `state` → `writer`, and
-//! `waiters` → `writer`. Registration changes hold `state` while writing
+//! Order: `read` → `state` → sub mailbox → pool queue, `read` → `waiters`
+//! → `writer` → `acks`, and `state` → `writer`. A pool worker only ever
+//! *tries* the `read` lock (whoever holds it re-arms the socket after
+//! releasing it, so the input is read by someone). Registration changes hold `state` while writing
 //! their message, and the handshake is written under `state`, so the server
 //! sees exactly the local table, in order, whatever races with a reconnect.
 //! No lock is held while a callback runs or while waiting for one.
@@ -55,19 +72,26 @@
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::mpsc::{self, TryRecvError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use nfy_core::msg::{self, compact, Encoding, Message, Notify, RawJson, Status};
 use nfy_core::wire::{self, Decoded, FrameDecoder, HEADER_LEN};
 use nfy_core::{AppId, Destination, NotificationId, MAX_ID_LEN};
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{recv, MsgFlags};
 
 use super::addr::ServerAddr;
-use super::pool::{self, lock, Event, Handler, Ident, Incoming, ObservedEvent, Pool, Refused, Sub};
+use super::poller::{self, Poller};
+use super::pool::{
+    self, lock, Event, Handler, Ident, Incoming, ObservedEvent, Pool, Refused, Sub, Wake,
+};
 use super::state::{Action, ClientState};
 use super::Error;
 
@@ -89,6 +113,14 @@ pub const MAX_BODY: usize = 1 << 20;
 pub const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 
 const READ_CHUNK: usize = 64 * 1024;
+
+/// Reads of [`READ_CHUNK`] one reader makes before it lets another thread
+/// read (it re-arms the socket and goes to run callbacks).
+const READ_BUDGET: usize = 4;
+
+/// How long a status waiter or the assisting link thread waits for input
+/// in one go while holding the `read` lock.
+const HELP_POLL: Duration = Duration::from_millis(10);
 
 /// Room for one compact `ack` frame (header, tag, varint reference).
 const ACK_FRAME_MAX: usize = HEADER_LEN + 16;
@@ -174,6 +206,15 @@ impl Stream {
     }
 }
 
+impl AsFd for Stream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Stream::Unix(s) => s.as_fd(),
+            Stream::Tcp(s) => s.as_fd(),
+        }
+    }
+}
+
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
@@ -235,8 +276,36 @@ struct Writer {
 struct Link {
     /// A caller asked for an immediate attempt.
     wake: bool,
+    /// Disconnected: set by a reader that saw the connection end, and by
+    /// the link thread after each attempt.
+    down: bool,
+    /// Every worker is busy: the link thread reads meanwhile.
+    assist: bool,
     /// Completed connection attempts.
     attempts: u64,
+}
+
+/// The reading half of the current connection, used by whichever thread
+/// holds the `read` lock.
+struct ReadSide {
+    /// Shared so the socket can be re-armed after the lock is released.
+    stream: Arc<Stream>,
+    epoch: u64,
+    decoder: FrameDecoder<Vec<u8>>,
+    buf: Vec<u8>,
+}
+
+/// What the link thread does next.
+enum Job {
+    /// Connect (the client is disconnected, or a caller asked).
+    Attempt,
+    /// Read while every worker is busy.
+    Assist,
+    /// A reader saw the connection end: the first attempt waits
+    /// [`MIN_BACKOFF`].
+    Lost,
+    /// The client is closed.
+    Exit,
 }
 
 /// What a status request waits on: the connection epoch it was sent on and
@@ -251,7 +320,8 @@ pub(crate) struct RegToken {
     pub(crate) notification: NotificationId,
 }
 
-/// The pool's workers acknowledge through the connection.
+/// The pool's workers acknowledge through the connection, and wait and
+/// read on the client's [`Poller`].
 impl pool::Hooks for Inner {
     fn done(&self, event: &Event) {
         self.completed(event);
@@ -264,6 +334,46 @@ impl pool::Hooks for Inner {
     fn flush(&self) {
         self.flush_acks();
     }
+
+    fn park(&self, timeout: Option<Duration>) -> Wake {
+        let Some(p) = &self.poller else {
+            return Wake::Other;
+        };
+        match p.wait(timeout) {
+            poller::Wake::Readable => Wake::Readable,
+            poller::Wake::Kicked => Wake::Kicked,
+            poller::Wake::TimedOut => Wake::TimedOut,
+            poller::Wake::Stopped | poller::Wake::Spurious => Wake::Other,
+        }
+    }
+
+    fn unpark(&self) {
+        if let Some(p) = &self.poller {
+            p.kick();
+        }
+    }
+
+    fn unpark_all(&self) {
+        if let Some(p) = &self.poller {
+            p.stop();
+        }
+    }
+
+    fn io(&self) {
+        let g = match self.read.try_lock() {
+            Ok(g) => g,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            // The holder re-arms the socket when it is done.
+            Err(TryLockError::WouldBlock) => return,
+        };
+        self.read_and_release(g);
+    }
+
+    fn saturated(&self) {
+        let mut l = lock(&self.link);
+        l.assist = true;
+        self.link_cv.notify_all();
+    }
 }
 
 /// The state shared by a client's handles and threads.
@@ -273,6 +383,10 @@ pub(crate) struct Inner {
     writer: Mutex<Option<Writer>>,
     /// Taken inside `writer` when both are.
     acks: Mutex<AckQueue>,
+    /// The reading half; its holder reads (see the module docs).
+    read: Mutex<Option<ReadSide>>,
+    /// `None` only for a client closed from the start.
+    poller: Option<Poller>,
     link: Mutex<Link>,
     link_cv: Condvar,
     waiters: Mutex<VecDeque<Waiter>>,
@@ -285,14 +399,17 @@ pub(crate) struct Inner {
 
 impl Inner {
     /// Starts a client: one connection attempt now; with `require`, failing
-    /// it is [`Error::Server`], otherwise the receiving thread keeps trying
-    /// in the background.
+    /// it is [`Error::Server`], otherwise the link thread keeps trying in
+    /// the background.
     pub(crate) fn start(addr: ServerAddr, require: bool) -> Result<Arc<Inner>, Error> {
-        let inner = Self::new(addr);
+        let poller = Poller::new().map_err(|_| Error::Server)?;
+        let inner = Self::new(addr, Some(poller));
         let first = inner.attempt();
-        if require && first.is_none() {
+        if require && !first {
+            inner.close();
             return Err(Error::Server);
         }
+        lock(&inner.link).down = !first;
         let mut threads = Vec::with_capacity(pool::WORKERS + 1);
         let spawned = (|| -> io::Result<()> {
             for i in 0..pool::WORKERS {
@@ -306,8 +423,8 @@ impl Inner {
             let me = Arc::clone(&inner);
             threads.push(
                 thread::Builder::new()
-                    .name("nfy-receive".into())
-                    .spawn(move || me.run_receiver(first))?,
+                    .name("nfy-link".into())
+                    .spawn(move || me.run_link())?,
             );
             Ok(())
         })();
@@ -319,14 +436,18 @@ impl Inner {
         Ok(inner)
     }
 
-    fn new(addr: ServerAddr) -> Arc<Inner> {
+    fn new(addr: ServerAddr, poller: Option<Poller>) -> Arc<Inner> {
         Arc::new(Inner {
             addr,
             state: Mutex::new(ClientState::new()),
             writer: Mutex::new(None),
             acks: Mutex::new(AckQueue::default()),
+            read: Mutex::new(None),
+            poller,
             link: Mutex::new(Link {
                 wake: false,
+                down: false,
+                assist: false,
                 attempts: 0,
             }),
             link_cv: Condvar::new(),
@@ -342,7 +463,7 @@ impl Inner {
     /// A client that is closed from the start (every call fails with
     /// [`Error::Server`]); used when no thread can be spawned.
     pub(crate) fn closed(addr: ServerAddr) -> Arc<Inner> {
-        let inner = Self::new(addr);
+        let inner = Self::new(addr, None);
         inner.closed.store(true, Ordering::Release);
         inner
     }
@@ -371,28 +492,40 @@ impl Inner {
     // ----- connection management ------------------------------------
 
     /// One connection attempt: connect, write the handshake under the state
-    /// lock, install the writer. Returns the reading half and its epoch.
-    fn attempt(&self) -> Option<(Stream, u64)> {
+    /// lock, install the writer, then the reading half (watched by the
+    /// poller). True when connected.
+    fn attempt(&self) -> bool {
         if self.closed.load(Ordering::Acquire) {
-            return None;
+            return false;
         }
-        let stream = Stream::connect(&self.addr).ok()?;
-        stream.set_write_timeout(WRITE_TIMEOUT).ok()?;
-        let reader = stream.try_clone().ok()?;
+        let Some(poller) = &self.poller else {
+            return false;
+        };
+        let Ok(stream) = Stream::connect(&self.addr) else {
+            return false;
+        };
+        let Ok(reader) = stream
+            .set_write_timeout(WRITE_TIMEOUT)
+            .and_then(|()| stream.try_clone())
+        else {
+            return false;
+        };
         let epoch = self.epochs.fetch_add(1, Ordering::AcqRel) + 1;
         let state = lock(&self.state);
         let mut bytes = Vec::new();
         for m in state.handshake() {
-            encode_into(&m, &mut bytes).ok()?;
+            if encode_into(&m, &mut bytes).is_err() {
+                return false;
+            }
         }
         let mut w = lock(&self.writer);
         if self.closed.load(Ordering::Acquire) {
-            return None;
+            return false;
         }
         let mut stream = stream;
         if stream.write_all(&bytes).is_err() {
             stream.shutdown();
-            return None;
+            return false;
         }
         *w = Some(Writer {
             stream,
@@ -401,53 +534,123 @@ impl Inner {
         });
         drop(w);
         drop(state);
-        Some((reader, epoch))
+        let side = ReadSide {
+            stream: Arc::new(reader),
+            epoch,
+            decoder: FrameDecoder::new(vec![0u8; MAX_BODY + HEADER_LEN]),
+            buf: vec![0u8; READ_CHUNK],
+        };
+        let mut r = lock(&self.read);
+        if poller.watch(&*side.stream).is_err() {
+            drop(r);
+            self.disconnected(epoch);
+            return false;
+        }
+        *r = Some(side);
+        true
     }
 
-    fn run_receiver(self: Arc<Self>, first: Option<(Stream, u64)>) {
-        let mut current = first;
+    /// The link thread: reconnects and assists (see the module docs).
+    fn run_link(self: Arc<Self>) {
         let mut backoff = MIN_BACKOFF;
+        let mut up = !lock(&self.link).down;
+        loop {
+            match self.next_job(up, backoff) {
+                Job::Exit => return,
+                Job::Assist => self.assist(),
+                Job::Lost => {
+                    up = false;
+                    backoff = MIN_BACKOFF;
+                }
+                Job::Attempt => {
+                    up = self.is_connected() || {
+                        self.drop_read_side();
+                        self.attempt()
+                    };
+                    let mut l = lock(&self.link);
+                    l.attempts += 1;
+                    l.down = !up;
+                    self.link_cv.notify_all();
+                    drop(l);
+                    backoff = if up {
+                        MIN_BACKOFF
+                    } else {
+                        (backoff * 2).min(MAX_BACKOFF)
+                    };
+                }
+            }
+        }
+    }
+
+    /// Waits for the link thread's next job. While disconnected (not
+    /// `up`), an attempt is due every `backoff`.
+    fn next_job(&self, up: bool, backoff: Duration) -> Job {
+        let mut l = lock(&self.link);
         loop {
             if self.closed.load(Ordering::Acquire) {
+                return Job::Exit;
+            }
+            if l.wake {
+                l.wake = false;
+                return Job::Attempt;
+            }
+            if l.assist {
+                l.assist = false;
+                return Job::Assist;
+            }
+            if up {
+                if l.down {
+                    return Job::Lost;
+                }
+                l = self.link_cv.wait(l).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            let (back, wait) = self
+                .link_cv
+                .wait_timeout(l, backoff)
+                .unwrap_or_else(|p| p.into_inner());
+            l = back;
+            if wait.timed_out() {
+                return Job::Attempt;
+            }
+        }
+    }
+
+    /// Reads while every worker is busy in a callback (the link thread).
+    fn assist(&self) {
+        while !self.closed.load(Ordering::Acquire) && self.pool.saturated() {
+            let g = lock(&self.read);
+            if g.is_none() {
                 return;
             }
-            let (reader, epoch) = match current.take() {
-                Some(c) => c,
-                None => {
-                    {
-                        let mut l = lock(&self.link);
-                        if !l.wake {
-                            l = self
-                                .link_cv
-                                .wait_timeout(l, backoff)
-                                .map(|(g, _)| g)
-                                .unwrap_or_else(|p| p.into_inner().0);
-                        }
-                        l.wake = false;
-                    }
-                    if self.closed.load(Ordering::Acquire) {
-                        return;
-                    }
-                    let outcome = self.attempt();
-                    {
-                        let mut l = lock(&self.link);
-                        l.attempts += 1;
-                        self.link_cv.notify_all();
-                    }
-                    match outcome {
-                        Some(c) => {
-                            backoff = MIN_BACKOFF;
-                            c
-                        }
-                        None => {
-                            backoff = (backoff * 2).min(MAX_BACKOFF);
-                            continue;
-                        }
-                    }
-                }
-            };
-            self.read_loop(reader, epoch);
-            self.disconnected(epoch);
+            self.help_read(g);
+        }
+    }
+
+    /// Waits at most [`HELP_POLL`] for input while holding the `read` lock
+    /// (taken by the caller), reads it, and releases the lock.
+    fn help_read(&self, g: MutexGuard<'_, Option<ReadSide>>) {
+        let readable = g.as_ref().is_some_and(|side| {
+            let mut fds = [PollFd::new(side.stream.as_fd(), PollFlags::POLLIN)];
+            let timeout = PollTimeout::try_from(HELP_POLL).unwrap_or(PollTimeout::ZERO);
+            poll(&mut fds, timeout).is_ok_and(|n| n > 0)
+        });
+        if readable {
+            self.read_and_release(g);
+        } else {
+            self.release(g);
+        }
+    }
+
+    /// Forgets the reading half, if any (the link thread, before an
+    /// attempt), and the status requests sent on it.
+    fn drop_read_side(&self) {
+        let side = lock(&self.read).take();
+        if let Some(side) = side {
+            if let Some(p) = &self.poller {
+                p.unwatch(&*side.stream);
+            }
+            self.disconnected(side.epoch);
         }
     }
 
@@ -466,7 +669,7 @@ impl Inner {
     }
 
     /// Called by operations that need the server: when disconnected, asks
-    /// the receiving thread for an immediate attempt and waits for it at
+    /// the link thread for an immediate attempt and waits for it at
     /// most [`ATTEMPT_WAIT`].
     fn ensure_connected(&self) -> bool {
         if self.is_connected() {
@@ -602,19 +805,34 @@ impl Inner {
 
     // ----- receiving ---------------------------------------------------
 
-    fn read_loop(&self, mut reader: Stream, epoch: u64) {
-        let mut decoder = FrameDecoder::new(vec![0u8; MAX_BODY + HEADER_LEN]);
-        let mut buf = vec![0u8; READ_CHUNK];
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => return,
+    /// Reads what the socket holds (without blocking, at most
+    /// [`READ_BUDGET`] chunks), dispatches it, and releases the `read`
+    /// lock `g`; then re-arms the socket. At the end of the stream or on an
+    /// error, the reading half is dropped instead and the link thread told.
+    fn read_and_release(&self, mut g: MutexGuard<'_, Option<ReadSide>>) {
+        let Some(side) = g.as_mut() else {
+            return;
+        };
+        let epoch = side.epoch;
+        let fd = side.stream.as_fd().as_raw_fd();
+        let mut ended = false;
+        for _ in 0..READ_BUDGET {
+            let n = match recv(fd, &mut side.buf, MsgFlags::MSG_DONTWAIT) {
+                Ok(0) => {
+                    ended = true;
+                    break;
+                }
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => return,
+                Err(Errno::EINTR) => continue,
+                Err(Errno::EAGAIN) => break,
+                Err(_) => {
+                    ended = true;
+                    break;
+                }
             };
-            let mut input = buf.get(..n).unwrap_or_default();
+            let mut input = side.buf.get(..n).unwrap_or_default();
             loop {
-                let (used, out) = decoder.feed(input);
+                let (used, out) = side.decoder.feed(input);
                 let produced = out.is_some();
                 if let Some(Decoded::Frame(frame)) = out {
                     if let Ok(m) = msg::decode(Encoding::from_msg_id(frame.msg_id), frame.body) {
@@ -626,6 +844,33 @@ impl Inner {
                     break;
                 }
             }
+            // A stream socket returns less than asked only when it has
+            // nothing more: data arriving later raises a new event.
+            if n < side.buf.len() {
+                break;
+            }
+        }
+        if !ended {
+            self.release(g);
+            return;
+        }
+        if let (Some(side), Some(p)) = (g.take(), &self.poller) {
+            p.unwatch(&*side.stream);
+        }
+        drop(g);
+        self.disconnected(epoch);
+        let mut l = lock(&self.link);
+        l.down = true;
+        self.link_cv.notify_all();
+    }
+
+    /// Releases the `read` lock and re-arms the socket (after releasing:
+    /// a thread woken by the re-arm must find the lock free).
+    fn release(&self, g: MutexGuard<'_, Option<ReadSide>>) {
+        let stream = g.as_ref().map(|side| Arc::clone(&side.stream));
+        drop(g);
+        if let (Some(stream), Some(p)) = (stream, &self.poller) {
+            p.rearm(&*stream);
         }
     }
 
@@ -636,7 +881,10 @@ impl Inner {
                 let incoming = Arc::new(Incoming::delivered(n, epoch));
                 let mut taken = false;
                 for s in &subs {
-                    match self.pool.submit(s, Event::Notify(Arc::clone(&incoming))) {
+                    match self
+                        .pool
+                        .submit(s, Event::Notify(Arc::clone(&incoming)), self)
+                    {
                         Ok(()) => taken = true,
                         Err(Refused::Removed) => {}
                         Err(Refused::Full) => {
@@ -659,7 +907,8 @@ impl Inner {
                 let incoming = Arc::new(Incoming::from_notify(n));
                 for s in &subs {
                     if let Err(Refused::Full) =
-                        self.pool.submit(s, Event::Notify(Arc::clone(&incoming)))
+                        self.pool
+                            .submit(s, Event::Notify(Arc::clone(&incoming)), self)
                     {
                         self.dropped.fetch_add(1, Ordering::Relaxed);
                     }
@@ -674,7 +923,8 @@ impl Inner {
                 });
                 for s in &subs {
                     if let Err(Refused::Full) =
-                        self.pool.submit(s, Event::Observed(Arc::clone(&event)))
+                        self.pool
+                            .submit(s, Event::Observed(Arc::clone(&event)), self)
                     {
                         self.dropped.fetch_add(1, Ordering::Relaxed);
                     }
@@ -978,11 +1228,14 @@ impl Inner {
         removed.len()
     }
 
-    /// Asks the server for its status; waits at most `timeout`.
+    /// Asks the server for its status; waits at most `timeout`. While
+    /// nobody else reads, the caller reads itself (a callback may ask
+    /// while every other worker is busy).
     pub(crate) fn status(&self, timeout: Duration) -> Result<Status, Error> {
         if !self.ensure_connected() {
             return Err(Error::Server);
         }
+        let deadline = Instant::now() + timeout;
         let (tx, rx) = mpsc::sync_channel(1);
         {
             let mut waiters = lock(&self.waiters);
@@ -993,10 +1246,32 @@ impl Inner {
             self.send(&Message::StatusRequest)?;
             waiters.push_back((epoch, tx));
         }
-        match rx.recv_timeout(timeout) {
-            Ok(s) => Ok(s),
-            Err(RecvTimeoutError::Timeout) => Err(Error::Timeout),
-            Err(RecvTimeoutError::Disconnected) => Err(Error::Server),
+        loop {
+            match rx.try_recv() {
+                Ok(s) => return Ok(s),
+                Err(TryRecvError::Disconnected) => return Err(Error::Server),
+                Err(TryRecvError::Empty) => {}
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Error::Timeout);
+            }
+            let g = match self.read.try_lock() {
+                Ok(g) => Some(g),
+                Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                Err(TryLockError::WouldBlock) => None,
+            };
+            if let Some(g) = g.filter(|g| g.is_some()) {
+                self.help_read(g);
+                continue;
+            }
+            // Somebody reads (the answer may come with it), or the
+            // connection is being replaced.
+            match rx.recv_timeout((deadline - now).min(HELP_POLL)) {
+                Ok(s) => return Ok(s),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Err(Error::Server),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
         }
     }
 
@@ -1031,7 +1306,7 @@ impl Inner {
             let _l = lock(&self.link);
             self.link_cv.notify_all();
         }
-        self.pool.stop();
+        self.pool.stop(self);
         let me = thread::current().id();
         let threads: Vec<_> = lock(&self.threads).drain(..).collect();
         for t in threads {

@@ -14,7 +14,8 @@
 //! | [`addr`] | where the server listens (`NFY_SOCKET`, `NFY_PORT`, defaults) |
 //! | [`state`] | the sans-IO core: registrations, dispatch, replay on reconnect |
 //! | [`pool`] | the bounded callback pool with one mailbox per registration |
-//! | [`conn`] | the connection, the receiving thread, reconnects, operations |
+//! | [`conn`] | the connection, who reads it, reconnects, operations |
+//! | [`poller`] | the epoll instance the pool's idle workers wait on |
 //! | [`adk`] | the ADK-style global functions |
 //!
 //! # Behaviour (both APIs)
@@ -25,8 +26,9 @@
 //!   registered, a `register` per registration and `observe(true)` when an
 //!   observer is registered.
 //! - Callbacks run on a pool of [`pool::WORKERS`] threads, never on the
-//!   caller's or the receiving thread; per registration in arrival order;
-//!   different registrations concurrently.
+//!   caller's thread; per registration in arrival order; different
+//!   registrations concurrently. An idle worker also reads the connection
+//!   and then runs what it read itself (one wake-up per notification).
 //! - After an unregister (or a [`Registration`] drop, or a
 //!   re-registration that replaces a callback) returns, the callback has
 //!   finished and never runs again — except when called from that very
@@ -38,7 +40,7 @@
 //!   were still queued when it was removed) is sent back to the server
 //!   unchanged, which re-routes it or returns a unicast error to its
 //!   sender.
-//! - When the connection drops, the receiving thread reconnects with
+//! - When the connection drops, the client's link thread reconnects with
 //!   backoff and re-establishes everything; calls made meanwhile return
 //!   [`Error::Server`] / `ERR_SERVER` within [`conn::ATTEMPT_WAIT`].
 //!
@@ -65,6 +67,7 @@
 pub mod addr;
 pub mod adk;
 pub mod conn;
+pub mod poller;
 pub mod pool;
 pub mod report;
 pub mod state;

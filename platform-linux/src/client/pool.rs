@@ -1,18 +1,26 @@
-//! The callback pool: a fixed number of worker threads running callbacks
-//! off the receiving thread, one mailbox per subscriber.
+//! The callback pool: a fixed number of worker threads running callbacks,
+//! one mailbox per subscriber.
 //!
 //! A `Sub` (subscriber) is one registration, observer or unicast-error
-//! handler: its callback and a mailbox of pending events. The receiving
-//! thread `Pool::submit`s events; a subscriber with pending events is in
-//! the pool's ready queue at most once, so it runs on at most one worker at
-//! a time and its events run in arrival order (per-registration ordering,
+//! handler: its callback and a mailbox of pending events. The I/O layer
+//! `Pool::submit`s events; a subscriber with pending events is in the
+//! pool's ready queue at most once, so it runs on at most one worker at a
+//! time and its events run in arrival order (per-registration ordering,
 //! spec 2.7), while different subscribers run concurrently on the
 //! [`WORKERS`] threads. A worker runs up to [`TURN`] events of one
 //! subscriber per turn and then puts it back at the end of the ready queue
 //! if it has more, so a busy registration does not starve the others. No
-//! thread is ever spawned per event, and a sleeping worker is woken only
-//! when work arrives and no other worker is already on its way to it (a
-//! busy pool runs without futex calls: see docs/performance.md, R1).
+//! thread is ever spawned per event.
+//!
+//! # Who reads, who runs
+//!
+//! An idle worker parks in the I/O layer ([`Hooks::park`]), which on Linux
+//! also waits for the connection's input: the worker woken by input reads
+//! it ([`Hooks::io`]), submits the events and then runs the first ready
+//! subscriber itself, so a notification costs one thread wake-up, not two
+//! (a receiving thread's and then a worker's; docs/performance.md, R2).
+//! Another parked worker is woken ([`Hooks::unpark`]) only when more
+//! subscribers are ready than workers are on their way to the queue.
 //!
 //! # Removal guarantees
 //!
@@ -30,8 +38,7 @@
 //! that, `Pool::submit` refuses: the I/O layer sends refused unicasts back
 //! to the server (which re-routes them or returns a unicast error to their
 //! sender, so nothing is silently lost) and counts refused broadcasts and
-//! observer events as dropped. The receiving thread never blocks on a slow
-//! callback.
+//! observer events as dropped. Reading never blocks on a slow callback.
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -59,7 +66,25 @@ pub const TURN: usize = 32;
 /// I/O layer to flush what it holds back (the client's acks).
 pub const LINGER: Duration = Duration::from_millis(1);
 
-/// What the I/O layer does around the callbacks.
+/// How a parked worker was woken (see [`Hooks::park`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wake {
+    /// The I/O layer has input for this worker to read: the worker calls
+    /// [`Hooks::io`] and then looks for ready subscribers first.
+    Readable,
+    /// It took one wake-up sent by [`Hooks::unpark`].
+    Kicked,
+    /// The timeout passed.
+    TimedOut,
+    /// Anything else (the pool may have stopped; a spurious wake-up).
+    Other,
+}
+
+/// What the I/O layer does around the callbacks, and how idle workers
+/// wait: the pool keeps the mailboxes and decides who runs what; the I/O
+/// layer parks and wakes its threads (on Linux, an epoll instance that
+/// also holds the connection's socket, so a parked worker is the one that
+/// reads: `super::poller`).
 pub(crate) trait Hooks {
     /// Called after each event's callback returned (or panicked), outside
     /// every lock (the I/O layer acknowledges unicasts here).
@@ -74,6 +99,25 @@ pub(crate) trait Hooks {
 
     /// Sends what was held back.
     fn flush(&self) {}
+
+    /// Parks the calling worker until [`Hooks::unpark`] wakes it (one
+    /// wake-up per call, kept when nobody waits yet), until input is ready
+    /// for it ([`Wake::Readable`]), or at most `timeout`.
+    fn park(&self, timeout: Option<Duration>) -> Wake;
+
+    /// Wakes one parked worker (or the next one to park).
+    fn unpark(&self);
+
+    /// Wakes every parked worker for good (the pool stops).
+    fn unpark_all(&self);
+
+    /// Reads the input [`Hooks::park`] reported, on the worker that was
+    /// woken for it; events it submits are then run by that worker first.
+    fn io(&self) {}
+
+    /// Every worker has left [`Hooks::park`]: nobody waits for input any
+    /// more until one comes back (the I/O layer may read meanwhile).
+    fn saturated(&self) {}
 }
 
 /// A notification callback of the idiomatic API.
@@ -319,15 +363,16 @@ impl Sub {
 struct Ready {
     subs: VecDeque<Arc<Sub>>,
     stop: bool,
-    /// Workers waiting for work (without a time limit).
+    /// Workers in [`Hooks::park`].
     sleeping: usize,
-    /// Wake-ups sent and not yet taken by a sleeping worker.
+    /// Wake-ups sent ([`Hooks::unpark`]) and not yet taken.
     waking: usize,
-    /// A worker waits on `linger` for at most [`LINGER`] before flushing
-    /// what the I/O layer holds back (one at a time).
+    /// Workers reading input ([`Hooks::io`]) that look for ready
+    /// subscribers right after.
+    returning: usize,
+    /// A worker parks for at most [`LINGER`] before flushing what the I/O
+    /// layer holds back (one at a time).
     lingering: bool,
-    /// The lingering worker was sent a wake-up it has not taken yet.
-    linger_woken: bool,
 }
 
 /// Why [`Pool::submit`] refused an event.
@@ -343,11 +388,6 @@ pub(crate) enum Refused {
 /// layer with [`Pool::run_worker`].
 pub(crate) struct Pool {
     ready: Mutex<Ready>,
-    work: Condvar,
-    /// Where the one lingering worker waits (apart from `work`, so the
-    /// wake-up for new events goes to a worker without a timer, and the
-    /// lingering one is left to flush when its time is up).
-    linger: Condvar,
     pending: AtomicUsize,
     panics: AtomicU64,
 }
@@ -361,11 +401,9 @@ impl Pool {
                 stop: false,
                 sleeping: 0,
                 waking: 0,
+                returning: 0,
                 lingering: false,
-                linger_woken: false,
             }),
-            work: Condvar::new(),
-            linger: Condvar::new(),
             pending: AtomicUsize::new(0),
             panics: AtomicU64::new(0),
         }
@@ -377,8 +415,20 @@ impl Pool {
         self.panics.load(Ordering::Relaxed)
     }
 
-    /// Queues `event` for `sub`.
-    pub(crate) fn submit(&self, sub: &Arc<Sub>, event: Event) -> Result<(), Refused> {
+    /// True while no worker is parked (all run callbacks or read), once
+    /// the workers started.
+    pub(crate) fn saturated(&self) -> bool {
+        let g = lock(&self.ready);
+        g.sleeping == 0 && !g.stop
+    }
+
+    /// Queues `event` for `sub`; `hooks` wake a worker for it if needed.
+    pub(crate) fn submit(
+        &self,
+        sub: &Arc<Sub>,
+        event: Event,
+        hooks: &impl Hooks,
+    ) -> Result<(), Refused> {
         let mut g = lock(&sub.inner);
         if g.removed {
             return Err(Refused::Removed);
@@ -391,79 +441,90 @@ impl Pool {
         if !g.scheduled {
             g.scheduled = true;
             drop(g);
-            self.schedule(Arc::clone(sub));
+            self.schedule(Arc::clone(sub), hooks, 0);
         }
         Ok(())
     }
 
-    /// Puts `sub` on the ready queue and wakes a sleeping worker unless
-    /// enough are already being woken (a worker that is running comes back
-    /// to the queue by itself).
-    fn schedule(&self, sub: Arc<Sub>) {
+    /// Puts `sub` on the ready queue and wakes a parked worker when there
+    /// are more ready subscribers than workers on their way to the queue
+    /// (woken ones, readers that come back to it, and `coming` more: the
+    /// caller itself when it is a worker). A worker busy with a callback
+    /// comes back to the queue by itself.
+    fn schedule(&self, sub: Arc<Sub>, hooks: &impl Hooks, coming: usize) {
         let mut g = lock(&self.ready);
         g.subs.push_back(sub);
-        if g.sleeping > g.waking {
+        if g.sleeping > g.waking && g.subs.len() > g.waking + g.returning + coming {
             g.waking += 1;
             drop(g);
-            self.work.notify_one();
-        } else if g.lingering && !g.linger_woken {
-            g.linger_woken = true;
-            drop(g);
-            self.linger.notify_one();
+            hooks.unpark();
         }
     }
 
     /// Stops the workers (events still queued are discarded).
-    pub(crate) fn stop(&self) {
+    pub(crate) fn stop(&self, hooks: &impl Hooks) {
         lock(&self.ready).stop = true;
-        self.work.notify_all();
-        self.linger.notify_all();
-    }
-
-    fn next(&self, hooks: &impl Hooks) -> Option<Arc<Sub>> {
-        let mut g = lock(&self.ready);
-        loop {
-            if g.stop {
-                return None;
-            }
-            if let Some(s) = g.subs.pop_front() {
-                return Some(s);
-            }
-            if !g.lingering && hooks.unflushed() {
-                // More events soon carry what is held back for free (the
-                // next write takes it along); if none come, flush. One
-                // worker lingers; new events wake the others first.
-                g.lingering = true;
-                let (back, wait) = self
-                    .linger
-                    .wait_timeout(g, LINGER)
-                    .unwrap_or_else(|p| p.into_inner());
-                g = back;
-                g.lingering = false;
-                g.linger_woken = false;
-                if wait.timed_out() && g.subs.is_empty() && !g.stop {
-                    drop(g);
-                    hooks.flush();
-                    g = lock(&self.ready);
-                }
-                continue;
-            }
-            g.sleeping += 1;
-            g = self.work.wait(g).unwrap_or_else(|p| p.into_inner());
-            g.sleeping -= 1;
-            // Taken a wake-up (or woke spuriously, which only means one
-            // more wake-up may be sent later than needed).
-            g.waking = g.waking.saturating_sub(1);
-        }
+        hooks.unpark_all();
     }
 
     /// A worker thread's loop; returns when the pool stops. `hooks` are
-    /// called around the callbacks: see [`Hooks`].
+    /// called around the callbacks and park the worker when there is
+    /// nothing to run: see [`Hooks`].
     pub(crate) fn run_worker(&self, hooks: &impl Hooks) {
         let me = thread::current().id();
-        while let Some(sub) = self.next(hooks) {
-            if self.run_turn(&sub, me, hooks) {
-                self.schedule(sub);
+        loop {
+            let linger = {
+                let mut g = lock(&self.ready);
+                if g.stop {
+                    return;
+                }
+                if let Some(sub) = g.subs.pop_front() {
+                    drop(g);
+                    if self.run_turn(&sub, me, hooks) {
+                        self.schedule(sub, hooks, 1);
+                    }
+                    continue;
+                }
+                // More events soon carry what is held back for free (the
+                // next write takes it along); if none come, flush. One
+                // worker lingers at a time.
+                let linger = !g.lingering && hooks.unflushed();
+                g.lingering |= linger;
+                g.sleeping += 1;
+                linger
+            };
+            let wake = hooks.park(linger.then_some(LINGER));
+            let mut g = lock(&self.ready);
+            g.sleeping -= 1;
+            if linger {
+                g.lingering = false;
+            }
+            let saturated = g.sleeping == 0 && !g.stop;
+            match wake {
+                Wake::Kicked => g.waking = g.waking.saturating_sub(1),
+                Wake::Readable => {
+                    g.returning += 1;
+                    drop(g);
+                    if saturated {
+                        hooks.saturated();
+                    }
+                    hooks.io();
+                    let mut g = lock(&self.ready);
+                    g.returning -= 1;
+                    continue;
+                }
+                Wake::TimedOut => {
+                    if linger && g.subs.is_empty() && !g.stop {
+                        drop(g);
+                        hooks.flush();
+                    }
+                    continue;
+                }
+                Wake::Other => {}
+            }
+            drop(g);
+            if saturated {
+                hooks.saturated();
             }
         }
     }
@@ -526,36 +587,101 @@ mod tests {
 
     const LONG: Duration = Duration::from_secs(10);
 
+    /// Parks on a condvar (the pool's tests have no I/O): a counting
+    /// semaphore of wake-ups, and a stop flag.
+    #[derive(Default)]
+    struct Park {
+        state: Mutex<(usize, bool)>,
+        cv: Condvar,
+    }
+
+    impl Park {
+        fn park(&self, timeout: Option<Duration>) -> Wake {
+            let mut g = lock(&self.state);
+            if !g.1 && g.0 == 0 {
+                g = match timeout {
+                    None => self.cv.wait(g).unwrap(),
+                    Some(t) => self.cv.wait_timeout(g, t).unwrap().0,
+                };
+            }
+            if g.1 {
+                Wake::Other
+            } else if g.0 > 0 {
+                g.0 -= 1;
+                Wake::Kicked
+            } else if timeout.is_some() {
+                Wake::TimedOut
+            } else {
+                Wake::Other
+            }
+        }
+
+        fn unpark(&self) {
+            lock(&self.state).0 += 1;
+            self.cv.notify_one();
+        }
+
+        fn unpark_all(&self) {
+            lock(&self.state).1 = true;
+            self.cv.notify_all();
+        }
+    }
+
     /// Hooks that only call a closure after each callback.
-    struct Done<F>(F);
+    struct Done<F>(F, Park);
 
     impl<F: Fn(&Event)> Hooks for Done<F> {
         fn done(&self, event: &Event) {
             (self.0)(event)
         }
+        fn park(&self, timeout: Option<Duration>) -> Wake {
+            self.1.park(timeout)
+        }
+        fn unpark(&self) {
+            self.1.unpark()
+        }
+        fn unpark_all(&self) {
+            self.1.unpark_all()
+        }
+    }
+
+    type Noop = Done<fn(&Event)>;
+
+    fn noop() -> Noop {
+        Done(|_| {}, Park::default())
     }
 
     struct Workers {
         pool: Arc<Pool>,
+        hooks: Arc<Noop>,
         threads: Vec<thread::JoinHandle<()>>,
     }
 
     impl Workers {
         fn start(n: usize) -> Self {
             let pool = Arc::new(Pool::new());
+            let hooks = Arc::new(noop());
             let threads = (0..n)
                 .map(|_| {
-                    let p = Arc::clone(&pool);
-                    thread::spawn(move || p.run_worker(&Done(|_: &Event| {})))
+                    let (p, h) = (Arc::clone(&pool), Arc::clone(&hooks));
+                    thread::spawn(move || p.run_worker(&*h))
                 })
                 .collect();
-            Workers { pool, threads }
+            Workers {
+                pool,
+                hooks,
+                threads,
+            }
+        }
+
+        fn submit(&self, sub: &Arc<Sub>, event: Event) -> Result<(), Refused> {
+            self.pool.submit(sub, event, &*self.hooks)
         }
     }
 
     impl Drop for Workers {
         fn drop(&mut self) {
-            self.pool.stop();
+            self.pool.stop(&*self.hooks);
             for t in self.threads.drain(..) {
                 t.join().unwrap();
             }
@@ -590,7 +716,7 @@ mod tests {
             .collect();
         for i in 0..500 {
             for s in &subs {
-                w.pool.submit(s, ev(i, "a")).unwrap();
+                w.submit(s, ev(i, "a")).unwrap();
             }
         }
         let mut next = [0u32; 3];
@@ -620,7 +746,7 @@ mod tests {
             })
             .collect();
         for s in &subs {
-            w.pool.submit(s, ev(0, "a")).unwrap();
+            w.submit(s, ev(0, "a")).unwrap();
         }
         for _ in 0..WORKERS {
             rx.recv_timeout(LONG).unwrap();
@@ -640,7 +766,7 @@ mod tests {
             tx.send(()).unwrap();
         });
         for i in 0..200 {
-            w.pool.submit(&s, ev(i, "a")).unwrap();
+            w.submit(&s, ev(i, "a")).unwrap();
         }
         for _ in 0..200 {
             rx.recv_timeout(LONG).unwrap();
@@ -661,17 +787,14 @@ mod tests {
             lock(&release_rx).recv().unwrap();
             f2.fetch_add(1, Ordering::SeqCst);
         });
-        w.pool.submit(&s, ev(0, "a")).unwrap();
-        w.pool.submit(&s, ev(1, "a")).unwrap();
-        w.pool.submit(&s, ev(2, "*")).unwrap();
+        w.submit(&s, ev(0, "a")).unwrap();
+        w.submit(&s, ev(1, "a")).unwrap();
+        w.submit(&s, ev(2, "*")).unwrap();
         entered_rx.recv_timeout(LONG).unwrap();
         let drained = s.retire(&w.pool);
         assert_eq!(drained.len(), 2);
         assert_eq!(drained.iter().filter(|e| e.unicast().is_some()).count(), 1);
-        assert!(matches!(
-            w.pool.submit(&s, ev(3, "a")),
-            Err(Refused::Removed)
-        ));
+        assert!(matches!(w.submit(&s, ev(3, "a")), Err(Refused::Removed)));
         let waiter = {
             let s = Arc::clone(&s);
             let finished = Arc::clone(&finished);
@@ -706,8 +829,8 @@ mod tests {
             tx.send(d.flags).unwrap();
         });
         *lock(&me) = Some(Arc::clone(&s));
-        w.pool.submit(&s, ev(0, "a")).unwrap();
-        w.pool.submit(&s, ev(1, "a")).unwrap();
+        w.submit(&s, ev(0, "a")).unwrap();
+        w.submit(&s, ev(1, "a")).unwrap();
         go_tx.send(()).unwrap();
         assert_eq!(rx.recv_timeout(LONG).unwrap(), 0);
         // The second event was drained by the retire: never runs.
@@ -727,8 +850,8 @@ mod tests {
             lock(&gate_rx).recv().unwrap();
             tx1.send(("old", d.flags)).unwrap();
         });
-        w.pool.submit(&s, ev(0, "a")).unwrap();
-        w.pool.submit(&s, ev(1, "a")).unwrap();
+        w.submit(&s, ev(0, "a")).unwrap();
+        w.submit(&s, ev(1, "a")).unwrap();
         entered_rx.recv_timeout(LONG).unwrap();
         let tx2 = tx.clone();
         let generation = s.replace(
@@ -756,11 +879,15 @@ mod tests {
     #[test]
     fn full_pool_refuses() {
         let pool = Pool::new(); // no workers: nothing drains
+        let hooks = noop();
         let s = sub(|_| {});
         for i in 0..MAX_PENDING {
-            pool.submit(&s, ev(i as u32, "a")).unwrap();
+            pool.submit(&s, ev(i as u32, "a"), &hooks).unwrap();
         }
-        assert!(matches!(pool.submit(&s, ev(0, "a")), Err(Refused::Full)));
+        assert!(matches!(
+            pool.submit(&s, ev(0, "a"), &hooks),
+            Err(Refused::Full)
+        ));
         assert_eq!(s.retire(&pool).len(), MAX_PENDING);
         assert_eq!(pool.pending.load(Ordering::SeqCst), 0);
     }
@@ -775,8 +902,8 @@ mod tests {
             }
             tx.send(d.flags).unwrap();
         });
-        w.pool.submit(&s, ev(0, "a")).unwrap();
-        w.pool.submit(&s, ev(1, "a")).unwrap();
+        w.submit(&s, ev(0, "a")).unwrap();
+        w.submit(&s, ev(1, "a")).unwrap();
         assert_eq!(rx.recv_timeout(LONG).unwrap(), 1);
         assert_eq!(w.pool.panics(), 1);
         s.retire(&w.pool);
@@ -787,6 +914,7 @@ mod tests {
     struct Holding {
         held: Mutex<usize>,
         flushed: Mutex<mpsc::Sender<usize>>,
+        park: Park,
     }
 
     impl Hooks for Holding {
@@ -800,6 +928,15 @@ mod tests {
             let n = std::mem::take(&mut *self.held.lock().unwrap());
             self.flushed.lock().unwrap().send(n).unwrap();
         }
+        fn park(&self, timeout: Option<Duration>) -> Wake {
+            self.park.park(timeout)
+        }
+        fn unpark(&self) {
+            self.park.unpark()
+        }
+        fn unpark_all(&self) {
+            self.park.unpark_all()
+        }
     }
 
     #[test]
@@ -809,6 +946,7 @@ mod tests {
         let hooks = Arc::new(Holding {
             held: Mutex::new(0),
             flushed: Mutex::new(tx),
+            park: Park::default(),
         });
         let worker = {
             let (pool, hooks) = (Arc::clone(&pool), Arc::clone(&hooks));
@@ -816,7 +954,7 @@ mod tests {
         };
         let s = sub(|_| {});
         for i in 0..3 {
-            pool.submit(&s, ev(i, "a")).unwrap();
+            pool.submit(&s, ev(i, "a"), &*hooks).unwrap();
         }
         // However the three events were spread over turns, everything held
         // back is flushed once the pool has nothing left to run.
@@ -829,7 +967,7 @@ mod tests {
             flushed.recv_timeout(Duration::from_millis(50)).is_err(),
             "nothing more to flush"
         );
-        pool.stop();
+        pool.stop(&*hooks);
         worker.join().unwrap();
     }
 
@@ -837,16 +975,18 @@ mod tests {
     fn done_runs_after_each_callback_panicking_ones_included() {
         let pool = Arc::new(Pool::new());
         let (tx, rx) = mpsc::channel();
+        let tx2 = Mutex::new(tx.clone());
+        let hooks = Arc::new(Done(
+            move |e: &Event| {
+                if let Event::Notify(n) = e {
+                    lock(&tx2).send(("done", n.flags)).unwrap();
+                }
+            },
+            Park::default(),
+        ));
         let worker = {
-            let pool = Arc::clone(&pool);
-            let tx = tx.clone();
-            thread::spawn(move || {
-                pool.run_worker(&Done(|e: &Event| {
-                    if let Event::Notify(n) = e {
-                        tx.send(("done", n.flags)).unwrap();
-                    }
-                }))
-            })
+            let (pool, hooks) = (Arc::clone(&pool), Arc::clone(&hooks));
+            thread::spawn(move || pool.run_worker(&*hooks))
         };
         let s = sub(move |d| {
             tx.send(("callback", d.flags)).unwrap();
@@ -855,7 +995,7 @@ mod tests {
             }
         });
         for i in 0..3 {
-            pool.submit(&s, ev(i, "a")).unwrap();
+            pool.submit(&s, ev(i, "a"), &*hooks).unwrap();
         }
         let got: Vec<_> = (0..6).map(|_| rx.recv_timeout(LONG).unwrap()).collect();
         assert_eq!(
@@ -869,7 +1009,7 @@ mod tests {
                 ("done", 2)
             ]
         );
-        pool.stop();
+        pool.stop(&*hooks);
         worker.join().unwrap();
     }
 
