@@ -10,7 +10,9 @@
 //! - [`netns`]: network namespaces joined to the host by a veth pair, as
 //!   remote peers, skipped with a printed reason where not permitted;
 //! - [`rng`]: a seeded splitmix64 generator for reproducible random
-//!   inputs.
+//!   inputs;
+//! - [`skip`] (reports a test skipped) and [`wait_exit`] (waits for a
+//!   child process with a timeout).
 //!
 //! It depends on neither `nfy-core` nor `nfy-linux`: it checks the
 //! servers against the protocol as documented, and `nfy-linux` can use it
@@ -22,7 +24,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::Write;
-use std::time::Duration;
+use std::process::{Child, ExitStatus};
+use std::time::{Duration, Instant};
 
 pub mod netns;
 pub mod rng;
@@ -37,4 +40,20 @@ pub const DEADLINE: Duration = Duration::from_secs(20);
 pub fn skip(test: &str, why: &str) {
     let line = format!("\n*** SKIPPED: {test}: {why} ***\n");
     let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
+/// Waits until `child` exits, at most `timeout`: its exit status, or
+/// `None` while it still runs (polling its status: there is no portable
+/// blocking wait with a timeout).
+pub fn wait_exit(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }

@@ -2,8 +2,8 @@
 //! real `notifysvc` process on a free port and a private socket path,
 //! waits until it accepts, and kills it on drop; and, re-exported from
 //! `nfy-test-support`, the raw JSON-protocol client written from the spec
-//! alone ([`JsonClient`], frames, message bodies), [`DEADLINE`] and
-//! [`skip`].
+//! alone ([`JsonClient`], frames, message bodies), [`DEADLINE`],
+//! [`skip`] and [`wait_exit`].
 
 // Each test crate uses a different subset of these helpers; and this is
 // test code, where failing loudly is the point.
@@ -23,7 +23,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 pub use nfy_test_support::wire::*;
-pub use nfy_test_support::{skip, DEADLINE};
+pub use nfy_test_support::{skip, wait_exit, DEADLINE};
 
 /// A TCP port nobody listens on right now (the kernel's pick).
 pub fn free_port() -> u16 {
@@ -196,20 +196,6 @@ impl ServerBuilder {
                 }
             }
         }
-    }
-}
-
-/// Waits until `child` exits, at most `timeout`.
-pub fn wait_exit(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
