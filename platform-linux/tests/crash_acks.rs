@@ -48,6 +48,7 @@ use common::Server;
 use nfy_linux::client::conn::ACK_BATCH;
 use nfy_linux::client::pool::WORKERS;
 use nfy_linux::client::{Client, Delivery, ServerAddr};
+use nfy_test_support::rng::Rng;
 
 /// Unicasts sent by default (the figure).
 const DEFAULT_N: u64 = 100_000;
@@ -253,18 +254,6 @@ impl Tally {
     }
 }
 
-/// A small deterministic generator for the kill points (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
-
 #[test]
 fn crash_safe_delivery_with_sigkilled_receivers() {
     if std::env::var_os(ROLE).is_some() {
@@ -347,7 +336,7 @@ fn scenario(n: u64, kills: u64, restart: bool) {
     // Kill points: random completion counts, sorted.
     let mut rng = Rng(seed);
     let mut points: Vec<u64> = (0..kills)
-        .map(|_| n / 20 + rng.next() % (n * 17 / 20))
+        .map(|_| n / 20 + rng.below(n * 17 / 20))
         .collect();
     points.sort_unstable();
     let mut tally = Tally::new(n, &[&top.log, &low.log], Arc::clone(&errored));

@@ -20,14 +20,13 @@
 
 mod common;
 
-use std::fs::File;
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::process::Command;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{json_frame, notify_msg, JsonClient, Server, DEADLINE};
 use nfy_linux::client::{server_report, ServerAddr, ServerReport};
+use nfy_test_support::netns::{Netns, Range};
 use serde_json::json;
 
 /// Remote limits every test server runs with.
@@ -36,129 +35,22 @@ const RATE: u64 = 10;
 const BURST: u64 = 20;
 const REMOTE_FRAME: usize = 1024;
 
-/// Namespaces one test process creates at most (one per test).
-const NAMESPACES: u32 = 4;
+/// This test binary's addresses: a /30 per namespace in `10.233.0.0/16`,
+/// at most one namespace per test.
+const RANGE: Range = Range {
+    tag: "nfyl",
+    first: Ipv4Addr::new(10, 233, 0, 0),
+    blocks: 1 << 14,
+    per_process: 4,
+};
 
-/// Runs `ip ARGS`; the error output when it fails.
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run ip: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-/// A namespace with a veth pair to the host; removed on drop.
-struct Netns {
-    name: String,
-    host_if: String,
-    host_ip: Ipv4Addr,
-}
-
-impl Netns {
-    /// Creates namespace number `n` (below [`NAMESPACES`], distinct per
-    /// test); `None` (after a loud SKIPPED message) when this process may
-    /// not. The /30 depends on the process id too, so two test processes
-    /// running at once do not share addresses.
-    fn create(n: u32, test: &str) -> Option<Netns> {
-        assert!(n < NAMESPACES);
-        let pid = std::process::id() % 100_000;
-        let block = (pid % 4000) * NAMESPACES + n;
-        let base = u32::from(Ipv4Addr::new(10, 233, 0, 0)) + block * 4;
-        let host_ip = Ipv4Addr::from(base + 1);
-        let ns_ip = Ipv4Addr::from(base + 2);
-        let ns = Netns {
-            name: format!("nfylim-{pid}-{n}"),
-            host_if: format!("nfyl{pid}x{n}"),
-            host_ip,
-        };
-        if let Err(e) = ip(&["netns", "add", &ns.name]) {
-            common::skip(
-                test,
-                &format!(
-                    "cannot create a network namespace (needs root or CAP_NET_ADMIN, and \
-                     iproute2): {e}"
-                ),
-            );
-            return None;
-        }
-        let peer = format!("nfym{pid}x{n}");
-        let host_cidr = format!("{host_ip}/30");
-        let ns_cidr = format!("{ns_ip}/30");
-        let netns = ns.name.as_str();
-        let steps: Vec<Vec<&str>> = vec![
-            vec![
-                "link",
-                "add",
-                &ns.host_if,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &peer,
-            ],
-            vec!["link", "set", &peer, "netns", netns],
-            vec!["addr", "add", &host_cidr, "dev", &ns.host_if],
-            vec!["link", "set", &ns.host_if, "up"],
-            vec!["-n", netns, "addr", "add", &ns_cidr, "dev", &peer],
-            vec!["-n", netns, "link", "set", &peer, "up"],
-            vec!["-n", netns, "link", "set", "lo", "up"],
-        ];
-        for step in steps {
-            if let Err(e) = ip(&step) {
-                panic!("setting up the namespace failed: {e}");
-            }
-        }
-        Some(ns)
-    }
-
-    /// A TCP connection to `port` on the host's end of the veth pair,
-    /// made from inside the namespace (a thread that entered it).
-    fn connect(&self, port: u16) -> TcpStream {
-        let path = format!("/run/netns/{}", self.name);
-        let addr = SocketAddr::from((self.host_ip, port));
-        thread::spawn(move || {
-            let ns = File::open(&path).unwrap();
-            nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-            let deadline = Instant::now() + DEADLINE;
-            // The veth link may need a moment before it carries traffic.
-            loop {
-                match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
-                    Ok(s) => return s,
-                    Err(e) if Instant::now() < deadline => {
-                        eprintln!("connecting to {addr} from the namespace: {e}; retrying");
-                        thread::sleep(Duration::from_millis(20));
-                    }
-                    Err(e) => panic!("cannot connect to {addr} from the namespace: {e}"),
-                }
-            }
-        })
-        .join()
-        .unwrap()
-    }
-
-    /// A JSON-protocol client connected from inside the namespace.
-    fn remote(&self, port: u16) -> JsonClient {
-        let stream = self.connect(port);
-        let local = stream.local_addr().unwrap();
-        assert!(!local.ip().is_loopback(), "{local}: not a remote address");
-        JsonClient::from_tcp(stream)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = ip(&["netns", "del", &self.name]);
-        let _ = ip(&["link", "del", &self.host_if]);
-    }
+/// A JSON-protocol client connected to `port` on the host's end of the
+/// veth pair from inside the namespace: a remote peer.
+fn remote(ns: &Netns, port: u16) -> JsonClient {
+    let stream = ns.connect(SocketAddr::from((ns.host_addr, port)));
+    let local = stream.local_addr().unwrap();
+    assert!(!local.ip().is_loopback(), "{local}: not a remote address");
+    JsonClient::from_tcp(stream)
 }
 
 /// A server that lets remote peers in, with the small remote limits above.
@@ -215,18 +107,18 @@ fn next_from(sink: &mut JsonClient) -> String {
 #[test]
 fn remote_connections_over_the_cap_are_refused_and_counted() {
     let test = "remote_connections_over_the_cap_are_refused_and_counted";
-    let Some(ns) = Netns::create(0, test) else {
+    let Some(ns) = Netns::create_or_skip(&RANGE, 0, test) else {
         return;
     };
     let server = server();
     let mut sink = sink(&server);
-    let mut first = ns.remote(server.port);
-    let mut second = ns.remote(server.port);
+    let mut first = remote(&ns, server.port);
+    let mut second = remote(&ns, server.port);
     report_until(&server, "2 remote connections", |r| {
         r.status.remote_connections == 2
     });
     // One more: accepted by the kernel, closed by the server at once.
-    let mut third = ns.remote(server.port);
+    let mut third = remote(&ns, server.port);
     assert!(
         third.closed_by_server(DEADLINE),
         "the third was not refused"
@@ -250,7 +142,7 @@ fn remote_connections_over_the_cap_are_refused_and_counted() {
     report_until(&server, "1 remote connection", |r| {
         r.status.remote_connections == 1
     });
-    let mut fourth = ns.remote(server.port);
+    let mut fourth = remote(&ns, server.port);
     fourth.notify("r4", "sink", "ev", 0, json!({})).unwrap();
     assert_eq!(next_from(&mut sink), "r4");
     assert_eq!(report(&server).guard.remote_refused, 1);
@@ -260,13 +152,13 @@ fn remote_connections_over_the_cap_are_refused_and_counted() {
 #[test]
 fn a_remote_flood_is_rate_limited_and_counted_and_others_are_unaffected() {
     let test = "a_remote_flood_is_rate_limited_and_counted_and_others_are_unaffected";
-    let Some(ns) = Netns::create(1, test) else {
+    let Some(ns) = Netns::create_or_skip(&RANGE, 1, test) else {
         return;
     };
     let server = server();
     let mut sink = sink(&server);
-    let mut flooder = ns.remote(server.port);
-    let mut other = ns.remote(server.port);
+    let mut flooder = remote(&ns, server.port);
+    let mut other = remote(&ns, server.port);
     const FLOOD: u64 = 1000;
     let frame = json_frame(&notify_msg("flood", "sink", "ev", 0, json!({})));
     // The sink's barrier was a delivery too.
@@ -311,12 +203,12 @@ fn a_remote_flood_is_rate_limited_and_counted_and_others_are_unaffected() {
 #[test]
 fn an_oversize_remote_frame_is_skipped_and_counted() {
     let test = "an_oversize_remote_frame_is_skipped_and_counted";
-    let Some(ns) = Netns::create(2, test) else {
+    let Some(ns) = Netns::create_or_skip(&RANGE, 2, test) else {
         return;
     };
     let server = server();
     let mut sink = sink(&server);
-    let mut remote = ns.remote(server.port);
+    let mut remote = remote(&ns, server.port);
     // Over the remote limit, well under the local one (64 KiB).
     let big = json!({ "pad": "x".repeat(2 * REMOTE_FRAME) });
     let oversize = json_frame(&notify_msg("big", "sink", "ev", 0, big.clone()));
@@ -341,11 +233,11 @@ fn an_oversize_remote_frame_is_skipped_and_counted() {
 #[test]
 fn remote_peers_may_not_list_connections() {
     let test = "remote_peers_may_not_list_connections";
-    let Some(ns) = Netns::create(3, test) else {
+    let Some(ns) = Netns::create_or_skip(&RANGE, 3, test) else {
         return;
     };
     let server = server();
-    let stream = ns.connect(server.port);
+    let stream = ns.connect(SocketAddr::from((ns.host_addr, server.port)));
     // A compact hello, then the connection list request: refused (logged),
     // nothing comes back; the server's own report still works.
     use nfy_core::msg::{self, compact, Encoding, Hello, Message};

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use common::{JsonClient, Server, DEADLINE};
 use nfy_core::msg::{self, compact, Encoding, Hello, Message};
+use nfy_test_support::netns::{Netns, Range};
 use serde_json::{json, Value};
 
 /// Environment variable that turns [`relay_helper`] into a relay:
@@ -69,140 +70,50 @@ fn relay_helper() {
     down.join().unwrap();
 }
 
-/// Runs `ip ARGS`; the error output when it fails.
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run ip: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
+/// This test binary's addresses: a /30 per namespace in `10.231.0.0/16`,
+/// at most one namespace per test.
+const RANGE: Range = Range {
+    tag: "nfyw",
+    first: Ipv4Addr::new(10, 231, 0, 0),
+    blocks: 1 << 14,
+    per_process: 5,
+};
 
-/// Namespaces one test process creates at most (one per test).
-const NAMESPACES: u32 = 5;
-
-/// A namespace with a veth pair to the host; removed on drop.
-struct Netns {
-    name: String,
-    host_if: String,
-    /// The host's end of the /30.
-    host_ip: Ipv4Addr,
-    /// The namespace's end of the /30.
-    ns_ip: Ipv4Addr,
-}
-
-impl Netns {
-    /// Creates namespace number `n` (below [`NAMESPACES`], distinct per
-    /// test, so tests run in parallel); `None` (after a loud SKIPPED
-    /// message) when this process may not.
-    ///
-    /// The /30 block inside `10.231.0.0/16` depends on the process id too,
-    /// so two test processes running at once do not share addresses.
-    fn create(n: u32, test: &str) -> Option<Netns> {
-        assert!(n < NAMESPACES);
-        let pid = std::process::id() % 100_000;
-        let block = (pid % 3000) * NAMESPACES + n;
-        let base = u32::from(Ipv4Addr::new(10, 231, 0, 0)) + block * 4;
-        let ns = Netns {
-            name: format!("nfytest-{pid}-{n}"),
-            host_if: format!("nfyh{pid}x{n}"),
-            host_ip: Ipv4Addr::from(base + 1),
-            ns_ip: Ipv4Addr::from(base + 2),
-        };
-        if let Err(e) = ip(&["netns", "add", &ns.name]) {
-            common::skip(
-                test,
-                &format!(
-                    "cannot create a network namespace (needs root or CAP_NET_ADMIN, and \
-                     iproute2): {e}"
-                ),
-            );
-            return None;
-        }
-        let peer = format!("nfyn{pid}x{n}");
-        let host_cidr = format!("{}/30", ns.host_ip);
-        let ns_cidr = format!("{}/30", ns.ns_ip);
-        let netns = ns.name.as_str();
-        let steps: Vec<Vec<&str>> = vec![
-            vec![
-                "link",
-                "add",
-                &ns.host_if,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &peer,
-            ],
-            vec!["link", "set", &peer, "netns", netns],
-            vec!["addr", "add", &host_cidr, "dev", &ns.host_if],
-            vec!["link", "set", &ns.host_if, "up"],
-            vec!["-n", netns, "addr", "add", &ns_cidr, "dev", &peer],
-            vec!["-n", netns, "link", "set", &peer, "up"],
-            vec!["-n", netns, "link", "set", "lo", "up"],
-        ];
-        for step in steps {
-            // `ns` is dropped on the way out: the namespace goes too.
-            if let Err(e) = ip(&step) {
-                panic!("setting up the namespace failed: {e}");
-            }
-        }
-        Some(ns)
-    }
-
-    /// Starts a remote client inside the namespace, connected to `server`
-    /// (an address on the host side of the veth pair).
-    fn remote(&self, server: SocketAddr) -> Remote {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("relay.sock");
-        let listener = UnixListener::bind(&path).unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.name])
-            .arg(std::env::current_exe().unwrap())
-            .args(["--exact", "relay_helper", "--nocapture", "--test-threads=1"])
-            .env(RELAY_ENV, format!("{}|{server}", path.display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + DEADLINE;
-        let stream = loop {
-            match listener.accept() {
-                Ok((s, _)) => break s,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if let Some(status) = child.try_wait().unwrap() {
-                        panic!("the relay exited early: {status}");
-                    }
-                    assert!(Instant::now() < deadline, "the relay never connected");
-                    thread::sleep(Duration::from_millis(2));
+/// Starts a remote client inside the namespace, connected to `server`
+/// (an address on the host side of the veth pair).
+fn start_remote(ns: &Netns, server: SocketAddr) -> Remote {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("relay.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", ns.name()])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", "relay_helper", "--nocapture", "--test-threads=1"])
+        .env(RELAY_ENV, format!("{}|{server}", path.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    let stream = loop {
+        match listener.accept() {
+            Ok((s, _)) => break s,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if let Some(status) = child.try_wait().unwrap() {
+                    panic!("the relay exited early: {status}");
                 }
-                Err(e) => panic!("accepting the relay: {e}"),
+                assert!(Instant::now() < deadline, "the relay never connected");
+                thread::sleep(Duration::from_millis(2));
             }
-        };
-        stream.set_nonblocking(false).unwrap();
-        Remote {
-            client: JsonClient::from_unix(stream),
-            child,
-            _dir: dir,
+            Err(e) => panic!("accepting the relay: {e}"),
         }
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        // Deleting the namespace destroys the veth end inside it, and with
-        // it the pair; the explicit link delete covers a half-made set-up.
-        let _ = ip(&["netns", "del", &self.name]);
-        let _ = ip(&["link", "del", &self.host_if]);
+    };
+    stream.set_nonblocking(false).unwrap();
+    Remote {
+        client: JsonClient::from_unix(stream),
+        child,
+        _dir: dir,
     }
 }
 
@@ -366,7 +277,8 @@ fn triple(from: &str, to: &str, notification: &str) -> (String, String, String) 
 
 #[test]
 fn in_rules_filter_what_a_remote_peer_may_send() {
-    let Some(ns) = Netns::create(0, "in_rules_filter_what_a_remote_peer_may_send") else {
+    let Some(ns) = Netns::create_or_skip(&RANGE, 0, "in_rules_filter_what_a_remote_peer_may_send")
+    else {
         return;
     };
     let server = Server::builder()
@@ -386,8 +298,8 @@ fn in_rules_filter_what_a_remote_peer_may_send() {
     let mut sink = sink(&server);
     let monitor = Monitor::start(&server);
 
-    let mut remote = ns.remote(SocketAddr::from((ns.host_ip, server.port)));
-    expect_log_line(&server, &[&format!("tcp {}:", ns.ns_ip), "remote)"]);
+    let mut remote = start_remote(&ns, SocketAddr::from((ns.host_addr, server.port)));
+    expect_log_line(&server, &[&format!("tcp {}:", ns.peer_addr), "remote)"]);
 
     let p = json!({"from": "remote"});
     // Allowed: from rem*, any destination, in-ok*.
@@ -480,7 +392,8 @@ fn in_rules_filter_what_a_remote_peer_may_send() {
 
 #[test]
 fn out_rules_filter_what_remote_registrations_receive_and_remotes_cannot_observe() {
-    let Some(ns) = Netns::create(
+    let Some(ns) = Netns::create_or_skip(
+        &RANGE,
         1,
         "out_rules_filter_what_remote_registrations_receive_and_remotes_cannot_observe",
     ) else {
@@ -494,8 +407,8 @@ fn out_rules_filter_what_remote_registrations_receive_and_remotes_cannot_observe
         )
         .start();
     let mut sink = sink(&server);
-    let addr = SocketAddr::from((ns.host_ip, server.port));
-    let mut remote = ns.remote(addr);
+    let addr = SocketAddr::from((ns.host_addr, server.port));
+    let mut remote = start_remote(&ns, addr);
     for (id, prio) in [("out-ok-x", 9), ("blocked", 9), ("special", 9)] {
         remote.register("remapp", id, prio).unwrap();
     }
@@ -545,7 +458,7 @@ fn out_rules_filter_what_remote_registrations_receive_and_remotes_cannot_observe
 
     // A remote peer speaking our compact protocol may not observe, nor ask
     // for status.
-    let mut spy = ns.remote(addr);
+    let mut spy = start_remote(&ns, addr);
     let compact_frame = |m: &Message<'_>| {
         let mut buf = [0u8; 256];
         let n = compact::encode(m, &mut buf).unwrap();
@@ -584,16 +497,17 @@ fn out_rules_filter_what_remote_registrations_receive_and_remotes_cannot_observe
 
 #[test]
 fn at_most_256_remote_registrations_in_total() {
-    let Some(ns) = Netns::create(2, "at_most_256_remote_registrations_in_total") else {
+    let Some(ns) = Netns::create_or_skip(&RANGE, 2, "at_most_256_remote_registrations_in_total")
+    else {
         return;
     };
     let server = Server::builder()
         .config_text("in rem* sink sync\nout * * cap-*\n")
         .start();
     let mut sink = sink(&server);
-    let addr = SocketAddr::from((ns.host_ip, server.port));
-    let mut r1 = ns.remote(addr);
-    let mut r2 = ns.remote(addr);
+    let addr = SocketAddr::from((ns.host_addr, server.port));
+    let mut r1 = start_remote(&ns, addr);
+    let mut r2 = start_remote(&ns, addr);
     let mut batch = Vec::new();
     for i in 0..200 {
         batch.extend(common::json_frame(&common::register_msg(
@@ -652,7 +566,7 @@ fn at_most_256_remote_registrations_in_total() {
 
     // A remote connection that goes away frees all of its registrations.
     drop(r1);
-    expect_log_line(&server, &[&format!("(tcp {}:", ns.ns_ip), "closed"]);
+    expect_log_line(&server, &[&format!("(tcp {}:", ns.peer_addr), "closed"]);
     let mut batch = Vec::new();
     for i in 1000..1199 {
         batch.extend(common::json_frame(&common::register_msg(
@@ -673,14 +587,15 @@ fn at_most_256_remote_registrations_in_total() {
 
 #[test]
 fn interface_lines_bind_loopback_and_the_named_address_only() {
-    let Some(ns) = Netns::create(
+    let Some(ns) = Netns::create_or_skip(
+        &RANGE,
         3,
         "interface_lines_bind_loopback_and_the_named_address_only",
     ) else {
         return;
     };
     // Once by address, once by interface name.
-    for iface in [ns.host_ip.to_string(), ns.host_if.clone()] {
+    for iface in [ns.host_addr.to_string(), ns.host_if().to_owned()] {
         let server = Server::builder()
             .config_text(&format!(
                 "in rem* sink sync\nout * * out-ok*\ninterface {iface}\n"
@@ -688,7 +603,7 @@ fn interface_lines_bind_loopback_and_the_named_address_only() {
             .start();
         server.expect_log(&format!(
             "listening on tcp {}:{} (interface {iface})",
-            ns.host_ip, server.port
+            ns.host_addr, server.port
         ));
         let log = server.log();
         assert!(!log.contains("0.0.0.0"), "{log}");
@@ -702,7 +617,7 @@ fn interface_lines_bind_loopback_and_the_named_address_only() {
             "{log}"
         );
         let mut sink = sink(&server);
-        let mut remote = ns.remote(SocketAddr::from((ns.host_ip, server.port)));
+        let mut remote = start_remote(&ns, SocketAddr::from((ns.host_addr, server.port)));
         remote.register("remapp", "out-ok-1", 0).unwrap();
         assert!(sync(&mut remote, &mut sink).is_empty());
         let mut s = server.tcp_client();
@@ -712,7 +627,7 @@ fn interface_lines_bind_loopback_and_the_named_address_only() {
             expect(&mut remote, "notify")["parameter"]["via"],
             iface.as_str()
         );
-        expect_log_line(&server, &[&format!("(tcp {}:", ns.ns_ip), "remote)"]);
+        expect_log_line(&server, &[&format!("(tcp {}:", ns.peer_addr), "remote)"]);
     }
     drop(ns);
 }
@@ -721,13 +636,13 @@ fn interface_lines_bind_loopback_and_the_named_address_only() {
 /// tests rely on it to see the server close a remote connection).
 #[test]
 fn the_relay_passes_bytes_and_closes() {
-    let Some(ns) = Netns::create(4, "the_relay_passes_bytes_and_closes") else {
+    let Some(ns) = Netns::create_or_skip(&RANGE, 4, "the_relay_passes_bytes_and_closes") else {
         return;
     };
     let server = Server::builder()
         .config_text("in * * *\nout * * *\n")
         .start();
-    let mut remote = ns.remote(SocketAddr::from((ns.host_ip, server.port)));
+    let mut remote = start_remote(&ns, SocketAddr::from((ns.host_addr, server.port)));
     remote.register("remapp", "echo", 0).unwrap();
     remote
         .notify("remapp", "remapp", "echo", 0, json!({"x": 1}))

@@ -22,8 +22,9 @@
 //!   once against each platform crate, driven line by line over its stdin
 //!   and stdout ([`agent::Agent`]); it uses the public client APIs only
 //!   (the idiomatic `Client` and the ADK-style `ipc_*` functions);
-//! - a **raw JSON-protocol client** written from the spec ([`wire`]),
-//!   which proves wire compatibility independently of our codecs.
+//! - a **raw JSON-protocol client** written from the spec ([`wire`],
+//!   from `nfy-test-support`, shared with `nfy-linux`'s tests), which
+//!   proves wire compatibility independently of our codecs.
 //!
 //! The suite itself is in `tests/conformance/` (one module per topic, the
 //! list of tests in `main.rs`, instantiated once per enabled profile by a
@@ -36,7 +37,7 @@
 //! agents acknowledge every command once it is done and can round-trip the
 //! server (`sync`: everything they sent before has been handled); the raw
 //! client round-trips with a notification to itself
-//! ([`wire::RawClient::sync`]). Timeouts ([`DEADLINE`]) only bound a hang,
+//! ([`wire::JsonClient::sync`]). Timeouts ([`DEADLINE`]) only bound a hang,
 //! and short quiet periods ([`QUIET`]) only back negative checks ("nothing
 //! more arrives"), which can fail but never pass by luck.
 
@@ -46,24 +47,11 @@
 use std::time::Duration;
 
 pub mod agent;
-pub mod netns;
-pub mod rng;
 pub mod server;
 pub mod target;
-pub mod wire;
 
+pub use nfy_test_support::{netns, rng, skip, wire, DEADLINE};
 pub use target::Target;
-
-/// How long anything may take before a test counts it as hung.
-pub const DEADLINE: Duration = Duration::from_secs(20);
 
 /// How long a negative check waits for something that must not come.
 pub const QUIET: Duration = Duration::from_millis(200);
-
-/// Reports a skipped test: `SKIPPED: <test>: <why>` on the process's
-/// stderr, written directly so the test harness's output capture does not
-/// hide it.
-pub fn skip(test: &str, why: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {why}");
-}

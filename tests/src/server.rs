@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::target::Target;
 use crate::DEADLINE;
+pub use nfy_test_support::wait_exit;
 
 /// The lines a process wrote to stderr, shared with the thread reading
 /// them.
@@ -301,20 +302,5 @@ impl ServerProcess {
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         self.stop();
-    }
-}
-
-/// Waits until `child` exits, at most `timeout` (polling its status:
-/// there is no portable blocking wait with a timeout).
-pub fn wait_exit(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(2));
     }
 }

@@ -40,7 +40,7 @@ use nfy_core::msg;
 use nfy_linux::client::ServerAddr;
 use nfy_tests::rng::Rng;
 use nfy_tests::server::ServerProcess;
-use nfy_tests::wire::{frame, frame_with_id, RawClient, PREFIX};
+use nfy_tests::wire::{frame, frame_with_id, JsonClient, PREFIX};
 use serde_json::{json, Value};
 
 #[path = "common/targets.rs"]
@@ -297,9 +297,9 @@ impl Drop for LogTail {
 }
 
 /// Collects the messages waiting for `client` (JSON objects; the
-/// round-trip replies of [`RawClient::sync`] skipped).
-fn drain(client: &mut RawClient, into: &mut Vec<Value>) {
-    while let Some(v) = client.recv(Duration::from_millis(1)) {
+/// round-trip replies of [`JsonClient::sync`] skipped).
+fn drain(client: &mut JsonClient, into: &mut Vec<Value>) {
+    while let Some(v) = client.recv(Duration::from_millis(1)).unwrap() {
         if v["notification"] != nfy_tests::wire::SYNC_NOTIFICATION {
             into.push(v);
         }
@@ -335,10 +335,10 @@ fn fuzzed_frames_leave_the_server_and_others_unaffected() {
     let pid = server.pid();
     let rss_start = proc_status_kb(pid, "VmRSS:");
 
-    let mut a = RawClient::unix(server.socket()).unwrap();
-    let mut b = RawClient::tcp(server.tcp_v4()).unwrap();
-    a.register("nf-a", "netfuzz.ping", 0);
-    b.register("nf-b", "netfuzz.ping", 0);
+    let mut a = JsonClient::unix(server.socket()).unwrap();
+    let mut b = JsonClient::tcp(server.tcp_v4()).unwrap();
+    a.register("nf-a", "netfuzz.ping", 0).unwrap();
+    b.register("nf-b", "netfuzz.ping", 0).unwrap();
     a.sync("nf-a");
     b.sync("nf-b");
 
@@ -383,8 +383,10 @@ fn fuzzed_frames_leave_the_server_and_others_unaffected() {
         if !server.is_running() {
             panic!("the server exited during the fuzzing: {:?}", server.stop());
         }
-        a.notify("nf-a", "nf-b", "netfuzz.ping", 0, json!({ "n": n }));
-        b.notify("nf-b", "nf-a", "netfuzz.ping", 0, json!({ "n": n }));
+        a.notify("nf-a", "nf-b", "netfuzz.ping", 0, json!({ "n": n }))
+            .unwrap();
+        b.notify("nf-b", "nf-a", "netfuzz.ping", 0, json!({ "n": n }))
+            .unwrap();
         drain(&mut a, &mut got_a);
         drain(&mut b, &mut got_b);
     }
@@ -409,9 +411,9 @@ fn fuzzed_frames_leave_the_server_and_others_unaffected() {
         "the server died; log:\n{}",
         server.log.text()
     );
-    let mut fresh = RawClient::unix(server.socket()).unwrap();
+    let mut fresh = JsonClient::unix(server.socket()).unwrap();
     assert!(fresh.sync("nf-fresh").is_empty());
-    let mut fresh_tcp = RawClient::tcp(server.tcp_v4()).unwrap();
+    let mut fresh_tcp = JsonClient::tcp(server.tcp_v4()).unwrap();
     assert!(fresh_tcp.sync("nf-fresh-tcp").is_empty());
     let status = nfy_linux::client::Client::connect_to(ServerAddr {
         unix: Some(server.socket().to_owned()),
@@ -455,10 +457,10 @@ fn fuzzed_frames_leave_the_server_and_others_unaffected() {
 fn forged_reference_does_not_reach_another_client() {
     let target = targets::linux();
     let server = ServerProcess::start(&target);
-    let mut victim = RawClient::unix(server.socket()).unwrap();
-    victim.register("victim", "victim.n", 0);
+    let mut victim = JsonClient::unix(server.socket()).unwrap();
+    victim.register("victim", "victim.n", 0).unwrap();
     victim.sync("victim");
-    let mut forger = RawClient::tcp(server.tcp_v4()).unwrap();
+    let mut forger = JsonClient::tcp(server.tcp_v4()).unwrap();
     let forged = json!({
         "type": "notify", "from": "forger", "to": "nobody", "notification": "x",
         "flags": 0, "reference": 7, "parameter": null,

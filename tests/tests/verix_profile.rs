@@ -4,7 +4,8 @@
 //! the command line may only lower them.
 //!
 //! The remote peer is real: a network namespace joined by a veth pair
-//! (`nfy_tests::netns`), with private addresses from `10.232.0.0/24`.
+//! (`nfy_tests::netns`), with private addresses from `10.232.0.0/24`
+//! ([`PEERS`]).
 //! Where namespaces are not permitted these tests print `SKIPPED: …` to
 //! stderr and return. With the `linux` feature, the same set-up run against
 //! `notifysvc` is the control that shows the peer really is remote and
@@ -21,11 +22,20 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
-use nfy_tests::netns::{self, Netns};
+use nfy_tests::netns::{Netns, Range};
 use nfy_tests::server::{ServerProcess, ServerSpec};
-use nfy_tests::wire::{self, RawClient, Stream};
+use nfy_tests::wire::{self, JsonClient, Stream};
 use nfy_tests::DEADLINE;
 use serde_json::json;
+
+/// This test binary's addresses: a /30 per namespace in `10.232.0.0/24`,
+/// at most one namespace per test.
+const PEERS: Range = Range {
+    tag: "nfyv",
+    first: Ipv4Addr::new(10, 232, 0, 0),
+    blocks: 64,
+    per_process: 2,
+};
 
 /// A whitelist that would open everything to everyone, on `ip`.
 fn open_config(ip: Ipv4Addr) -> String {
@@ -34,12 +44,12 @@ fn open_config(ip: Ipv4Addr) -> String {
 
 /// A TCP connection to `to` from the local address `from` (a non-loopback
 /// address of this host reaching a loopback listener).
-fn connect_from(from: Ipv4Addr, to: SocketAddr) -> RawClient {
+fn connect_from(from: Ipv4Addr, to: SocketAddr) -> JsonClient {
     use socket2::{Domain, Socket, Type};
     let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
     s.bind(&SocketAddr::from((from, 0)).into()).unwrap();
     s.connect_timeout(&to.into(), DEADLINE).unwrap();
-    RawClient::new(Stream::Tcp(s.into()))
+    JsonClient::new(Stream::Tcp(s.into()))
 }
 
 /// Tries a TCP connection from inside the namespace.
@@ -100,9 +110,11 @@ fn any_configuration_file_is_ignored_with_one_line() {
 /// nothing to the remote peer: nothing listens on that address.
 #[test]
 fn a_configuration_with_rules_opens_nothing_to_a_remote_peer() {
-    let Some(ns) =
-        netns::create_or_skip("a_configuration_with_rules_opens_nothing_to_a_remote_peer")
-    else {
+    let Some(ns) = Netns::create_or_skip(
+        &PEERS,
+        0,
+        "a_configuration_with_rules_opens_nothing_to_a_remote_peer",
+    ) else {
         return;
     };
     // The control: the peer reaches this host's address.
@@ -130,10 +142,10 @@ fn a_configuration_with_rules_opens_nothing_to_a_remote_peer() {
         Ok(_) => panic!("the remote peer connected to {target}"),
     }
     // Local clients are served as usual.
-    let mut local = RawClient::unix(server.socket()).unwrap();
-    local.register("l", "n", 0);
+    let mut local = JsonClient::unix(server.socket()).unwrap();
+    local.register("l", "n", 0).unwrap();
     local.sync("l");
-    local.notify("l", "l", "n", 0, json!(1));
+    local.notify("l", "l", "n", 0, json!(1)).unwrap();
     assert_eq!(local.expect_message()["parameter"], 1);
 }
 
@@ -143,7 +155,11 @@ fn a_configuration_with_rules_opens_nothing_to_a_remote_peer() {
 /// admitted as remote.
 #[test]
 fn a_remote_peer_that_reaches_the_server_is_refused() {
-    let Some(ns) = netns::create_or_skip("a_remote_peer_that_reaches_the_server_is_refused") else {
+    let Some(ns) = Netns::create_or_skip(
+        &PEERS,
+        1,
+        "a_remote_peer_that_reaches_the_server_is_refused",
+    ) else {
         return;
     };
     let server = ServerProcess::start(&targets::verix());
@@ -163,8 +179,8 @@ fn a_remote_peer_that_reaches_the_server_is_refused() {
     assert!(line.contains("WARN"), "{line}");
     assert_eq!(server.log.count("remote)"), 0, "{}", server.log.text());
     // Local connections are unaffected.
-    let mut local = RawClient::tcp(server.tcp_v4()).unwrap();
-    local.notify("l", "nobody", "n", 0, json!(0));
+    let mut local = JsonClient::tcp(server.tcp_v4()).unwrap();
+    local.notify("l", "nobody", "n", 0, json!(0)).unwrap();
     assert_eq!(local.expect_message()["type"], "unicast_error");
 
     // The control: notifysvc admits the same peer, as remote.
@@ -176,7 +192,7 @@ fn a_remote_peer_that_reaches_the_server_is_refused() {
             .log
             .expect(&[&format!("connected (tcp {}:", ns.host_addr), "remote)"]);
         remote.send(&wire::register_msg("r", "n", 0)).unwrap();
-        assert_eq!(remote.recv_frame(nfy_tests::QUIET), wire::Received::Nothing);
+        assert_eq!(remote.recv_frame(nfy_tests::QUIET).unwrap(), None);
     }
 }
 
@@ -197,9 +213,9 @@ fn the_command_line_may_only_lower_the_limits() {
         nfy_verix_sim::MAX_FRAME,
         nfy_verix_sim::MAX_QUEUE
     )]);
-    let mut j = RawClient::unix(raised.socket()).unwrap();
+    let mut j = JsonClient::unix(raised.socket()).unwrap();
     let over = nfy_verix_sim::MAX_FRAME + 1;
-    j.send_bytes(&wire::frame(&wire::notify_of_body_len("j", "j", "n", over)))
+    j.send_raw(&wire::frame(&wire::notify_of_body_len("j", "j", "n", over)))
         .unwrap();
     assert!(j.sync("j").is_empty());
     raised
@@ -214,12 +230,12 @@ fn the_command_line_may_only_lower_the_limits() {
         },
     );
     lowered.log.expect(&["verix profile, max frame 2048 bytes"]);
-    let mut j = RawClient::unix(lowered.socket()).unwrap();
-    j.register("j", "n", 0);
-    j.send_bytes(&wire::frame(&wire::notify_of_body_len("j", "j", "n", 2048)))
+    let mut j = JsonClient::unix(lowered.socket()).unwrap();
+    j.register("j", "n", 0).unwrap();
+    j.send_raw(&wire::frame(&wire::notify_of_body_len("j", "j", "n", 2048)))
         .unwrap();
     assert_eq!(j.expect_message()["notification"], "n");
-    j.send_bytes(&wire::frame(&wire::notify_of_body_len("j", "j", "n", 2049)))
+    j.send_raw(&wire::frame(&wire::notify_of_body_len("j", "j", "n", 2049)))
         .unwrap();
     assert!(j.sync("j").is_empty());
     lowered

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use nfy_tests::agent::Agent;
 use nfy_tests::server::ServerProcess;
-use nfy_tests::wire::RawClient;
+use nfy_tests::wire::JsonClient;
 use nfy_tests::{Target, QUIET};
 use serde_json::{json, Value};
 
@@ -55,11 +55,11 @@ pub fn unicast_over_the_json_wire(t: &Target) {
     let mut agent = Agent::start(t, &server, "agent");
     agent.app("alpha").register("hello", "hello", 0);
 
-    let mut unix = RawClient::unix(server.socket()).unwrap();
-    unix.register("jsonapp", "greet", 0);
+    let mut unix = JsonClient::unix(server.socket()).unwrap();
+    unix.register("jsonapp", "greet", 0).unwrap();
     unix.sync("jsonapp");
-    let mut tcp = RawClient::tcp(server.tcp_v4()).unwrap();
-    tcp.register("tcpapp", "greet", 0);
+    let mut tcp = JsonClient::tcp(server.tcp_v4()).unwrap();
+    tcp.register("tcpapp", "greet", 0).unwrap();
     tcp.sync("tcpapp");
 
     // Library → JSON client: every member of spec 5.2, and a reference
@@ -95,7 +95,8 @@ pub fn unicast_over_the_json_wire(t: &Target) {
         "hello",
         5,
         json!({"x": [1, {"y": null}]}),
-    );
+    )
+    .unwrap();
     let ev = agent.expect_event("notify");
     assert_delivery(
         &ev,
@@ -106,23 +107,25 @@ pub fn unicast_over_the_json_wire(t: &Target) {
         5,
         &json!({"x": [1, {"y": null}]}),
     );
-    tcp.notify("tcpapp", "alpha", "hello", 0, json!("text"));
+    tcp.notify("tcpapp", "alpha", "hello", 0, json!("text"))
+        .unwrap();
     assert_eq!(agent.expect_event("notify")["parameter"], "text");
 
     // Member order is free, and `reference` is optional on input.
     let body =
         br#"{"parameter":{"o":1},"flags":9,"notification":"hello","to":"alpha","from":"j","type":"notify"}"#;
-    unix.send_bytes(&nfy_tests::wire::frame(body)).unwrap();
+    unix.send_raw(&nfy_tests::wire::frame(body)).unwrap();
     let ev = agent.expect_event("notify");
     assert_delivery(&ev, "notify", "j", "alpha", "hello", 9, &json!({"o": 1}));
 
     // JSON client → JSON client.
-    tcp.notify("tcpapp", "jsonapp", "greet", 1, json!(null));
+    tcp.notify("tcpapp", "jsonapp", "greet", 1, json!(null))
+        .unwrap();
     let m = unix.expect_message();
     assert_wire(&m, "notify", "tcpapp", "jsonapp", "greet", 1, &json!(null));
 
     // An unregistered JSON client receives nothing more.
-    unix.unregister("jsonapp", "greet");
+    unix.unregister("jsonapp", "greet").unwrap();
     unix.sync("jsonapp");
     assert_eq!(agent.notify("jsonapp", "greet", json!(1), 0), 0);
     assert!(unix.sync("jsonapp").is_empty());
@@ -163,14 +166,14 @@ pub fn one_goes_to_the_best_priority_and_ties_to_the_latest(t: &Target) {
     one(&mut s, &a);
 
     // A JSON client takes part like any other.
-    let mut j = RawClient::unix(server.socket()).unwrap();
-    j.register("j", "job", 10);
+    let mut j = JsonClient::unix(server.socket()).unwrap();
+    j.register("j", "job", 10).unwrap();
     j.sync("j");
     let step = next();
     assert_eq!(s.notify("1", "job", json!({"step": step}), 0), 0);
     let m = j.expect_message();
     assert_wire(&m, "notify", "s", "1", "job", 0, &json!({"step": step}));
-    j.unregister("j", "job");
+    j.unregister("j", "job").unwrap();
     j.sync("j");
 
     a.unregister("job");
@@ -208,8 +211,8 @@ pub fn broadcast_reaches_every_registration(t: &Target) {
     ctl.app("ctl");
     ctl.register_as("x", "app-x", "news", 0);
     ctl.register_as("y", "app-y", "news", 7);
-    let mut j = RawClient::unix(server.socket()).unwrap();
-    j.register("j", "news", 0);
+    let mut j = JsonClient::unix(server.socket()).unwrap();
+    j.register("j", "news", 0).unwrap();
     j.sync("j");
     s.app("s");
     s.ok(json!({"op": "on_unicast_error", "label": "ue"}));
@@ -300,12 +303,12 @@ pub fn impersonation(t: &Target) {
     assert_eq!(ev.value["label"], "adk:7");
 
     // The JSON protocol: `to` names the receiver, `from` the sender.
-    let mut j = RawClient::unix(server.socket()).unwrap();
-    j.register("app4", "open", 0);
+    let mut j = JsonClient::unix(server.socket()).unwrap();
+    j.register("app4", "open", 0).unwrap();
     j.sync("j");
     assert_eq!(s.notify("app4", "open", json!(5), 0), 0);
     assert_eq!(j.expect_message()["to"], "app4");
-    j.notify("app5", "app1", "open", 0, json!(6));
+    j.notify("app5", "app1", "open", 0, json!(6)).unwrap();
     let ev = ctl.expect_event("notify");
     assert_delivery(&ev, "notify", "app5", "app1", "open", 0, &json!(6));
 }

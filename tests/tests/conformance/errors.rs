@@ -3,7 +3,7 @@
 
 use nfy_tests::agent::Agent;
 use nfy_tests::server::ServerProcess;
-use nfy_tests::wire::RawClient;
+use nfy_tests::wire::JsonClient;
 use nfy_tests::{Target, QUIET};
 use serde_json::json;
 
@@ -67,8 +67,8 @@ pub fn unicast_errors_return_the_original(t: &Target) {
     assert_eq!(ue["label"], "adk:4");
 
     // JSON wire.
-    let mut j = RawClient::unix(server.socket()).unwrap();
-    j.notify("j", "ghost", "n", 6, json!({"z": 0}));
+    let mut j = JsonClient::unix(server.socket()).unwrap();
+    j.notify("j", "ghost", "n", 6, json!({"z": 0})).unwrap();
     let m = j.expect_message();
     assert_wire(&m, "unicast_error", "j", "ghost", "n", 6, &json!({"z": 0}));
 

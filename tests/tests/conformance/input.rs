@@ -3,7 +3,7 @@
 
 use nfy_tests::agent::Agent;
 use nfy_tests::server::ServerProcess;
-use nfy_tests::wire::{self, frame, frame_with_id, RawClient, PREFIX};
+use nfy_tests::wire::{self, frame, frame_with_id, JsonClient, PREFIX};
 use nfy_tests::{Target, QUIET};
 use serde_json::json;
 
@@ -16,14 +16,14 @@ pub fn bad_input_leaves_the_server_and_others_unaffected(t: &Target) {
     let mut s = Agent::start(t, &server, "s");
     a.app("a").register("ping", "ping", 0);
     s.app("s");
-    let mut bad = RawClient::unix(server.socket()).unwrap();
+    let mut bad = JsonClient::unix(server.socket()).unwrap();
 
     let mut step = 0;
     // Each bad input is logged; the same connection still round-trips
     // (which also tells garbage where it ends) and the agents still talk.
-    let mut check = |bad: &mut RawClient, bytes: &[u8], needles: &[&str], s: &mut Agent| {
+    let mut check = |bad: &mut JsonClient, bytes: &[u8], needles: &[&str], s: &mut Agent| {
         let mark = log.len();
-        bad.send_bytes(bytes).unwrap();
+        bad.send_raw(bytes).unwrap();
         assert!(bad.sync("bad").is_empty());
         log.expect_after(mark, needles);
         step += 1;
@@ -100,24 +100,24 @@ pub fn bad_input_leaves_the_server_and_others_unaffected(t: &Target) {
 
     // Unknown types and unknown message ids close nothing.
     let unknown = json!({"type": "frobnicate", "x": 1});
-    bad.send_bytes(&frame(unknown.to_string().as_bytes()))
+    bad.send_raw(&frame(unknown.to_string().as_bytes()))
         .unwrap();
-    bad.send_bytes(&frame_with_id(7, b"{}")).unwrap();
+    bad.send_raw(&frame_with_id(7, b"{}")).unwrap();
     assert!(bad.sync("bad").is_empty());
 
     // A frame cut short by the close is reported; the server stays up.
-    let mut cut = RawClient::unix(server.socket()).unwrap();
+    let mut cut = JsonClient::unix(server.socket()).unwrap();
     let whole = frame(wire::register_msg("c", "n", 0).to_string().as_bytes());
     let mark = log.len();
-    cut.send_bytes(&whole[..whole.len() / 2]).unwrap();
-    cut.shutdown_write();
+    cut.send_raw(&whole[..whole.len() / 2]).unwrap();
+    cut.shutdown_write().unwrap();
     log.expect_after(mark, &["truncated frame"]);
     assert_eq!(s.notify("a", "ping", json!("after"), 0), 0);
     assert_eq!(a.expect_event("notify")["parameter"], "after");
 
     // A client that disappears mid-conversation harms nobody.
-    let mut gone = RawClient::tcp(server.tcp_v4()).unwrap();
-    gone.register("gone", "ping", 0);
+    let mut gone = JsonClient::tcp(server.tcp_v4()).unwrap();
+    gone.register("gone", "ping", 0).unwrap();
     gone.sync("gone");
     drop(gone);
     s.sync();
@@ -133,12 +133,12 @@ pub fn bad_input_leaves_the_server_and_others_unaffected(t: &Target) {
 pub fn frame_size_limit(t: &Target) {
     let server = ServerProcess::start(t);
     let max = t.max_frame();
-    let mut j = RawClient::unix(server.socket()).unwrap();
-    j.register("j", "big", 0);
+    let mut j = JsonClient::unix(server.socket()).unwrap();
+    j.register("j", "big", 0).unwrap();
     j.sync("j");
 
     let body = wire::notify_of_body_len("j", "j", "big", max);
-    j.send_bytes(&frame(&body)).unwrap();
+    j.send_raw(&frame(&body)).unwrap();
     let m = j.expect_message();
     assert_eq!(m["notification"], "big");
     let pad = m["parameter"].as_str().unwrap().len();
@@ -146,7 +146,7 @@ pub fn frame_size_limit(t: &Target) {
 
     let mark = server.log.len();
     let body = wire::notify_of_body_len("j", "j", "big", max + 1);
-    j.send_bytes(&frame(&body)).unwrap();
+    j.send_raw(&frame(&body)).unwrap();
     let needle = format!(
         "skipped a frame with a {}-byte body (over the limit)",
         max + 1
@@ -154,6 +154,6 @@ pub fn frame_size_limit(t: &Target) {
     server.log.expect_after(mark, &[&needle]);
     // Nothing of it arrives; the connection is fine.
     assert!(j.sync("j").is_empty());
-    j.notify("j", "j", "big", 0, json!("small"));
+    j.notify("j", "j", "big", 0, json!("small")).unwrap();
     assert_eq!(j.expect_message()["parameter"], "small");
 }

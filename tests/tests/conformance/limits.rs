@@ -4,7 +4,7 @@
 
 use nfy_tests::agent::Agent;
 use nfy_tests::server::ServerProcess;
-use nfy_tests::wire::{RawClient, Received};
+use nfy_tests::wire::{self, JsonClient};
 use nfy_tests::{Target, DEADLINE};
 use serde_json::json;
 
@@ -26,15 +26,16 @@ fn raise_fd_limit(need: u64) -> bool {
 
 /// True when the server admitted `c`: a notify to nobody comes back as a
 /// unicast error; a refused connection is closed instead.
-fn admitted(c: &mut RawClient) -> bool {
-    let probe = nfy_tests::wire::notify_msg("probe", "nobody", "probe", 0, json!(0));
+fn admitted(c: &mut JsonClient) -> bool {
+    let probe = wire::notify_msg("probe", "nobody", "probe", 0, json!(0));
     if c.send(&probe).is_err() {
         return false;
     }
     match c.recv_frame(DEADLINE) {
-        Received::Frame { .. } => true,
-        Received::Closed => false,
-        Received::Nothing => panic!("no answer to a probe in time"),
+        Ok(Some(_)) => true,
+        Err(e) if wire::is_closed(&e) => false,
+        Ok(None) => panic!("no answer to a probe in time"),
+        Err(e) => panic!("read failed: {e}"),
     }
 }
 
@@ -63,22 +64,22 @@ pub fn connection_limit_is_reached_and_reported(t: &Target) {
         return;
     }
     let server = ServerProcess::start(t);
-    let mut conns: Vec<RawClient> = (0..max)
-        .map(|_| RawClient::unix(server.socket()).unwrap())
+    let mut conns: Vec<JsonClient> = (0..max)
+        .map(|_| JsonClient::unix(server.socket()).unwrap())
         .collect();
     // Connections are accepted in order: the last one being served means
     // all are.
     assert!(admitted(conns.last_mut().unwrap()));
 
     let mark = server.log.len();
-    let mut extra = RawClient::unix(server.socket()).unwrap();
+    let mut extra = JsonClient::unix(server.socket()).unwrap();
     assert!(!admitted(&mut extra), "connection {} was served", max + 1);
     server.log.expect_after(
         mark,
         &["connection limit reached: closing the new connection from unix socket"],
     );
     // Over TCP alike.
-    let mut tcp = RawClient::tcp(server.tcp_v4()).unwrap();
+    let mut tcp = JsonClient::tcp(server.tcp_v4()).unwrap();
     assert!(!admitted(&mut tcp));
     // The ones admitted still work.
     assert!(admitted(&mut conns[0]));
@@ -87,13 +88,13 @@ pub fn connection_limit_is_reached_and_reported(t: &Target) {
     drop(conns.pop());
     let deadline = std::time::Instant::now() + DEADLINE;
     let mut again = loop {
-        let mut c = RawClient::unix(server.socket()).unwrap();
+        let mut c = JsonClient::unix(server.socket()).unwrap();
         if admitted(&mut c) {
             break c;
         }
         assert!(std::time::Instant::now() < deadline, "no slot freed");
     };
-    let mut over = RawClient::unix(server.socket()).unwrap();
+    let mut over = JsonClient::unix(server.socket()).unwrap();
     assert!(!admitted(&mut over), "the freed slot was given twice");
     assert!(admitted(&mut again));
 }
@@ -111,27 +112,27 @@ pub fn registration_limits_are_reached_and_reported(t: &Target) {
     const FULL: &str = "registration refused: routing table full";
 
     // Per connection: the round-trip registration plus per - 1 others.
-    let mut j = RawClient::unix(server.socket()).unwrap();
+    let mut j = JsonClient::unix(server.socket()).unwrap();
     j.sync("c0");
     for i in 1..per {
-        j.register("c0", &format!("r{i}"), 0);
+        j.register("c0", &format!("r{i}"), 0).unwrap();
     }
     let mark = server.log.len();
-    j.register("c0", "over", 0);
-    j.register("c0", "r1", 5); // replaces: not a new registration
+    j.register("c0", "over", 0).unwrap();
+    j.register("c0", "r1", 5).unwrap(); // replaces: not a new registration
     j.sync("c0");
     server.log.expect_after(mark, &[PER_CONN]);
     assert_eq!(count_after(&server, mark, PER_CONN), 1);
 
-    let mut s = RawClient::unix(server.socket()).unwrap();
+    let mut s = JsonClient::unix(server.socket()).unwrap();
     let last = format!("r{}", per - 1);
-    s.notify("s", "c0", &last, 0, json!(1));
+    s.notify("s", "c0", &last, 0, json!(1)).unwrap();
     let m = j.expect_message();
     assert_eq!(
         (m["type"].as_str(), m["notification"].as_str()),
         (Some("notify"), Some(&*last))
     );
-    s.notify("s", "c0", "over", 0, json!(2));
+    s.notify("s", "c0", "over", 0, json!(2)).unwrap();
     assert_eq!(s.expect_message()["type"], "unicast_error");
 
     // The total: fill the table with more connections.
@@ -141,10 +142,10 @@ pub fn registration_limits_are_reached_and_reported(t: &Target) {
         let k = conns.len();
         let app = format!("c{k}");
         let take = per.min(total - held);
-        let mut c = RawClient::unix(server.socket()).unwrap();
+        let mut c = JsonClient::unix(server.socket()).unwrap();
         c.sync(&app);
         for i in 1..take {
-            c.register(&app, &format!("r{i}"), 0);
+            c.register(&app, &format!("r{i}"), 0).unwrap();
         }
         c.sync(&app);
         held += take;
@@ -156,21 +157,25 @@ pub fn registration_limits_are_reached_and_reported(t: &Target) {
 
     // One more, from a connection with room: the table is full.
     let mark = server.log.len();
-    s.register("s", "one-too-many", 0);
-    s.notify("s", "nobody", "x", 0, json!(0));
+    s.register("s", "one-too-many", 0).unwrap();
+    s.notify("s", "nobody", "x", 0, json!(0)).unwrap();
     assert_eq!(s.expect_message()["type"], "unicast_error");
     server.log.expect_after(mark, &[FULL]);
-    conns[0].notify("c0", "s", "one-too-many", 0, json!(3));
+    conns[0]
+        .notify("c0", "s", "one-too-many", 0, json!(3))
+        .unwrap();
     assert_eq!(conns[0].expect_message()["type"], "unicast_error");
 
     // Room made by an unregister is usable again.
     let mark = server.log.len();
-    conns[1].unregister("c1", "r1");
+    conns[1].unregister("c1", "r1").unwrap();
     conns[1].sync("c1");
-    s.register("s", "one-too-many", 0);
-    s.notify("s", "nobody", "x", 0, json!(0));
+    s.register("s", "one-too-many", 0).unwrap();
+    s.notify("s", "nobody", "x", 0, json!(0)).unwrap();
     assert_eq!(s.expect_message()["type"], "unicast_error");
-    conns[1].notify("c1", "s", "one-too-many", 0, json!(4));
+    conns[1]
+        .notify("c1", "s", "one-too-many", 0, json!(4))
+        .unwrap();
     let m = s.expect_message();
     assert_eq!(
         (m["type"].as_str(), &m["parameter"]),
