@@ -5,7 +5,7 @@
 //!
 //! - [`WORKERS`](super::pool::WORKERS) **pool workers** run the callbacks
 //!   and read the connection. An idle worker waits in `epoll_wait` on the
-//!   client's [`Poller`], which holds the socket armed one-shot: arriving
+//!   client's `Poller`, which holds the socket armed one-shot: arriving
 //!   data wakes exactly one worker, which reads everything there is
 //!   (without blocking), dispatches it to the mailboxes, re-arms the socket
 //!   and then runs the first ready callback itself. A notification thus
@@ -64,10 +64,11 @@
 //! Order: `read` → `state` → sub mailbox → pool queue, `read` → `waiters`
 //! → `writer` → `acks`, and `state` → `writer`. A pool worker only ever
 //! *tries* the `read` lock (whoever holds it re-arms the socket after
-//! releasing it, so the input is read by someone). Registration changes hold `state` while writing
-//! their message, and the handshake is written under `state`, so the server
-//! sees exactly the local table, in order, whatever races with a reconnect.
-//! No lock is held while a callback runs or while waiting for one.
+//! releasing it, so the input is read by someone). Registration changes
+//! hold `state` while writing their message, and the handshake is written
+//! under `state`, so the server sees exactly the local table, in order,
+//! whatever races with a reconnect. No lock is held while a callback runs
+//! or while waiting for one.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -563,13 +564,20 @@ impl Inner {
                     backoff = MIN_BACKOFF;
                 }
                 Job::Attempt => {
+                    // `down` is cleared before an attempt and set again
+                    // only when it fails, so a reader that sees the new
+                    // connection end at once is never overwritten.
                     up = self.is_connected() || {
+                        lock(&self.link).down = false;
                         self.drop_read_side();
-                        self.attempt()
+                        let ok = self.attempt();
+                        if !ok {
+                            lock(&self.link).down = true;
+                        }
+                        ok
                     };
                     let mut l = lock(&self.link);
                     l.attempts += 1;
-                    l.down = !up;
                     self.link_cv.notify_all();
                     drop(l);
                     backoff = if up {

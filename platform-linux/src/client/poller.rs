@@ -7,13 +7,13 @@
 //!   dispatches it and then runs the first ready callback itself (one
 //!   wake-up per notification, as a plain blocking reader would have;
 //!   docs/performance.md, R2). Whoever read re-arms it
-//!   ([`Poller::rearm`]) once it stopped reading;
+//!   (`Poller::rearm`) once it stopped reading;
 //! - a counting `eventfd` (semaphore mode, also one-shot) the pool writes
 //!   to wake one more worker when more subscribers are ready than workers
-//!   are on their way to them ([`Poller::kick`]);
+//!   are on their way to them (`Poller::kick`);
 //! - a second `eventfd`, level-triggered and never drained, written once
 //!   when the client closes: it wakes every worker for good
-//!   ([`Poller::stop`]).
+//!   (`Poller::stop`).
 //!
 //! Threads waiting on one epoll instance are woken one at a time
 //! (exclusive wake-ups), so data wakes one worker, not all of them.

@@ -14,12 +14,12 @@
 //!
 //! # Who reads, who runs
 //!
-//! An idle worker parks in the I/O layer ([`Hooks::park`]), which on Linux
+//! An idle worker parks in the I/O layer (`Hooks::park`), which on Linux
 //! also waits for the connection's input: the worker woken by input reads
-//! it ([`Hooks::io`]), submits the events and then runs the first ready
+//! it (`Hooks::io`), submits the events and then runs the first ready
 //! subscriber itself, so a notification costs one thread wake-up, not two
 //! (a receiving thread's and then a worker's; docs/performance.md, R2).
-//! Another parked worker is woken ([`Hooks::unpark`]) only when more
+//! Another parked worker is woken (`Hooks::unpark`) only when more
 //! subscribers are ready than workers are on their way to the queue.
 //!
 //! # Removal guarantees
