@@ -617,3 +617,27 @@ fn input_is_taken_in_while_every_worker_is_blocked() {
     });
     assert_eq!(r.dropped_deliveries(), extra as u64);
 }
+
+#[test]
+fn a_receiver_that_calls_nothing_reconnects_by_itself() {
+    let mut server = TestServer::start("passive");
+    let r = client(&server, "r");
+    let (tx, rx) = mpsc::channel();
+    let _reg = r.register("ev", 0, recorder("r", &tx)).unwrap();
+    r.sync().unwrap();
+    for round in 0..3 {
+        server.stop();
+        eventually("the client to notice", || !r.is_connected());
+        server.restart();
+        // No call on `r` here: its link thread alone must reconnect and
+        // register again.
+        eventually("the client to reconnect", || r.is_connected());
+        let s = client(&server, "s");
+        eventually("the registration to be back", || {
+            s.status().is_ok_and(|st| st.registrations == 1)
+        });
+        s.notify("r", "ev", &round).unwrap();
+        let got = rx.recv_timeout(LONG).unwrap();
+        assert_eq!(got.parameter, json!(round));
+    }
+}
