@@ -598,3 +598,100 @@ fn only_unacknowledged_unicasts_are_rerouted_and_json_receivers_are_unchanged() 
         "re-routed later: {rest:?}"
     );
 }
+
+/// Acks held back go out on their own once the receiver has nothing to
+/// run (the link thread sends them `LINGER` later): a receiver killed
+/// after a quiet spell has nothing re-routed.
+#[test]
+fn an_idle_receivers_held_back_acks_go_out_on_their_own() {
+    let server = Server::builder().start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut top = Receiver::new(dir.path(), &server.socket, "itop", 10);
+    top.start();
+    // The next receiver, in this process.
+    let low = Client::connect_to(ServerAddr::unix(&server.socket)).unwrap();
+    low.set_app_id("ilow").unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = Mutex::new(tx);
+    let _reg = low
+        .register(NOTIFICATION, 1, move |d: &Delivery<'_>| {
+            let seq = d.parameter_json()["seq"].as_u64().unwrap();
+            tx.lock().unwrap().send(seq).unwrap();
+        })
+        .unwrap();
+    low.sync().unwrap();
+    let sender = Client::connect_to(ServerAddr::unix(&server.socket)).unwrap();
+    sender.set_app_id("isender").unwrap();
+    for seq in 0..5 {
+        sender
+            .notify_raw("1", NOTIFICATION, &format!("{{\"seq\":{seq}}}"))
+            .unwrap();
+    }
+    let deadline = Instant::now() + common::DEADLINE;
+    while fs::read_to_string(&top.log)
+        .unwrap_or_default()
+        .lines()
+        .count()
+        < 5
+    {
+        assert!(Instant::now() < deadline, "the receiver ran 5 callbacks");
+        thread::sleep(Duration::from_millis(2));
+    }
+    // A quiet spell far longer than LINGER (1 ms): the acks are out.
+    thread::sleep(Duration::from_millis(500));
+    top.kill();
+    sender
+        .notify_raw("1", NOTIFICATION, "{\"seq\":99}")
+        .unwrap();
+    // Had any of 0..5 not been acknowledged, it would be re-routed to
+    // `low` ahead of 99 (or 99 itself, sent to the dead receiver, after
+    // them, oldest first).
+    assert_eq!(rx.recv_timeout(common::DEADLINE).unwrap(), 99);
+    assert!(rx.recv_timeout(Duration::from_millis(100)).is_err());
+}
+
+/// Closing a client first sends the acks it holds back: what its
+/// callbacks completed is not re-routed.
+#[test]
+fn close_sends_the_acks_held_back() {
+    let server = Server::builder().start();
+    let connect = |app: &str| {
+        let c = Client::connect_to(ServerAddr::unix(&server.socket)).unwrap();
+        c.set_app_id(app).unwrap();
+        c
+    };
+    let (low_tx, low_rx) = std::sync::mpsc::channel();
+    let low_tx = Mutex::new(low_tx);
+    let low = connect("clow");
+    let _low = low
+        .register(NOTIFICATION, 1, move |d: &Delivery<'_>| {
+            let seq = d.parameter_json()["seq"].as_u64().unwrap();
+            low_tx.lock().unwrap().send(seq).unwrap();
+        })
+        .unwrap();
+    low.sync().unwrap();
+    let top = connect("ctop");
+    let (ran_tx, ran_rx) = std::sync::mpsc::channel();
+    let ran_tx = Mutex::new(ran_tx);
+    let _top = top
+        .register(NOTIFICATION, 10, move |_: &Delivery<'_>| {
+            ran_tx.lock().unwrap().send(()).unwrap();
+        })
+        .unwrap();
+    top.sync().unwrap();
+    let sender = connect("csender");
+    for seq in 0..3 {
+        sender
+            .notify_raw("1", NOTIFICATION, &format!("{{\"seq\":{seq}}}"))
+            .unwrap();
+    }
+    for _ in 0..3 {
+        ran_rx.recv_timeout(common::DEADLINE).unwrap();
+    }
+    top.close();
+    sender
+        .notify_raw("1", NOTIFICATION, "{\"seq\":99}")
+        .unwrap();
+    assert_eq!(low_rx.recv_timeout(common::DEADLINE).unwrap(), 99);
+    assert!(low_rx.recv_timeout(Duration::from_millis(100)).is_err());
+}

@@ -39,9 +39,10 @@
 //! with sending it back unchanged (one write: the unregister race, a full
 //! mailbox). Acks are held back briefly and go out with the client's next
 //! write (usually the callback's own answer to the next notification), or
-//! on their own once [`ACK_BATCH`] wait or the pool has had no event for
-//! [`LINGER`](super::pool::LINGER) (1 ms): nothing is held back while idle,
-//! and a busy receiver pays no system call per ack. They go only on the
+//! on their own once [`ACK_BATCH`] wait, or (sent by the link thread)
+//! [`LINGER`](super::pool::LINGER) (1 ms) after a pool worker ran dry with
+//! acks held back: nothing is held back for long while idle, and a busy
+//! receiver pays no system call per ack. They go only on the
 //! connection the unicast arrived on: when
 //! that connection has ended, the server has already given the unicast to
 //! someone else. Broadcasts and unicast errors are never acknowledged.
@@ -282,6 +283,9 @@ struct Link {
     down: bool,
     /// Every worker is busy: the link thread reads meanwhile.
     assist: bool,
+    /// When the link thread sends the acks held back, if no write has
+    /// taken them along by then ([`pool::Hooks::linger`]).
+    flush_at: Option<Instant>,
     /// Completed connection attempts.
     attempts: u64,
 }
@@ -305,6 +309,8 @@ enum Job {
     /// A reader saw the connection end: the first attempt waits
     /// [`MIN_BACKOFF`].
     Lost,
+    /// Send the acks held back.
+    Flush,
     /// The client is closed.
     Exit,
 }
@@ -336,15 +342,22 @@ impl pool::Hooks for Inner {
         self.flush_acks();
     }
 
-    fn park(&self, timeout: Option<Duration>) -> Wake {
+    fn linger(&self) {
+        let mut l = lock(&self.link);
+        if l.flush_at.is_none() {
+            l.flush_at = Some(Instant::now() + pool::LINGER);
+            self.link_cv.notify_all();
+        }
+    }
+
+    fn park(&self) -> Wake {
         let Some(p) = &self.poller else {
             return Wake::Other;
         };
-        match p.wait(timeout) {
+        match p.wait(None) {
             poller::Wake::Readable => Wake::Readable,
             poller::Wake::Kicked => Wake::Kicked,
-            poller::Wake::TimedOut => Wake::TimedOut,
-            poller::Wake::Stopped | poller::Wake::Spurious => Wake::Other,
+            poller::Wake::TimedOut | poller::Wake::Stopped | poller::Wake::Spurious => Wake::Other,
         }
     }
 
@@ -449,6 +462,7 @@ impl Inner {
                 wake: false,
                 down: false,
                 assist: false,
+                flush_at: None,
                 attempts: 0,
             }),
             link_cv: Condvar::new(),
@@ -559,6 +573,7 @@ impl Inner {
             match self.next_job(up, backoff) {
                 Job::Exit => return,
                 Job::Assist => self.assist(),
+                Job::Flush => self.flush_acks(),
                 Job::Lost => {
                     up = false;
                     backoff = MIN_BACKOFF;
@@ -594,6 +609,7 @@ impl Inner {
     /// `up`), an attempt is due every `backoff`.
     fn next_job(&self, up: bool, backoff: Duration) -> Job {
         let mut l = lock(&self.link);
+        let attempt_at = (!up).then(|| Instant::now() + backoff);
         loop {
             if self.closed.load(Ordering::Acquire) {
                 return Job::Exit;
@@ -606,21 +622,30 @@ impl Inner {
                 l.assist = false;
                 return Job::Assist;
             }
-            if up {
-                if l.down {
-                    return Job::Lost;
-                }
-                l = self.link_cv.wait(l).unwrap_or_else(|p| p.into_inner());
-                continue;
+            if up && l.down {
+                return Job::Lost;
             }
-            let (back, wait) = self
-                .link_cv
-                .wait_timeout(l, backoff)
-                .unwrap_or_else(|p| p.into_inner());
-            l = back;
-            if wait.timed_out() {
+            let now = Instant::now();
+            if l.flush_at.is_some_and(|t| t <= now) {
+                l.flush_at = None;
+                return Job::Flush;
+            }
+            if attempt_at.is_some_and(|t| t <= now) {
                 return Job::Attempt;
             }
+            let until = match (l.flush_at, attempt_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            l = match until {
+                None => self.link_cv.wait(l).unwrap_or_else(|p| p.into_inner()),
+                Some(t) => {
+                    self.link_cv
+                        .wait_timeout(l, t.saturating_duration_since(now))
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0
+                }
+            };
         }
     }
 
@@ -1309,6 +1334,9 @@ impl Inner {
         for s in &subs {
             s.wait_idle(u64::MAX);
         }
+        // What the callbacks completed is acknowledged before the
+        // connection goes: the server would give it to someone else.
+        self.flush_acks();
         {
             let mut waiters = lock(&self.waiters);
             if let Some(w) = lock(&self.writer).take() {

@@ -62,8 +62,8 @@ pub const MAX_PENDING: usize = 65_536;
 /// turn.
 pub const TURN: usize = 32;
 
-/// How long a worker that ran dry waits for more events before asking the
-/// I/O layer to flush what it holds back (the client's acks).
+/// How long what the I/O layer holds back (the client's acks) may wait
+/// for a write to carry it once a worker ran dry ([`Hooks::linger`]).
 pub const LINGER: Duration = Duration::from_millis(1);
 
 /// How a parked worker was woken (see [`Hooks::park`]).
@@ -74,8 +74,6 @@ pub(crate) enum Wake {
     Readable,
     /// It took one wake-up sent by [`Hooks::unpark`].
     Kicked,
-    /// The timeout passed.
-    TimedOut,
     /// Anything else (the pool may have stopped; a spurious wake-up).
     Other,
 }
@@ -91,8 +89,8 @@ pub(crate) trait Hooks {
     fn done(&self, event: &Event);
 
     /// True when the I/O layer holds something back that [`Hooks::flush`]
-    /// sends: a worker that runs out of events then waits at most
-    /// [`LINGER`] for more before calling `flush`.
+    /// sends: a worker that runs out of events then calls
+    /// [`Hooks::linger`] before it parks.
     fn unflushed(&self) -> bool {
         false
     }
@@ -100,10 +98,19 @@ pub(crate) trait Hooks {
     /// Sends what was held back.
     fn flush(&self) {}
 
+    /// A worker ran dry while something is held back: send it within
+    /// [`LINGER`] unless a write takes it along first. The default sends
+    /// it now. (A timed park per worker would arm a timer on every park,
+    /// and timers are costly on a VM; the Linux client lets its link
+    /// thread keep one deadline instead.)
+    fn linger(&self) {
+        self.flush();
+    }
+
     /// Parks the calling worker until [`Hooks::unpark`] wakes it (one
-    /// wake-up per call, kept when nobody waits yet), until input is ready
-    /// for it ([`Wake::Readable`]), or at most `timeout`.
-    fn park(&self, timeout: Option<Duration>) -> Wake;
+    /// wake-up per call, kept when nobody waits yet) or input is ready for
+    /// it ([`Wake::Readable`]).
+    fn park(&self) -> Wake;
 
     /// Wakes one parked worker (or the next one to park).
     fn unpark(&self);
@@ -370,9 +377,6 @@ struct Ready {
     /// Workers reading input ([`Hooks::io`]) that look for ready
     /// subscribers right after.
     returning: usize,
-    /// A worker parks for at most [`LINGER`] before flushing what the I/O
-    /// layer holds back (one at a time).
-    lingering: bool,
 }
 
 /// Why [`Pool::submit`] refused an event.
@@ -402,7 +406,6 @@ impl Pool {
                 sleeping: 0,
                 waking: 0,
                 returning: 0,
-                lingering: false,
             }),
             pending: AtomicUsize::new(0),
             panics: AtomicU64::new(0),
@@ -473,7 +476,7 @@ impl Pool {
     pub(crate) fn run_worker(&self, hooks: &impl Hooks) {
         let me = thread::current().id();
         loop {
-            let linger = {
+            {
                 let mut g = lock(&self.ready);
                 if g.stop {
                     return;
@@ -485,20 +488,16 @@ impl Pool {
                     }
                     continue;
                 }
-                // More events soon carry what is held back for free (the
-                // next write takes it along); if none come, flush. One
-                // worker lingers at a time.
-                let linger = !g.lingering && hooks.unflushed();
-                g.lingering |= linger;
                 g.sleeping += 1;
-                linger
-            };
-            let wake = hooks.park(linger.then_some(LINGER));
+            }
+            // More events soon carry what is held back for free (the next
+            // write takes it along); if none come, it goes on its own.
+            if hooks.unflushed() {
+                hooks.linger();
+            }
+            let wake = hooks.park();
             let mut g = lock(&self.ready);
             g.sleeping -= 1;
-            if linger {
-                g.lingering = false;
-            }
             let saturated = g.sleeping == 0 && !g.stop;
             match wake {
                 Wake::Kicked => g.waking = g.waking.saturating_sub(1),
@@ -511,13 +510,6 @@ impl Pool {
                     hooks.io();
                     let mut g = lock(&self.ready);
                     g.returning -= 1;
-                    continue;
-                }
-                Wake::TimedOut => {
-                    if linger && g.subs.is_empty() && !g.stop {
-                        drop(g);
-                        hooks.flush();
-                    }
                     continue;
                 }
                 Wake::Other => {}
@@ -596,21 +588,16 @@ mod tests {
     }
 
     impl Park {
-        fn park(&self, timeout: Option<Duration>) -> Wake {
+        fn park(&self) -> Wake {
             let mut g = lock(&self.state);
             if !g.1 && g.0 == 0 {
-                g = match timeout {
-                    None => self.cv.wait(g).unwrap(),
-                    Some(t) => self.cv.wait_timeout(g, t).unwrap().0,
-                };
+                g = self.cv.wait(g).unwrap();
             }
             if g.1 {
                 Wake::Other
             } else if g.0 > 0 {
                 g.0 -= 1;
                 Wake::Kicked
-            } else if timeout.is_some() {
-                Wake::TimedOut
             } else {
                 Wake::Other
             }
@@ -634,8 +621,8 @@ mod tests {
         fn done(&self, event: &Event) {
             (self.0)(event)
         }
-        fn park(&self, timeout: Option<Duration>) -> Wake {
-            self.1.park(timeout)
+        fn park(&self) -> Wake {
+            self.1.park()
         }
         fn unpark(&self) {
             self.1.unpark()
@@ -928,8 +915,8 @@ mod tests {
             let n = std::mem::take(&mut *self.held.lock().unwrap());
             self.flushed.lock().unwrap().send(n).unwrap();
         }
-        fn park(&self, timeout: Option<Duration>) -> Wake {
-            self.park.park(timeout)
+        fn park(&self) -> Wake {
+            self.park.park()
         }
         fn unpark(&self) {
             self.park.unpark()
