@@ -47,7 +47,7 @@ use std::time::{Duration, Instant};
 use common::Server;
 use nfy_linux::client::conn::ACK_BATCH;
 use nfy_linux::client::pool::WORKERS;
-use nfy_linux::client::{Client, Delivery, ServerAddr};
+use nfy_linux::client::{Client, Delivery, Registration, ServerAddr};
 use nfy_test_support::rng::Rng;
 
 /// Unicasts sent by default (the figure).
@@ -599,6 +599,51 @@ fn only_unacknowledged_unicasts_are_rerouted_and_json_receivers_are_unchanged() 
     );
 }
 
+/// A client of this process with app ID `app`.
+fn connect(server: &Server, app: &str) -> Client {
+    let c = Client::connect_to(ServerAddr::unix(&server.socket)).unwrap();
+    c.set_app_id(app).unwrap();
+    c
+}
+
+/// The next receiver of [`NOTIFICATION`] (priority 1), in this process:
+/// the client, its registration, and the sequence numbers it receives.
+fn low_receiver(
+    server: &Server,
+    app: &str,
+) -> (Client, Registration, std::sync::mpsc::Receiver<u64>) {
+    let low = connect(server, app);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = Mutex::new(tx);
+    let reg = low
+        .register(NOTIFICATION, 1, move |d: &Delivery<'_>| {
+            let seq = d.parameter_json()["seq"].as_u64().unwrap();
+            tx.lock().unwrap().send(seq).unwrap();
+        })
+        .unwrap();
+    low.sync().unwrap();
+    (low, reg, rx)
+}
+
+/// Sends unicasts `seqs` to "1".
+fn send_seqs(sender: &Client, seqs: impl IntoIterator<Item = u64>) {
+    for seq in seqs {
+        sender
+            .notify_raw("1", NOTIFICATION, &format!("{{\"seq\":{seq}}}"))
+            .unwrap();
+    }
+}
+
+/// After the top receiver ended: the marker 99 sent now is the first and
+/// only thing the low receiver gets. Had any earlier unicast not been
+/// acknowledged, it would be re-routed to it ahead of 99 (or 99 itself,
+/// sent to a receiver that is gone, after them: oldest first).
+fn nothing_rerouted(sender: &Client, low: &std::sync::mpsc::Receiver<u64>) {
+    send_seqs(sender, [99]);
+    assert_eq!(low.recv_timeout(common::DEADLINE).unwrap(), 99);
+    assert!(low.recv_timeout(Duration::from_millis(100)).is_err());
+}
+
 /// Acks held back go out on their own once the receiver has nothing to
 /// run (the link thread sends them `LINGER` later): a receiver killed
 /// after a quiet spell has nothing re-routed.
@@ -608,25 +653,9 @@ fn an_idle_receivers_held_back_acks_go_out_on_their_own() {
     let dir = tempfile::tempdir().unwrap();
     let mut top = Receiver::new(dir.path(), &server.socket, "itop", 10);
     top.start();
-    // The next receiver, in this process.
-    let low = Client::connect_to(ServerAddr::unix(&server.socket)).unwrap();
-    low.set_app_id("ilow").unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let tx = Mutex::new(tx);
-    let _reg = low
-        .register(NOTIFICATION, 1, move |d: &Delivery<'_>| {
-            let seq = d.parameter_json()["seq"].as_u64().unwrap();
-            tx.lock().unwrap().send(seq).unwrap();
-        })
-        .unwrap();
-    low.sync().unwrap();
-    let sender = Client::connect_to(ServerAddr::unix(&server.socket)).unwrap();
-    sender.set_app_id("isender").unwrap();
-    for seq in 0..5 {
-        sender
-            .notify_raw("1", NOTIFICATION, &format!("{{\"seq\":{seq}}}"))
-            .unwrap();
-    }
+    let (_low, _reg, low_rx) = low_receiver(&server, "ilow");
+    let sender = connect(&server, "isender");
+    send_seqs(&sender, 0..5);
     let deadline = Instant::now() + common::DEADLINE;
     while fs::read_to_string(&top.log)
         .unwrap_or_default()
@@ -640,14 +669,7 @@ fn an_idle_receivers_held_back_acks_go_out_on_their_own() {
     // A quiet spell far longer than LINGER (1 ms): the acks are out.
     thread::sleep(Duration::from_millis(500));
     top.kill();
-    sender
-        .notify_raw("1", NOTIFICATION, "{\"seq\":99}")
-        .unwrap();
-    // Had any of 0..5 not been acknowledged, it would be re-routed to
-    // `low` ahead of 99 (or 99 itself, sent to the dead receiver, after
-    // them, oldest first).
-    assert_eq!(rx.recv_timeout(common::DEADLINE).unwrap(), 99);
-    assert!(rx.recv_timeout(Duration::from_millis(100)).is_err());
+    nothing_rerouted(&sender, &low_rx);
 }
 
 /// Closing a client first sends the acks it holds back: what its
@@ -655,22 +677,8 @@ fn an_idle_receivers_held_back_acks_go_out_on_their_own() {
 #[test]
 fn close_sends_the_acks_held_back() {
     let server = Server::builder().start();
-    let connect = |app: &str| {
-        let c = Client::connect_to(ServerAddr::unix(&server.socket)).unwrap();
-        c.set_app_id(app).unwrap();
-        c
-    };
-    let (low_tx, low_rx) = std::sync::mpsc::channel();
-    let low_tx = Mutex::new(low_tx);
-    let low = connect("clow");
-    let _low = low
-        .register(NOTIFICATION, 1, move |d: &Delivery<'_>| {
-            let seq = d.parameter_json()["seq"].as_u64().unwrap();
-            low_tx.lock().unwrap().send(seq).unwrap();
-        })
-        .unwrap();
-    low.sync().unwrap();
-    let top = connect("ctop");
+    let (_low, _reg, low_rx) = low_receiver(&server, "clow");
+    let top = connect(&server, "ctop");
     let (ran_tx, ran_rx) = std::sync::mpsc::channel();
     let ran_tx = Mutex::new(ran_tx);
     let _top = top
@@ -679,19 +687,11 @@ fn close_sends_the_acks_held_back() {
         })
         .unwrap();
     top.sync().unwrap();
-    let sender = connect("csender");
-    for seq in 0..3 {
-        sender
-            .notify_raw("1", NOTIFICATION, &format!("{{\"seq\":{seq}}}"))
-            .unwrap();
-    }
+    let sender = connect(&server, "csender");
+    send_seqs(&sender, 0..3);
     for _ in 0..3 {
         ran_rx.recv_timeout(common::DEADLINE).unwrap();
     }
     top.close();
-    sender
-        .notify_raw("1", NOTIFICATION, "{\"seq\":99}")
-        .unwrap();
-    assert_eq!(low_rx.recv_timeout(common::DEADLINE).unwrap(), 99);
-    assert!(low_rx.recv_timeout(Duration::from_millis(100)).is_err());
+    nothing_rerouted(&sender, &low_rx);
 }

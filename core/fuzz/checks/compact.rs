@@ -4,7 +4,9 @@
 //! unknown message) must re-encode to a body that decodes to the same
 //! message, of the length `encoded_len` predicts. Messages of the JSON
 //! protocol must also survive a JSON round trip (the parameter loses only
-//! the whitespace around it).
+//! the whitespace around it). `decode_trusted` (no parameter check) must
+//! never panic, and must agree with `decode` wherever `decode` succeeds;
+//! where only it succeeds, the difference can only be the parameter.
 //!
 //! Shared by the fuzz target (`fuzz_targets/compact.rs`) and the regression
 //! test that replays the committed corpus on stable (`core/tests/fuzz_corpus.rs`).
@@ -17,9 +19,17 @@ fn trim(s: &str) -> &str {
 
 /// Runs the checks on one input; panics when one fails.
 pub fn check(data: &[u8]) {
+    let trusted = compact::decode_trusted(data);
     let Ok(msg) = compact::decode(data) else {
+        if let Ok(m) = trusted {
+            assert!(
+                matches!(m, Message::Notify(_) | Message::UnicastError(_)),
+                "decode_trusted accepted what decode refuses: {m:?}"
+            );
+        }
         return;
     };
+    assert_eq!(trusted.as_ref(), Ok(&msg), "decode_trusted disagrees");
     if let Message::Unknown(s) = msg {
         assert_eq!(s, "");
         return;
