@@ -579,38 +579,61 @@ mod tests {
 
     const LONG: Duration = Duration::from_secs(10);
 
-    /// Parks on a condvar (the pool's tests have no I/O): a counting
-    /// semaphore of wake-ups, and a stop flag.
+    /// Parks on a condvar (the pool's tests have no socket): a counting
+    /// semaphore of wake-ups, a count of input to read (each wakes one
+    /// parked worker with [`Wake::Readable`]), and a stop flag.
     #[derive(Default)]
     struct Park {
-        state: Mutex<(usize, bool)>,
+        state: Mutex<ParkState>,
         cv: Condvar,
+    }
+
+    #[derive(Default)]
+    struct ParkState {
+        permits: usize,
+        input: usize,
+        stop: bool,
+        /// Wake-ups sent with `unpark`.
+        unparks: usize,
+        /// Workers in `park` now.
+        parked: usize,
     }
 
     impl Park {
         fn park(&self) -> Wake {
             let mut g = lock(&self.state);
-            if !g.1 && g.0 == 0 {
+            g.parked += 1;
+            while !g.stop && g.permits == 0 && g.input == 0 {
                 g = self.cv.wait(g).unwrap();
             }
-            if g.1 {
+            g.parked -= 1;
+            if g.stop {
                 Wake::Other
-            } else if g.0 > 0 {
-                g.0 -= 1;
-                Wake::Kicked
+            } else if g.input > 0 {
+                g.input -= 1;
+                Wake::Readable
             } else {
-                Wake::Other
+                g.permits -= 1;
+                Wake::Kicked
             }
         }
 
         fn unpark(&self) {
-            lock(&self.state).0 += 1;
+            let mut g = lock(&self.state);
+            g.permits += 1;
+            g.unparks += 1;
             self.cv.notify_one();
         }
 
         fn unpark_all(&self) {
-            lock(&self.state).1 = true;
+            lock(&self.state).stop = true;
             self.cv.notify_all();
+        }
+
+        /// Input arrives: one parked worker is to read it.
+        fn input(&self) {
+            lock(&self.state).input += 1;
+            self.cv.notify_one();
         }
     }
 
@@ -998,6 +1021,102 @@ mod tests {
         );
         pool.stop(&*hooks);
         worker.join().unwrap();
+    }
+
+    /// Hooks whose input is one event for `sub` per [`Park::input`]: the
+    /// worker woken for it records itself as the reader.
+    struct Reading {
+        pool: Arc<Pool>,
+        sub: Arc<Sub>,
+        park: Park,
+        reader: Mutex<Vec<ThreadId>>,
+    }
+
+    impl Hooks for Reading {
+        fn done(&self, _: &Event) {}
+        fn park(&self) -> Wake {
+            self.park.park()
+        }
+        fn unpark(&self) {
+            self.park.unpark()
+        }
+        fn unpark_all(&self) {
+            self.park.unpark_all()
+        }
+        fn io(&self) {
+            lock(&self.reader).push(thread::current().id());
+            self.pool.submit(&self.sub, ev(0, "a"), self).unwrap();
+        }
+    }
+
+    #[test]
+    fn the_worker_that_reads_runs_what_it_read_without_waking_another() {
+        let pool = Arc::new(Pool::new());
+        let (tx, rx) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        let sub = sub(move |_| tx.lock().unwrap().send(thread::current().id()).unwrap());
+        let hooks = Arc::new(Reading {
+            pool: Arc::clone(&pool),
+            sub,
+            park: Park::default(),
+            reader: Mutex::new(Vec::new()),
+        });
+        let workers: Vec<_> = (0..WORKERS)
+            .map(|_| {
+                let (pool, hooks) = (Arc::clone(&pool), Arc::clone(&hooks));
+                thread::spawn(move || pool.run_worker(&*hooks))
+            })
+            .collect();
+        for round in 0..20 {
+            // Every worker parked: the one woken for the input is the only
+            // one awake.
+            while lock(&hooks.park.state).parked < WORKERS {
+                thread::yield_now();
+            }
+            hooks.park.input();
+            let ran_on = rx.recv_timeout(LONG).unwrap();
+            assert_eq!(lock(&hooks.reader).last(), Some(&ran_on), "round {round}");
+        }
+        assert_eq!(lock(&hooks.park.state).unparks, 0, "no other worker woken");
+        pool.stop(&*hooks);
+        for w in workers {
+            w.join().unwrap();
+        }
+    }
+
+    #[test]
+    fn a_second_ready_subscriber_wakes_one_more_worker() {
+        let pool = Arc::new(Pool::new());
+        let hooks = Arc::new(noop());
+        let (tx, rx) = mpsc::channel();
+        // Two subscribers whose callbacks wait for each other: both must
+        // run at once, so the second one needs a worker of its own.
+        let barrier = Arc::new(std::sync::Barrier::new(2));
+        let subs: Vec<_> = (0..2)
+            .map(|_| {
+                let (b, tx) = (Arc::clone(&barrier), Mutex::new(tx.clone()));
+                sub(move |_| {
+                    b.wait();
+                    tx.lock().unwrap().send(()).unwrap();
+                })
+            })
+            .collect();
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                let (pool, hooks) = (Arc::clone(&pool), Arc::clone(&hooks));
+                thread::spawn(move || pool.run_worker(&*hooks))
+            })
+            .collect();
+        for s in &subs {
+            pool.submit(s, ev(0, "a"), &*hooks).unwrap();
+        }
+        for _ in 0..2 {
+            rx.recv_timeout(LONG).unwrap();
+        }
+        pool.stop(&*hooks);
+        for w in workers {
+            w.join().unwrap();
+        }
     }
 
     #[test]
