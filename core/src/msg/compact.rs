@@ -76,7 +76,8 @@ const NOTIFY: u8 = 2;
 const UNICAST_ERROR: u8 = 3;
 
 /// The fields of a compact [`Notify`], in wire order, with the parameter
-/// taken as plain text.
+/// taken as plain text. Kept in step with [`Notify`] by the test
+/// `trusted_decoding_equals_decoding_on_valid_bodies`.
 #[derive(Deserialize)]
 struct TrustedNotify<'a> {
     from: AppId,

@@ -52,7 +52,8 @@ impl Encoding {
     }
 }
 
-/// The text of one JSON value, validated, never re-encoded.
+/// The text of one JSON value, validated, never re-encoded. (Validated
+/// here, or by the peer that sent it: [`compact::decode_trusted`].)
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RawJson<'a>(&'a str);
 

@@ -656,16 +656,16 @@ impl Inner {
             if g.is_none() {
                 return;
             }
-            self.help_read(g);
+            self.help_read(g, HELP_POLL);
         }
     }
 
-    /// Waits at most [`HELP_POLL`] for input while holding the `read` lock
-    /// (taken by the caller), reads it, and releases the lock.
-    fn help_read(&self, g: MutexGuard<'_, Option<ReadSide>>) {
+    /// Waits at most `wait` for input while holding the `read` lock (taken
+    /// by the caller), reads it, and releases the lock.
+    fn help_read(&self, g: MutexGuard<'_, Option<ReadSide>>, wait: Duration) {
         let readable = g.as_ref().is_some_and(|side| {
             let mut fds = [PollFd::new(side.stream.as_fd(), PollFlags::POLLIN)];
-            let timeout = PollTimeout::try_from(HELP_POLL).unwrap_or(PollTimeout::ZERO);
+            let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::ZERO);
             poll(&mut fds, timeout).is_ok_and(|n| n > 0)
         });
         if readable {
@@ -1301,7 +1301,7 @@ impl Inner {
                 Err(TryLockError::WouldBlock) => None,
             };
             if let Some(g) = g.filter(|g| g.is_some()) {
-                self.help_read(g);
+                self.help_read(g, (deadline - now).min(HELP_POLL));
                 continue;
             }
             // Somebody reads (the answer may come with it), or the
