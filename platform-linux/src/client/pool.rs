@@ -63,7 +63,7 @@ pub const MAX_PENDING: usize = 65_536;
 pub const TURN: usize = 32;
 
 /// How long what the I/O layer holds back (the client's acks) may wait
-/// for a write to carry it once a worker ran dry ([`Hooks::linger`]).
+/// for a write to carry it once a worker ran dry (`Hooks::linger`).
 pub const LINGER: Duration = Duration::from_millis(1);
 
 /// How a parked worker was woken (see [`Hooks::park`]).
