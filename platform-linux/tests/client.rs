@@ -641,3 +641,29 @@ fn a_receiver_that_calls_nothing_reconnects_by_itself() {
         assert_eq!(got.parameter, json!(round));
     }
 }
+
+#[test]
+fn a_callback_may_close_its_own_client() {
+    let server = TestServer::start("selfclose");
+    let r = client(&server, "r");
+    let s = client(&server, "s");
+    let (tx, rx) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    let r2 = r.clone();
+    let _reg = r
+        .register("bye", 0, move |_: &Delivery<'_>| {
+            r2.close();
+            tx.lock().unwrap().send(r2.is_connected()).unwrap();
+        })
+        .unwrap();
+    r.sync().unwrap();
+    s.notify("r", "bye", &0).unwrap();
+    // close() returned inside the callback (no deadlock on its own
+    // worker) and the client is closed.
+    assert!(!rx.recv_timeout(LONG).unwrap());
+    assert_eq!(r.notify("s", "x", &0).unwrap_err(), Error::Server);
+    // The server forgot the connection: nothing holds "bye" any more.
+    eventually("the registration gone", || {
+        s.status().is_ok_and(|st| st.registrations == 0)
+    });
+}
