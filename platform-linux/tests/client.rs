@@ -47,6 +47,11 @@ fn client(server: &TestServer, app: &str) -> Client {
     c
 }
 
+/// Notify options with these flags and the client's own app ID.
+fn flagged(flags: u32) -> NotifyOptions<'static> {
+    NotifyOptions { flags, from: None }
+}
+
 /// Nothing more arrives within a short grace period (used only to check
 /// absence, never as synchronisation).
 fn quiet<T: std::fmt::Debug>(rx: &Receiver<T>) {
@@ -64,16 +69,8 @@ fn unicast_reaches_the_named_app_with_every_member() {
     let _r = a.register("ev", 0, recorder("a", &tx)).unwrap();
     let _other = b.register("ev", 0, recorder("b", &tx)).unwrap();
     a.sync().unwrap();
-    b.notify_with(
-        "a",
-        "ev",
-        &json!({"k": [1, "x"]}),
-        NotifyOptions {
-            flags: 0x8000_0001,
-            from: None,
-        },
-    )
-    .unwrap();
+    b.notify_with("a", "ev", &json!({"k": [1, "x"]}), flagged(0x8000_0001))
+        .unwrap();
     assert_eq!(
         rx.recv_timeout(LONG).unwrap(),
         Got {
@@ -176,16 +173,7 @@ fn observer_sees_deliveries_and_unreceived_notifications() {
     let _r = a.register("ev", 0, recorder("a", &tx)).unwrap();
     watcher.sync().unwrap();
     a.sync().unwrap();
-    a.notify_with(
-        "1",
-        "ev",
-        &0,
-        NotifyOptions {
-            flags: 4,
-            from: None,
-        },
-    )
-    .unwrap();
+    a.notify_with("1", "ev", &0, flagged(4)).unwrap();
     assert_eq!(
         orx.recv_timeout(LONG).unwrap(),
         ("a".into(), "a".into(), "ev".into(), 4)
@@ -209,16 +197,8 @@ fn unicast_error_callback_gets_the_original() {
     let s = client(&server, "s");
     let (tx, rx) = mpsc::channel();
     let h = s.on_unicast_error(recorder("err", &tx));
-    s.notify_with(
-        "nobody",
-        "ev",
-        &json!({"x": 1}),
-        NotifyOptions {
-            flags: 9,
-            from: None,
-        },
-    )
-    .unwrap();
+    s.notify_with("nobody", "ev", &json!({"x": 1}), flagged(9))
+        .unwrap();
     let got = rx.recv_timeout(LONG).unwrap();
     assert_eq!(
         (
@@ -267,26 +247,8 @@ fn unregister_waits_for_the_running_callback_and_returns_queued_unicasts() {
     r.sync().unwrap();
     let (etx, erx) = mpsc::channel();
     let _errs = s.on_unicast_error(recorder("err", &etx));
-    s.notify_with(
-        "r",
-        "slow",
-        &0,
-        NotifyOptions {
-            flags: 1,
-            from: None,
-        },
-    )
-    .unwrap();
-    s.notify_with(
-        "r",
-        "slow",
-        &0,
-        NotifyOptions {
-            flags: 2,
-            from: None,
-        },
-    )
-    .unwrap();
+    s.notify_with("r", "slow", &0, flagged(1)).unwrap();
+    s.notify_with("r", "slow", &0, flagged(2)).unwrap();
     assert_eq!(entered_rx.recv_timeout(LONG).unwrap(), 1);
     // The second notification is queued behind the running callback (the
     // server sent both; wait until the client has received it).
@@ -309,16 +271,7 @@ fn unregister_waits_for_the_running_callback_and_returns_queued_unicasts() {
     assert!(returned >= released);
     assert_eq!(finished.load(Ordering::SeqCst), 1);
     // Never runs again; further unicasts are errors.
-    s.notify_with(
-        "r",
-        "slow",
-        &0,
-        NotifyOptions {
-            flags: 3,
-            from: None,
-        },
-    )
-    .unwrap();
+    s.notify_with("r", "slow", &0, flagged(3)).unwrap();
     assert_eq!(erx.recv_timeout(LONG).unwrap().flags, 3);
     assert!(entered_rx.recv_timeout(Duration::from_millis(100)).is_err());
 }
@@ -344,28 +297,10 @@ fn unregister_from_inside_the_callback_does_not_deadlock() {
     r.sync().unwrap();
     let (etx, erx) = mpsc::channel();
     let _errs = s.on_unicast_error(recorder("err", &etx));
-    s.notify_with(
-        "r",
-        "once",
-        &0,
-        NotifyOptions {
-            flags: 1,
-            from: None,
-        },
-    )
-    .unwrap();
+    s.notify_with("r", "once", &0, flagged(1)).unwrap();
     assert_eq!(rx.recv_timeout(LONG).unwrap(), 1);
     r.sync().unwrap();
-    s.notify_with(
-        "r",
-        "once",
-        &0,
-        NotifyOptions {
-            flags: 2,
-            from: None,
-        },
-    )
-    .unwrap();
+    s.notify_with("r", "once", &0, flagged(2)).unwrap();
     assert_eq!(erx.recv_timeout(LONG).unwrap().flags, 2);
     assert!(rx.recv_timeout(Duration::from_millis(100)).is_err());
 }
@@ -396,16 +331,7 @@ fn callbacks_of_different_registrations_run_concurrently_in_order_each() {
     r.sync().unwrap();
     for i in 0..50 {
         for app in ["x", "y"] {
-            s.notify_with(
-                app,
-                "ev",
-                &0,
-                NotifyOptions {
-                    flags: i,
-                    from: None,
-                },
-            )
-            .unwrap();
+            s.notify_with(app, "ev", &0, flagged(i)).unwrap();
         }
     }
     let mut next = std::collections::HashMap::new();

@@ -315,6 +315,9 @@ enum Job {
     Exit,
 }
 
+/// The locked client state.
+type StateGuard<'a> = MutexGuard<'a, ClientState<Arc<Sub>>>;
+
 /// What a status request waits on: the connection epoch it was sent on and
 /// where the answer goes.
 type Waiter = (u64, mpsc::SyncSender<Status>);
@@ -1093,6 +1096,23 @@ impl Inner {
         }))
     }
 
+    /// Before a registration change: the state lock, and whether the change
+    /// can be sent now (after an immediate connection attempt when
+    /// disconnected). [`Error::Server`] when the client is closed, or when
+    /// disconnected and the change is not to be kept (`keep`).
+    fn lock_for_change(&self, keep: bool) -> Result<(StateGuard<'_>, bool), Error> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Server);
+        }
+        let connected = self.ensure_connected();
+        let state = lock(&self.state);
+        let connected = connected && self.is_connected();
+        if !connected && !keep {
+            return Err(Error::Server);
+        }
+        Ok((state, connected))
+    }
+
     /// Registers (or replaces) the callback for (`to`, `notification`).
     ///
     /// While disconnected: with `keep`, the registration is kept (and
@@ -1119,15 +1139,10 @@ impl Inner {
             Ok(n) => n,
             Err(e) => return (None, Err(Error::InvalidId("notification", e))),
         };
-        if self.closed.load(Ordering::Acquire) {
-            return (None, Err(Error::Server));
-        }
-        let connected = self.ensure_connected();
-        let mut state = lock(&self.state);
-        let connected = connected && self.is_connected();
-        if !connected && !keep {
-            return (None, Err(Error::Server));
-        }
+        let (mut state, connected) = match self.lock_for_change(keep) {
+            Ok(x) => x,
+            Err(e) => return (None, Err(e)),
+        };
         let (sub, generation, replaced) = match state.get(&to, &notification) {
             Some(e) => {
                 let sub = Arc::clone(&e.value);
@@ -1202,15 +1217,10 @@ impl Inner {
         ident: Ident,
         keep: bool,
     ) -> (Option<Arc<Sub>>, Result<(), Error>) {
-        if self.closed.load(Ordering::Acquire) {
-            return (None, Err(Error::Server));
-        }
-        let connected = self.ensure_connected();
-        let mut state = lock(&self.state);
-        let connected = connected && self.is_connected();
-        if !connected && !keep {
-            return (None, Err(Error::Server));
-        }
+        let (mut state, connected) = match self.lock_for_change(keep) {
+            Ok(x) => x,
+            Err(e) => return (None, Err(e)),
+        };
         let sub = Sub::new(handler, ident);
         let msg = if observer {
             state.add_observer(Arc::clone(&sub))
