@@ -100,9 +100,9 @@ pub(crate) trait Hooks {
 
     /// A worker ran dry while something is held back: send it within
     /// [`LINGER`] unless a write takes it along first. The default sends
-    /// it now. (A timed park per worker would arm a timer on every park,
-    /// and timers are costly on a VM; the Linux client lets its link
-    /// thread keep one deadline instead.)
+    /// it now. (A timed park would arm a timer on nearly every park, which
+    /// showed as a slow mode of the round trip on our VM; the Linux client
+    /// lets its link thread keep one deadline instead.)
     fn linger(&self) {
         self.flush();
     }
