@@ -637,6 +637,22 @@ mod tests {
         }
     }
 
+    /// The parking methods of [`Hooks`], handed to the [`Park`] in field
+    /// `$f`.
+    macro_rules! parking {
+        ($f:tt) => {
+            fn park(&self) -> Wake {
+                self.$f.park()
+            }
+            fn unpark(&self) {
+                self.$f.unpark()
+            }
+            fn unpark_all(&self) {
+                self.$f.unpark_all()
+            }
+        };
+    }
+
     /// Hooks that only call a closure after each callback.
     struct Done<F>(F, Park);
 
@@ -644,15 +660,7 @@ mod tests {
         fn done(&self, event: &Event) {
             (self.0)(event)
         }
-        fn park(&self) -> Wake {
-            self.1.park()
-        }
-        fn unpark(&self) {
-            self.1.unpark()
-        }
-        fn unpark_all(&self) {
-            self.1.unpark_all()
-        }
+        parking!(1);
     }
 
     type Noop = Done<fn(&Event)>;
@@ -661,16 +669,23 @@ mod tests {
         Done(|_| {}, Park::default())
     }
 
-    struct Workers {
+    /// A pool, its hooks and `n` worker threads; stopped and joined on
+    /// drop.
+    struct Workers<H: Hooks + Send + Sync + 'static = Noop> {
         pool: Arc<Pool>,
-        hooks: Arc<Noop>,
+        hooks: Arc<H>,
         threads: Vec<thread::JoinHandle<()>>,
     }
 
     impl Workers {
         fn start(n: usize) -> Self {
-            let pool = Arc::new(Pool::new());
-            let hooks = Arc::new(noop());
+            Workers::with(Arc::new(Pool::new()), noop(), n)
+        }
+    }
+
+    impl<H: Hooks + Send + Sync + 'static> Workers<H> {
+        fn with(pool: Arc<Pool>, hooks: H, n: usize) -> Self {
+            let hooks = Arc::new(hooks);
             let threads = (0..n)
                 .map(|_| {
                     let (p, h) = (Arc::clone(&pool), Arc::clone(&hooks));
@@ -689,7 +704,7 @@ mod tests {
         }
     }
 
-    impl Drop for Workers {
+    impl<H: Hooks + Send + Sync + 'static> Drop for Workers<H> {
         fn drop(&mut self) {
             self.pool.stop(&*self.hooks);
             for t in self.threads.drain(..) {
@@ -938,33 +953,21 @@ mod tests {
             let n = std::mem::take(&mut *self.held.lock().unwrap());
             self.flushed.lock().unwrap().send(n).unwrap();
         }
-        fn park(&self) -> Wake {
-            self.park.park()
-        }
-        fn unpark(&self) {
-            self.park.unpark()
-        }
-        fn unpark_all(&self) {
-            self.park.unpark_all()
-        }
+        parking!(park);
     }
 
     #[test]
     fn a_worker_that_runs_dry_flushes_what_is_held_back_once() {
-        let pool = Arc::new(Pool::new());
         let (tx, flushed) = mpsc::channel();
-        let hooks = Arc::new(Holding {
+        let hooks = Holding {
             held: Mutex::new(0),
             flushed: Mutex::new(tx),
             park: Park::default(),
-        });
-        let worker = {
-            let (pool, hooks) = (Arc::clone(&pool), Arc::clone(&hooks));
-            thread::spawn(move || pool.run_worker(&*hooks))
         };
+        let w = Workers::with(Arc::new(Pool::new()), hooks, 1);
         let s = sub(|_| {});
         for i in 0..3 {
-            pool.submit(&s, ev(i, "a"), &*hooks).unwrap();
+            w.submit(&s, ev(i, "a")).unwrap();
         }
         // However the three events were spread over turns, everything held
         // back is flushed once the pool has nothing left to run.
@@ -977,27 +980,21 @@ mod tests {
             flushed.recv_timeout(Duration::from_millis(50)).is_err(),
             "nothing more to flush"
         );
-        pool.stop(&*hooks);
-        worker.join().unwrap();
     }
 
     #[test]
     fn done_runs_after_each_callback_panicking_ones_included() {
-        let pool = Arc::new(Pool::new());
         let (tx, rx) = mpsc::channel();
         let tx2 = Mutex::new(tx.clone());
-        let hooks = Arc::new(Done(
+        let hooks = Done(
             move |e: &Event| {
                 if let Event::Notify(n) = e {
                     lock(&tx2).send(("done", n.flags)).unwrap();
                 }
             },
             Park::default(),
-        ));
-        let worker = {
-            let (pool, hooks) = (Arc::clone(&pool), Arc::clone(&hooks));
-            thread::spawn(move || pool.run_worker(&*hooks))
-        };
+        );
+        let w = Workers::with(Arc::new(Pool::new()), hooks, 1);
         let s = sub(move |d| {
             tx.send(("callback", d.flags)).unwrap();
             if d.flags == 1 {
@@ -1005,7 +1002,7 @@ mod tests {
             }
         });
         for i in 0..3 {
-            pool.submit(&s, ev(i, "a"), &*hooks).unwrap();
+            w.submit(&s, ev(i, "a")).unwrap();
         }
         let got: Vec<_> = (0..6).map(|_| rx.recv_timeout(LONG).unwrap()).collect();
         assert_eq!(
@@ -1019,8 +1016,6 @@ mod tests {
                 ("done", 2)
             ]
         );
-        pool.stop(&*hooks);
-        worker.join().unwrap();
     }
 
     /// Hooks whose input is one event for `sub` per [`Park::input`]: the
@@ -1034,15 +1029,7 @@ mod tests {
 
     impl Hooks for Reading {
         fn done(&self, _: &Event) {}
-        fn park(&self) -> Wake {
-            self.park.park()
-        }
-        fn unpark(&self) {
-            self.park.unpark()
-        }
-        fn unpark_all(&self) {
-            self.park.unpark_all()
-        }
+        parking!(park);
         fn io(&self) {
             lock(&self.reader).push(thread::current().id());
             self.pool.submit(&self.sub, ev(0, "a"), self).unwrap();
@@ -1055,18 +1042,14 @@ mod tests {
         let (tx, rx) = mpsc::channel();
         let tx = Mutex::new(tx);
         let sub = sub(move |_| tx.lock().unwrap().send(thread::current().id()).unwrap());
-        let hooks = Arc::new(Reading {
+        let hooks = Reading {
             pool: Arc::clone(&pool),
             sub,
             park: Park::default(),
             reader: Mutex::new(Vec::new()),
-        });
-        let workers: Vec<_> = (0..WORKERS)
-            .map(|_| {
-                let (pool, hooks) = (Arc::clone(&pool), Arc::clone(&hooks));
-                thread::spawn(move || pool.run_worker(&*hooks))
-            })
-            .collect();
+        };
+        let w = Workers::with(pool, hooks, WORKERS);
+        let hooks = &w.hooks;
         for round in 0..20 {
             // Every worker parked: the one woken for the input is the only
             // one awake.
@@ -1078,45 +1061,6 @@ mod tests {
             assert_eq!(lock(&hooks.reader).last(), Some(&ran_on), "round {round}");
         }
         assert_eq!(lock(&hooks.park.state).unparks, 0, "no other worker woken");
-        pool.stop(&*hooks);
-        for w in workers {
-            w.join().unwrap();
-        }
-    }
-
-    #[test]
-    fn a_second_ready_subscriber_wakes_one_more_worker() {
-        let pool = Arc::new(Pool::new());
-        let hooks = Arc::new(noop());
-        let (tx, rx) = mpsc::channel();
-        // Two subscribers whose callbacks wait for each other: both must
-        // run at once, so the second one needs a worker of its own.
-        let barrier = Arc::new(std::sync::Barrier::new(2));
-        let subs: Vec<_> = (0..2)
-            .map(|_| {
-                let (b, tx) = (Arc::clone(&barrier), Mutex::new(tx.clone()));
-                sub(move |_| {
-                    b.wait();
-                    tx.lock().unwrap().send(()).unwrap();
-                })
-            })
-            .collect();
-        let workers: Vec<_> = (0..2)
-            .map(|_| {
-                let (pool, hooks) = (Arc::clone(&pool), Arc::clone(&hooks));
-                thread::spawn(move || pool.run_worker(&*hooks))
-            })
-            .collect();
-        for s in &subs {
-            pool.submit(s, ev(0, "a"), &*hooks).unwrap();
-        }
-        for _ in 0..2 {
-            rx.recv_timeout(LONG).unwrap();
-        }
-        pool.stop(&*hooks);
-        for w in workers {
-            w.join().unwrap();
-        }
     }
 
     #[test]
