@@ -1,39 +1,54 @@
 //! The broker: the service's sans-IO state machine.
 //!
-//! The adapter owns sockets. For each accepted connection it calls
-//! [`Broker::connect`], feeds every decoded frame to [`Broker::handle_frame`]
-//! and calls [`Broker::disconnect`] when the connection ends. The broker
-//! answers through the [`Outbox`] the adapter passes in: messages to queue
-//! for a connection, and events to log or count. It allocates nothing, reads
-//! no clock and performs no I/O; every rule of spec sections 2 and 4 that
-//! decides who receives what is applied here, once, for every platform.
+//! The adapter owns sockets and the clock. For each accepted connection it
+//! calls [`Broker::connect`] (which applies the admission rules), gives
+//! everything its decoder produces to [`Broker::handle_input`] (which
+//! applies the rate limit of remote peers, the frame limits, flow control
+//! and then the routing rules), reports what each send took
+//! ([`Broker::sent`]), calls [`Broker::handle_timeout`] when
+//! [`Broker::poll_timeout`] says, and calls [`Broker::disconnect`] when the
+//! connection ends. The broker answers through the [`Outbox`] the adapter
+//! passes in: messages to queue for a connection, and [`Event`]s to log,
+//! count or act on (close a connection, stop or resume reading one). It
+//! allocates nothing, reads no clock and performs no I/O; every rule of
+//! spec sections 2, 4 and 6 that decides who receives what, who may
+//! connect and send, and who waits for whom is applied here, once, for
+//! every platform.
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`limits`] | [`Limits`] (with [`RemoteLimits`] and [`FlowLimits`]), the refusals |
+//! | [`outbox`] | the [`Outbox`] trait, [`Event`], [`Handled`] |
+//! | [`ledger`] | per connection: unicasts kept until acknowledged, references sent |
+//! | [`flow`] | flow control: pausing, resuming, stalls (the **Decision**s) |
+//! | [`rate`] | the [`TokenBucket`] of remote peers |
 //!
 //! # References and returned notifications
 //!
 //! Every unicast the broker delivers carries a `reference` naming the
 //! sending connection (high 32 bits: its [`ConnId`]; low 32 bits: a
 //! counter). Broadcasts carry none. When a client sends a notify that
-//! carries a reference naming a live connection, the broker takes it as a
-//! notification *returned* to it (spec 3, the unregister race): it routes it
-//! again without the returning connection, and a unicast error, if owed,
-//! goes to the original sender instead of the returning connection. The
-//! adapter uses the same path, [`Broker::return_undelivered`], for frames
-//! still queued for a connection it closes (a stalled reader), so nothing
+//! carries a reference, the broker takes it as a notification *returned* to
+//! it (spec 3, the unregister race) only when its [`ledger`] says that this
+//! connection was sent that unicast and has not acknowledged or returned it
+//! yet: it routes it again without the returning connection, and a unicast
+//! error, if owed, goes to the original sender instead of the returning
+//! connection. Frames still queued for a connection the adapter closes go
+//! the same way ([`Broker::return_undelivered`]), and so do the unicasts it
+//! was sent and never acknowledged ([`Broker::disconnect`]), so nothing
 //! accepted is silently lost.
 //!
-//! **Decision**: a notify carrying a reference that names no live connection
-//! is an ordinary notify from the connection that sent it.
+//! **Decision**: a notify carrying a reference that names no live
+//! connection, or one this connection was not sent (forged or stale), is an
+//! ordinary notify from the connection that sent it, its reference dropped.
 //!
 //! # Acknowledgements (crash-safe delivery)
 //!
 //! A client of our own library says in its `hello` that it acknowledges
-//! unicasts ([`Hello::acks`](crate::msg::Hello::acks)); the broker reports
-//! that as [`Event::Hello`] and every `ack` it sends as [`Event::Acked`].
-//! The broker keeps nothing itself: the adapter keeps each unicast it
-//! queued for such a connection until the matching ack, and when the
-//! connection ends first gives those frames to
-//! [`Broker::return_undelivered`] like unsent ones, so they go to the next
-//! receiver or back to their sender as unicast errors.
+//! unicasts ([`Hello::acks`](crate::msg::Hello::acks)). The broker then
+//! keeps every unicast it sends that connection, as the encoded frame, in
+//! the connection's [`ledger`] until the matching `ack`, and routes what is
+//! left again when the connection ends. See [`ledger`].
 //!
 //! # Broadcasts
 //!
@@ -49,6 +64,19 @@
 //! `hello` first (the answers are compact bodies), and remote connections may
 //! never observe or ask for status (spec 5.3). Refusals are reported as
 //! [`Event::Refused`].
+//!
+//! # Admission and remote peers
+//!
+//! [`Broker::connect`] refuses a remote peer when the limits admit local
+//! peers only ([`Limits::local_only`], the Verix-style profile) or when
+//! [`RemoteLimits::max_connections`] remote connections are open, and any
+//! peer at the connection limit. Each input of a remote connection takes a
+//! token of its [`TokenBucket`] first ([`RemoteLimits::rate`],
+//! [`RemoteLimits::burst`]); without one it is dropped and counted. A frame
+//! body over the connection's limit ([`Limits::frame_limit`]) is skipped,
+//! unless it is a returned notify within [`RETURN_SLACK`]. Refusals, drops
+//! and skips are counted in [`ProtectionCounters`], which `nfy status`
+//! shows.
 
 use core::cell::Cell;
 use core::fmt;
@@ -57,12 +85,30 @@ use heapless::Vec;
 
 use crate::ids::AppId;
 use crate::msg::{
-    self, ConnectionReport, DecodeError, Encoding, Guard, Message, Notify, Observation, PeerAddr,
-    Register, Status, Unregister,
+    self, ConnectionReport, EncodeError, Encoding, Message, Notify, Observation,
+    ProtectionCounters, Register, Status, Unregister,
 };
 use crate::route::{InlineStorage, Registered, Registration, Route, RoutingTable, TableStorage};
+use crate::time::Timestamp;
 use crate::whitelist::Whitelist;
-use crate::wire::Frame;
+use crate::wire::{self, Decoded, Frame, FrameError, Skipped};
+
+pub mod flow;
+pub mod ledger;
+pub mod limits;
+pub mod outbox;
+pub mod rate;
+
+pub use flow::FlowStats;
+pub use ledger::{InlineLedger, Ledger, LedgerEntry, LedgerStorage, RECENT_UNICASTS};
+pub use limits::{
+    ConnectRefused, DropReason, FlowLimits, Limits, Refusal, RemoteLimits, RETURN_SLACK,
+};
+pub use outbox::{Event, Handled, Outbox, QueueFull};
+pub use rate::TokenBucket;
+
+use flow::FlowState;
+use ledger::{KeepError, WriteError};
 
 /// A connection, as the broker names it: a slot number (low 16 bits) and a
 /// generation (high 16 bits), so an id is not confused with a later
@@ -112,228 +158,21 @@ pub enum PeerKind {
     Remote,
 }
 
-/// The broker's limits (spec section 6).
-///
-/// They apply at run time, on top of the broker's fixed capacities (the
-/// `CONNS` and `REGS` parameters of [`Broker`]): a platform profile with
-/// tighter limits than the capacities it was built with (the Verix-style
-/// profile) sets them here. Hitting a limit gives the same typed answer as
-/// hitting the capacity: [`TooManyConnections`] for connections,
-/// [`Refusal::TableFull`] for the total of registrations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Registrations one connection may hold.
-    pub max_registrations_per_connection: usize,
-    /// Registrations all remote connections together may hold (spec: 256).
-    pub max_remote_registrations: usize,
-    /// Connections open at once, local and remote together
-    /// (`usize::MAX`: the capacity `CONNS` decides).
-    pub max_connections: usize,
-    /// Registrations held at once, all connections together
-    /// (`usize::MAX`: the capacity `REGS` decides).
-    pub max_registrations: usize,
-}
-
-impl Limits {
-    /// The spec's limit on remote registrations.
-    pub const MAX_REMOTE_REGISTRATIONS: usize = 256;
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_registrations_per_connection: 1024,
-            max_remote_registrations: Self::MAX_REMOTE_REGISTRATIONS,
-            max_connections: usize::MAX,
-            max_registrations: usize::MAX,
-        }
-    }
-}
-
 /// Observing connections at most.
 pub const MAX_OBSERVERS: usize = 32;
 
-/// The adapter's queue for a connection is full.
+/// Why the broker stopped routing to a connection the adapter is to close.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QueueFull;
-
-/// Why the broker dropped a notification.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DropReason {
-    /// A remote notify no `in` rule allows.
-    NotAllowedIn,
+pub enum Closing {
+    /// Its queue refused a frame, or its ledger passed the limit
+    /// ([`Event::Overflow`]).
+    Overflow,
+    /// It stalled ([`Event::Stalled`]).
+    Stalled,
+    /// The adapter is closing it ([`Broker::close`]: end of stream, an I/O
+    /// error), or [`Broker::disconnect`] is removing it.
+    Closed,
 }
-
-impl fmt::Display for DropReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            DropReason::NotAllowedIn => "no \"in\" rule allows it",
-        })
-    }
-}
-
-/// What the broker refused to do for a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    /// A remote registration over the total limit for remote connections.
-    RemoteRegistrationLimit,
-    /// A registration over the per-connection limit.
-    ConnectionRegistrationLimit,
-    /// The routing table is full (its capacity, or
-    /// [`Limits::max_registrations`], is reached).
-    TableFull,
-    /// Observing asked for by a remote connection.
-    RemoteObserver,
-    /// Status asked for by a remote connection.
-    RemoteStatus,
-    /// A local-only message before `hello`.
-    NeedsHello,
-    /// More observers than [`MAX_OBSERVERS`].
-    TooManyObservers,
-}
-
-impl fmt::Display for Refusal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Refusal::RemoteRegistrationLimit => {
-                "registration refused: remote registration limit reached"
-            }
-            Refusal::ConnectionRegistrationLimit => {
-                "registration refused: per-connection registration limit reached"
-            }
-            Refusal::TableFull => "registration refused: routing table full",
-            Refusal::RemoteObserver => "remote connections may not observe",
-            Refusal::RemoteStatus => "remote connections may not ask for status",
-            Refusal::NeedsHello => "local-only message before hello",
-            Refusal::TooManyObservers => "observer refused: too many observers",
-        })
-    }
-}
-
-/// What the broker tells the adapter besides messages: for logs and counters.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Event<'a> {
-    /// A frame's body could not be decoded; the connection goes on.
-    BadMessage {
-        /// The connection.
-        conn: ConnId,
-        /// What was wrong.
-        error: DecodeError,
-    },
-    /// A notification was dropped.
-    Dropped {
-        /// The sending connection.
-        conn: ConnId,
-        /// Why.
-        reason: DropReason,
-        /// The notification.
-        notify: &'a Notify<'a>,
-    },
-    /// A request was refused.
-    Refused {
-        /// The connection.
-        conn: ConnId,
-        /// What was refused.
-        refusal: Refusal,
-    },
-    /// A message of an unknown type, or one a client never sends, was
-    /// ignored.
-    Ignored {
-        /// The connection.
-        conn: ConnId,
-        /// The message kind or the unknown type name.
-        kind: &'a str,
-    },
-    /// A unicast could not be delivered to anyone; a unicast error was owed
-    /// to `sender`.
-    UnicastError {
-        /// The connection the error goes to.
-        sender: ConnId,
-        /// The notification.
-        notify: &'a Notify<'a>,
-    },
-    /// The connection's queue is full: the adapter must close it (and then
-    /// call [`Broker::disconnect`]).
-    Overflow {
-        /// The connection.
-        conn: ConnId,
-    },
-    /// A `hello` arrived: from now on the connection is compact, and
-    /// `acks` says whether it acknowledges the unicasts it receives. An
-    /// adapter that keeps unicasts until they are acknowledged (crash-safe
-    /// delivery) starts or stops doing so for this connection here.
-    Hello {
-        /// The connection.
-        conn: ConnId,
-        /// Whether it acknowledges unicasts ([`Message::Ack`]).
-        acks: bool,
-    },
-    /// The client acknowledged the unicast with this reference.
-    Acked {
-        /// The connection.
-        conn: ConnId,
-        /// The reference.
-        reference: u64,
-    },
-}
-
-/// Where the broker puts its output.
-pub trait Outbox {
-    /// Queues `msg` for `conn`, encoded in `encoding`.
-    fn send(
-        &mut self,
-        conn: ConnId,
-        encoding: Encoding,
-        msg: &Message<'_>,
-    ) -> Result<(), QueueFull>;
-
-    /// Reports an event (logging, counters). The default ignores it.
-    fn event(&mut self, event: Event<'_>) {
-        let _ = event;
-    }
-
-    /// Where `conn` comes from, for [`Message::Connection`]: the adapter
-    /// knows (socket address, peer credentials). The default does not.
-    fn peer(&self, conn: ConnId) -> PeerAddr {
-        let _ = conn;
-        PeerAddr::Unknown
-    }
-
-    /// The adapter's protection counters, for [`Message::ConnectionsEnd`].
-    /// The default has none.
-    fn guard(&self) -> Guard {
-        Guard::default()
-    }
-
-    /// Whether `conn` was sent the unicast with this `reference` (and has
-    /// not acknowledged it): only then is a notify carrying that reference
-    /// from `conn` a returned unicast (spec 3, the unregister race), routed
-    /// again or turned into a unicast error for its sender. Any other
-    /// reference is forged or stale: the notify is treated as a new one
-    /// from `conn` (its reference dropped), so no client can make the
-    /// broker send another client a unicast error it never caused.
-    ///
-    /// The adapter keeps the record (what it queued for each connection).
-    /// The default trusts every reference that names a live sender (the
-    /// behaviour before this check): an adapter facing untrusted peers must
-    /// implement it.
-    fn delivered(&self, conn: ConnId, reference: u64) -> bool {
-        let _ = (conn, reference);
-        true
-    }
-}
-
-/// Why a connection could not be added.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TooManyConnections;
-
-impl fmt::Display for TooManyConnections {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("connection limit reached")
-    }
-}
-
-impl core::error::Error for TooManyConnections {}
 
 /// What the broker knows of one connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -350,19 +189,46 @@ pub struct ConnInfo {
     pub observer: bool,
     /// Whether it wants unicast errors.
     pub unicast_errors: bool,
-    /// Whether it acknowledges unicasts.
+    /// Whether the unicasts it is sent are kept until it acknowledges them.
     pub acks: bool,
-    /// Whether its queue overflowed (it is being closed).
-    pub overflowed: bool,
+    /// Set when the broker gave up on it (nothing more is routed to it).
+    pub closing: Option<Closing>,
+    /// Inputs its rate limit dropped (remote connections).
+    pub rate_dropped: u64,
 }
 
-#[derive(Debug, Clone)]
-struct Slot {
+/// A backlog against the high-water mark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    /// Both at or below it.
+    Under,
+    /// Its queue is over it.
+    QueueOver,
+    /// Its unacknowledged unicasts are over it (its queue is not).
+    LedgerOver,
+}
+
+/// Whether flow control applies to an input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FlowMode {
+    /// Pause the sender rather than pass a receiver's high-water mark.
+    Apply,
+    /// Route at once (inputs of adapters without flow control).
+    Ignore,
+}
+
+/// Everything the broker keeps per connection slot.
+#[derive(Debug)]
+struct Slot<L> {
     generation: u16,
     conn: Option<ConnInfo>,
     /// The last broadcast sent to this connection: one message per
     /// connection per broadcast, however many of its registrations match.
     broadcast: Cell<u32>,
+    ledger: Ledger<L>,
+    flow: FlowState,
+    /// The rate limit of a remote connection, made with its first input.
+    bucket: Option<TokenBucket>,
 }
 
 /// The broker: routing table, whitelist, per-connection state, limits.
@@ -371,32 +237,44 @@ struct Slot {
 /// (a power of two, at most 32768), `RULES` whitelist rules and `IFACES`
 /// interface lines.
 ///
-/// The routing table's slots live in `S`: inline by default; a hosted
-/// adapter may pass a [`TableStorage`] that grows on the heap
-/// ([`Broker::with_storage`]), so unused capacity costs no memory.
+/// The routing table's slots live in `S` and each connection's [`ledger`]
+/// in an `L`: inline by default; a hosted adapter may pass storages that
+/// grow on the heap ([`Broker::with_storage`]), so unused capacity costs
+/// no memory. The default ledger keeps references only (no frames:
+/// acknowledgements are declined, see [`LedgerStorage::KEEPS_FRAMES`]).
 pub struct Broker<
     const CONNS: usize,
     const REGS: usize,
     const RULES: usize,
     const IFACES: usize,
     S = InlineStorage<REGS>,
+    L = InlineLedger<0, 32>,
 > {
     whitelist: Whitelist<RULES, IFACES>,
     limits: Limits,
     table: RoutingTable<REGS, S>,
-    slots: Vec<Slot, CONNS>,
+    slots: Vec<Slot<L>, CONNS>,
     free: Vec<u16, CONNS>,
     observers: Vec<ConnId, MAX_OBSERVERS>,
     remote_registrations: usize,
     next_reference: u32,
     next_broadcast: u32,
     status: Status,
+    protection: ProtectionCounters,
+    flow_stats: FlowStats,
+    /// Connections paused (waiting for another).
+    paused: usize,
+    /// Some backlog was over the high-water mark at the last look.
+    watch: bool,
+    /// The last [`Broker::handle_timeout`].
+    last_check: Option<Timestamp>,
 }
 
-impl<const CONNS: usize, const REGS: usize, const RULES: usize, const IFACES: usize, S> fmt::Debug
-    for Broker<CONNS, REGS, RULES, IFACES, S>
+impl<const CONNS: usize, const REGS: usize, const RULES: usize, const IFACES: usize, S, L>
+    fmt::Debug for Broker<CONNS, REGS, RULES, IFACES, S, L>
 where
     S: TableStorage,
+    L: LedgerStorage,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Broker")
@@ -409,25 +287,26 @@ impl<const CONNS: usize, const REGS: usize, const RULES: usize, const IFACES: us
     Broker<CONNS, REGS, RULES, IFACES>
 {
     /// A broker with this whitelist and these limits, its routing table
-    /// inline.
+    /// and ledgers inline.
     pub fn new(whitelist: Whitelist<RULES, IFACES>, limits: Limits) -> Self {
         Self::with_storage(whitelist, limits, InlineStorage::new())
     }
 }
 
-impl<const CONNS: usize, const REGS: usize, const RULES: usize, const IFACES: usize, S>
-    Broker<CONNS, REGS, RULES, IFACES, S>
+impl<const CONNS: usize, const REGS: usize, const RULES: usize, const IFACES: usize, S, L>
+    Broker<CONNS, REGS, RULES, IFACES, S, L>
 where
     S: TableStorage,
+    L: LedgerStorage,
 {
     const CHECK: () = assert!(
         CONNS <= 1 << 16,
         "Broker connection capacity must fit 16 bits"
     );
 
-    /// A broker with this whitelist and these limits.
     /// A broker with this whitelist and these limits, keeping its routing
-    /// table's slots in `storage` (empty).
+    /// table's slots in `storage` (empty) and each connection's ledger in
+    /// an `L::default()`.
     pub fn with_storage(whitelist: Whitelist<RULES, IFACES>, limits: Limits, storage: S) -> Self {
         #[allow(clippy::let_unit_value)]
         let () = Self::CHECK;
@@ -442,6 +321,11 @@ where
             next_reference: 0,
             next_broadcast: 0,
             status: Status::default(),
+            protection: ProtectionCounters::default(),
+            flow_stats: FlowStats::default(),
+            paused: 0,
+            watch: false,
+            last_check: None,
         }
     }
 
@@ -460,29 +344,32 @@ where
         &self.table
     }
 
-    /// Adds a connection; [`TooManyConnections`] when the capacity `CONNS`
-    /// or [`Limits::max_connections`] is reached.
-    pub fn connect(&mut self, kind: PeerKind) -> Result<ConnId, TooManyConnections> {
-        let open = self.slots.len() - self.free.len();
-        if open >= self.limits.max_connections {
-            return Err(TooManyConnections);
-        }
-        let slot = match self.free.pop() {
-            Some(s) => s,
-            None => {
-                let s = u16::try_from(self.slots.len()).map_err(|_| TooManyConnections)?;
-                self.slots
-                    .push(Slot {
-                        generation: 0,
-                        conn: None,
-                        broadcast: Cell::new(0),
-                    })
-                    .map_err(|_| TooManyConnections)?;
-                s
+    /// Admits a connection of this kind, or says why not (and counts the
+    /// refusal): a remote peer when only local ones are admitted or
+    /// [`RemoteLimits::max_connections`] remote ones are open, any peer
+    /// when the capacity `CONNS` or [`Limits::max_connections`] is reached.
+    pub fn connect(&mut self, kind: PeerKind) -> Result<ConnId, ConnectRefused> {
+        let refusal = match kind {
+            PeerKind::Remote if self.limits.local_only => Some(ConnectRefused::LocalOnly),
+            PeerKind::Remote
+                if usize::try_from(self.status.remote_connections)
+                    .is_ok_and(|open| open >= self.limits.remote.max_connections) =>
+            {
+                Some(ConnectRefused::RemoteLimit)
             }
+            _ => None,
         };
+        if let Some(refusal) = refusal {
+            self.refused(kind);
+            return Err(refusal);
+        }
+        let slot = self.free_slot().ok_or_else(|| {
+            self.refused(kind);
+            ConnectRefused::ConnectionLimit
+        })?;
         let Some(entry) = self.slots.get_mut(usize::from(slot)) else {
-            return Err(TooManyConnections);
+            self.refused(kind);
+            return Err(ConnectRefused::ConnectionLimit);
         };
         entry.conn = Some(ConnInfo {
             kind,
@@ -492,8 +379,12 @@ where
             observer: false,
             unicast_errors: true,
             acks: false,
-            overflowed: false,
+            closing: None,
+            rate_dropped: 0,
         });
+        entry.ledger.set_keep_frames(false);
+        entry.flow = FlowState::default();
+        entry.bucket = None;
         match kind {
             PeerKind::Local => self.status.local_connections += 1,
             PeerKind::Remote => self.status.remote_connections += 1,
@@ -501,21 +392,50 @@ where
         Ok(ConnId::new(slot, entry.generation))
     }
 
-    /// What the broker knows of `conn`, if it is open.
-    pub fn connection(&self, conn: ConnId) -> Option<&ConnInfo> {
-        let slot = self.slots.get(conn.index())?;
-        if slot.generation != conn.generation() {
+    /// A free slot number, if the limits and the capacity allow one more.
+    fn free_slot(&mut self) -> Option<u16> {
+        let open = self.slots.len() - self.free.len();
+        if open >= self.limits.max_connections {
             return None;
         }
-        slot.conn.as_ref()
+        if let Some(s) = self.free.pop() {
+            return Some(s);
+        }
+        let s = u16::try_from(self.slots.len()).ok()?;
+        self.slots
+            .push(Slot {
+                generation: 0,
+                conn: None,
+                broadcast: Cell::new(0),
+                ledger: Ledger::default(),
+                flow: FlowState::default(),
+                bucket: None,
+            })
+            .ok()?;
+        Some(s)
+    }
+
+    /// Counts a connection the adapter refused before asking (it had no
+    /// file descriptor left to keep it, say), as `connect` counts its own
+    /// refusals.
+    pub fn refused(&mut self, kind: PeerKind) {
+        self.protection.refused += 1;
+        if kind == PeerKind::Remote {
+            self.protection.remote_refused += 1;
+        }
+    }
+
+    /// What the broker knows of `conn`, if it is open.
+    pub fn connection(&self, conn: ConnId) -> Option<&ConnInfo> {
+        slot_info(&self.slots, conn)
+    }
+
+    fn slot_mut(&mut self, conn: ConnId) -> Option<&mut Slot<L>> {
+        slot_mut(&mut self.slots, conn)
     }
 
     fn connection_mut(&mut self, conn: ConnId) -> Option<&mut ConnInfo> {
-        let slot = self.slots.get_mut(conn.index())?;
-        if slot.generation != conn.generation() {
-            return None;
-        }
-        slot.conn.as_mut()
+        self.slot_mut(conn)?.conn.as_mut()
     }
 
     /// The encoding the broker sends to `conn` in (JSON for unknown ids).
@@ -532,8 +452,123 @@ where
         s
     }
 
-    /// Handles one frame received on `conn`: decodes its body in the
-    /// encoding its message id names, then [`Broker::handle`]s it.
+    /// The protection counters: refused connections, rate-limited and
+    /// oversize inputs.
+    pub fn protection(&self) -> ProtectionCounters {
+        self.protection
+    }
+
+    /// Flow-control counters.
+    pub fn flow_stats(&self) -> FlowStats {
+        self.flow_stats
+    }
+
+    /// True while `conn` waits for another connection (flow control).
+    pub fn is_paused(&self, conn: ConnId) -> bool {
+        slot_ref(&self.slots, conn).is_some_and(|s| s.flow.waiting_for.is_some())
+    }
+
+    /// Unicasts `conn` was sent and has not acknowledged yet (0 unless it
+    /// acknowledges).
+    pub fn unacknowledged(&self, conn: ConnId) -> usize {
+        slot_ref(&self.slots, conn)
+            .filter(|s| s.ledger.keeps_frames())
+            .map_or(0, |s| s.ledger.len())
+    }
+
+    /// Handles what the adapter's decoder produced for `conn` at time
+    /// `now`: a skipped input is counted and reported; a frame is checked
+    /// against the connection's limits and decoded, then routed or
+    /// answered. A remote connection's input first takes a token of its
+    /// rate limit (or is dropped). [`Handled::Paused`] when flow control
+    /// holds the input back (see [`flow`]).
+    pub fn handle_input(
+        &mut self,
+        conn: ConnId,
+        input: Decoded<'_>,
+        now: Timestamp,
+        out: &mut impl Outbox,
+    ) -> Handled {
+        let rate = self.limits.remote;
+        let Some(slot) = slot_mut(&mut self.slots, conn) else {
+            return Handled::Done;
+        };
+        let Some(info) = slot.conn.as_mut() else {
+            return Handled::Done;
+        };
+        let kind = info.kind;
+        let limited = kind == PeerKind::Remote && rate.rate > 0;
+        if limited {
+            let bucket = slot
+                .bucket
+                .get_or_insert_with(|| TokenBucket::new(rate.rate, rate.burst, now));
+            if !bucket.take(now) {
+                info.rate_dropped += 1;
+                let first = info.rate_dropped == 1;
+                self.protection.rate_limited += 1;
+                if matches!(input, Decoded::Skipped(Skipped::Oversize { .. })) {
+                    self.protection.oversize += 1;
+                }
+                if first {
+                    out.event(Event::RateLimited { conn });
+                }
+                return Handled::Done;
+            }
+        }
+        let handled = match input {
+            Decoded::Skipped(skipped) => {
+                self.skipped(conn, skipped, out);
+                Handled::Done
+            }
+            Decoded::Frame(frame) => self.take_frame(conn, kind, frame, out),
+        };
+        if handled == Handled::Paused && limited {
+            // It is given again later and takes its token then.
+            if let Some(b) = self.slot_mut(conn).and_then(|s| s.bucket.as_mut()) {
+                b.refund();
+            }
+        }
+        handled
+    }
+
+    fn skipped(&mut self, conn: ConnId, skipped: Skipped, out: &mut impl Outbox) {
+        if matches!(skipped, Skipped::Oversize { .. }) {
+            self.protection.oversize += 1;
+        }
+        out.event(Event::Skipped { conn, skipped });
+    }
+
+    /// A frame from the decoder: the frame limit, then decoding, then the
+    /// message with flow control.
+    fn take_frame(
+        &mut self,
+        conn: ConnId,
+        kind: PeerKind,
+        frame: Frame<'_>,
+        out: &mut impl Outbox,
+    ) -> Handled {
+        let encoding = Encoding::from_msg_id(frame.msg_id);
+        if frame.body.len() > self.limits.frame_limit(kind)
+            && msg::notify_reference(encoding, frame.body).is_none()
+        {
+            let body_len = u32::try_from(frame.body.len()).unwrap_or(u32::MAX);
+            self.skipped(conn, Skipped::Oversize { body_len }, out);
+            return Handled::Done;
+        }
+        match msg::decode(encoding, frame.body) {
+            Ok(m) => self.dispatch(conn, m, FlowMode::Apply, out),
+            Err(error) => {
+                out.event(Event::BadMessage { conn, error });
+                Handled::Done
+            }
+        }
+    }
+
+    /// Handles one frame received on `conn` as it is: decodes its body in
+    /// the encoding its message id names, then [`Broker::handle`]s it. No
+    /// rate limit, frame limit or flow control: for adapters that apply
+    /// none (in-process tests and tools); a server uses
+    /// [`Broker::handle_input`].
     pub fn handle_frame(&mut self, conn: ConnId, frame: Frame<'_>, out: &mut impl Outbox) {
         match msg::decode(Encoding::from_msg_id(frame.msg_id), frame.body) {
             Ok(m) => self.handle(conn, m, out),
@@ -541,25 +576,50 @@ where
         }
     }
 
-    /// Handles one decoded message received on `conn`. Messages for a
-    /// connection that is not open are ignored.
+    /// Handles one decoded message received on `conn`, without flow
+    /// control (see [`Broker::handle_frame`]). Messages for a connection
+    /// that is not open are ignored.
     pub fn handle(&mut self, conn: ConnId, msg: Message<'_>, out: &mut impl Outbox) {
+        let _ = self.dispatch(conn, msg, FlowMode::Ignore, out);
+    }
+
+    fn dispatch(
+        &mut self,
+        conn: ConnId,
+        msg: Message<'_>,
+        flow: FlowMode,
+        out: &mut impl Outbox,
+    ) -> Handled {
         let Some(info) = self.connection(conn) else {
-            return;
+            return Handled::Done;
         };
         let kind = info.kind;
         let hello = info.encoding == Encoding::Compact;
+        // A connection being closed cannot wait.
+        let flow = if info.closing.is_some() {
+            FlowMode::Ignore
+        } else {
+            flow
+        };
         match msg {
             Message::Register(r) => self.register(conn, kind, r, out),
             Message::Unregister(u) => self.unregister(conn, kind, &u),
-            Message::Notify(n) => self.notify(conn, kind, n, out),
+            Message::Notify(n) => return self.notify(conn, kind, n, flow, out),
             Message::Hello(h) => {
-                if let Some(c) = self.connection_mut(conn) {
-                    c.encoding = Encoding::Compact;
-                    c.app_id = h.app_id;
-                    c.acks = h.acks;
+                if let Some(slot) = self.slot_mut(conn) {
+                    let forgotten = slot.ledger.set_keep_frames(h.acks);
+                    let acks = slot.ledger.keeps_frames();
+                    if let Some(c) = slot.conn.as_mut() {
+                        c.encoding = Encoding::Compact;
+                        c.app_id = h.app_id;
+                        c.acks = acks;
+                    }
+                    out.event(Event::Hello {
+                        conn,
+                        acks,
+                        forgotten,
+                    });
                 }
-                out.event(Event::Hello { conn, acks: h.acks });
             }
             Message::Observe(on) => {
                 if local_after_hello(conn, kind, hello, Refusal::RemoteObserver, out) {
@@ -571,7 +631,23 @@ where
                     c.unicast_errors = on;
                 }
             }
-            Message::Ack(reference) => out.event(Event::Acked { conn, reference }),
+            Message::Ack(reference) => {
+                let kept = self.slot_mut(conn).is_some_and(|s| {
+                    let kept = s.ledger.keeps_frames() && s.ledger.forget(reference);
+                    if kept {
+                        s.flow.progress += 1;
+                    }
+                    kept
+                });
+                if kept {
+                    self.maybe_resume(conn, out);
+                }
+                out.event(Event::Acked {
+                    conn,
+                    reference,
+                    kept,
+                });
+            }
             Message::StatusRequest => {
                 if local_after_hello(conn, kind, hello, Refusal::RemoteStatus, out)
                     && out
@@ -596,6 +672,7 @@ where
                 kind: m.kind(),
             }),
         }
+        Handled::Done
     }
 
     /// Every open connection, in slot order.
@@ -609,8 +686,9 @@ where
 
     /// Answers a `ConnectionsRequest` from `conn`: one
     /// [`Message::Connection`] per open connection (its peer from
-    /// [`Outbox::peer`]), then [`Message::ConnectionsEnd`] with
-    /// [`Outbox::guard`]. A full queue stops the list and overflows `conn`.
+    /// [`Outbox::peer`]), then [`Message::ConnectionsEnd`] with the
+    /// protection counters. A full queue stops the list and overflows
+    /// `conn`.
     fn report_connections(&mut self, conn: ConnId, out: &mut impl Outbox) {
         let mut full = false;
         for (id, info) in self.connections() {
@@ -635,7 +713,7 @@ where
                 .send(
                     conn,
                     Encoding::Compact,
-                    &Message::ConnectionsEnd(out.guard()),
+                    &Message::ConnectionsEnd(self.protection),
                 )
                 .is_err()
         {
@@ -643,14 +721,46 @@ where
         }
     }
 
-    /// Removes a connection and everything it held. Frames still queued for
-    /// it should first be given to [`Broker::return_undelivered`].
+    /// The adapter is closing `conn`: nothing more is routed to it, and
+    /// what it still sent (input the adapter reads or held before closing
+    /// it) is handled without flow control, as it cannot wait any more.
+    /// Then [`Broker::return_undelivered`] and [`Broker::disconnect`].
+    pub fn close(&mut self, conn: ConnId) {
+        if let Some(c) = self.connection_mut(conn) {
+            if c.closing.is_none() {
+                c.closing = Some(Closing::Closed);
+            }
+        }
+    }
+
+    /// Removes a connection and everything it held. The unicasts it was
+    /// sent and never acknowledged are routed again first (oldest first),
+    /// as [`Broker::return_undelivered`] does for frames still queued for
+    /// it, which the adapter should give before. Connections waiting for
+    /// it go on ([`Event::Resumed`]).
     pub fn disconnect(&mut self, conn: ConnId, out: &mut impl Outbox) {
-        let _ = out;
-        let Some(info) = self.connection(conn) else {
+        let Some(slot) = self.slot_mut(conn) else {
+            return;
+        };
+        let Some(info) = slot.conn.as_mut() else {
             return;
         };
         let kind = info.kind;
+        info.closing = Some(Closing::Closed);
+        let ledger = core::mem::take(&mut slot.ledger);
+        let waiting_for = slot.flow.waiting_for.take();
+        if let Some(target) = waiting_for {
+            self.paused = self.paused.saturating_sub(1);
+            if let Some(t) = self.slot_mut(target) {
+                t.flow.waiters = t.flow.waiters.saturating_sub(1);
+            }
+        }
+        self.resume_waiters(conn, out);
+        for (_, frame) in ledger.frames() {
+            if let Ok(view) = wire::FrameView::new_checked(frame) {
+                self.return_frame(conn, view.frame(), out);
+            }
+        }
         let removed = self.table.remove_connection(conn, |_| {});
         if kind == PeerKind::Remote {
             self.remote_registrations = self.remote_registrations.saturating_sub(removed);
@@ -660,6 +770,9 @@ where
         }
         self.observers.retain(|c| *c != conn);
         if let Some(slot) = self.slots.get_mut(conn.index()) {
+            let mut ledger = ledger;
+            ledger.set_keep_frames(false);
+            slot.ledger = ledger;
             slot.conn = None;
             slot.generation = slot.generation.wrapping_add(1);
             if let Ok(s) = u16::try_from(conn.index()) {
@@ -672,14 +785,290 @@ where
     /// Takes back a frame that was queued for `conn` but never reached it
     /// (the adapter is closing `conn`): a unicast in it is routed again
     /// without `conn`, or comes back to its sender as a unicast error.
-    /// Other messages are dropped. Call before [`Broker::disconnect`].
+    /// Other messages are dropped, and so is a unicast `conn`'s ledger
+    /// keeps (it goes back once, with [`Broker::disconnect`]). Call before
+    /// [`Broker::disconnect`].
     pub fn return_undelivered(&mut self, conn: ConnId, frame: Frame<'_>, out: &mut impl Outbox) {
+        if let Ok(Message::Notify(n)) = msg::decode(Encoding::from_msg_id(frame.msg_id), frame.body)
+        {
+            let kept = n.reference.is_some_and(|r| {
+                slot_ref(&self.slots, conn)
+                    .is_some_and(|s| s.ledger.keeps_frames() && s.ledger.contains(r))
+            });
+            if !kept && n.reference.is_some() && n.to.is_unicast() {
+                self.reroute(conn, n, out);
+            }
+        }
+    }
+
+    /// Routes a unicast given back by closing connection `conn` again.
+    fn return_frame(&mut self, conn: ConnId, frame: Frame<'_>, out: &mut impl Outbox) {
         if let Ok(Message::Notify(n)) = msg::decode(Encoding::from_msg_id(frame.msg_id), frame.body)
         {
             if n.reference.is_some() && n.to.is_unicast() {
                 self.reroute(conn, n, out);
             }
         }
+    }
+
+    /// The adapter wrote `bytes` of `conn`'s queue to its socket (0: a
+    /// send that took nothing). Progress for the stall judgement; when
+    /// `conn` has drained below the low-water mark, the connections
+    /// waiting for it go on ([`Event::Resumed`]).
+    pub fn sent(&mut self, conn: ConnId, bytes: usize, out: &mut impl Outbox) {
+        let Some(slot) = self.slot_mut(conn) else {
+            return;
+        };
+        if bytes > 0 {
+            slot.flow.progress += 1;
+        }
+        self.maybe_resume(conn, out);
+    }
+
+    /// Handles the acknowledgements found among the whole frames of `run`
+    /// ahead of the input before them. `run` is input held for paused
+    /// connection `conn` (starting at a frame boundary: what was added
+    /// since the last call); while paused, the adapter goes on reading its
+    /// socket into what it holds, up to a bound, and gives each new part
+    /// here. Acknowledgements are progress that must not wait behind the
+    /// input flow control holds back: a connection that is waited on for
+    /// its acknowledgements may itself be paused (see [`flow`]). The frames
+    /// stay in the held input and are handled again in order later (the
+    /// acknowledgement then forgets the reference it released here).
+    /// Returns how many bytes of whole frames were looked at: the next
+    /// call starts after them.
+    pub fn acknowledge_held(&mut self, conn: ConnId, run: &[u8], out: &mut impl Outbox) -> usize {
+        let mut walked = 0;
+        let mut acked = false;
+        for view in wire::frames(run) {
+            walked += view.total_len();
+            if Encoding::from_msg_id(view.msg_id()) != Encoding::Compact {
+                continue;
+            }
+            let Some(reference) = msg::compact::ack_reference(view.body()) else {
+                continue;
+            };
+            if let Some(slot) = self.slot_mut(conn) {
+                if slot.ledger.acknowledge_early(reference) {
+                    slot.flow.progress += 1;
+                    acked = true;
+                }
+            }
+        }
+        if acked {
+            self.maybe_resume(conn, out);
+        }
+        walked
+    }
+
+    /// When the adapter should call [`Broker::handle_timeout`] next
+    /// (`None`: no timer needed: nobody waits and no backlog is over the
+    /// high-water mark).
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        if self.paused == 0 && !self.watch {
+            return None;
+        }
+        Some(self.last_check.map_or(Timestamp::ZERO, |t| {
+            t.saturating_add(flow::check_interval(self.limits.flow.stall_timeout))
+        }))
+    }
+
+    /// Judges stalls at time `now` (see [`flow`]): a connection that holds
+    /// others back, or whose backlog is over the high-water mark, and made
+    /// no progress for the stall timeout is reported as
+    /// [`Event::Stalled`] (once) and no longer routed to.
+    pub fn handle_timeout(&mut self, now: Timestamp, out: &mut impl Outbox) {
+        self.last_check = Some(now);
+        if self.paused == 0 && !self.watch {
+            return;
+        }
+        let FlowLimits {
+            high_water,
+            stall_timeout,
+            ..
+        } = self.limits.flow;
+        let mut watch = false;
+        for i in 0..self.slots.len() {
+            let Some(slot) = self.slots.get_mut(i) else {
+                continue;
+            };
+            let Ok(index) = u16::try_from(i) else {
+                continue;
+            };
+            let id = ConnId::new(index, slot.generation);
+            let Some(info) = slot.conn.as_mut() else {
+                continue;
+            };
+            if info.closing.is_some() {
+                continue;
+            }
+            let backlog = out.backlog(id);
+            let unacknowledged = slot.ledger.live_bytes();
+            let over = backlog > high_water || unacknowledged > high_water;
+            watch |= over;
+            let f = &mut slot.flow;
+            if !over && f.waiters == 0 {
+                f.judged = false;
+                continue;
+            }
+            if !f.judged || f.progress != f.seen {
+                f.judged = true;
+                f.seen = f.progress;
+                f.since = now;
+                continue;
+            }
+            let idle = now.saturating_duration_since(f.since);
+            if idle < stall_timeout {
+                continue;
+            }
+            info.closing = Some(Closing::Stalled);
+            self.flow_stats.stalls += 1;
+            out.event(Event::Stalled {
+                conn: id,
+                idle,
+                backlog,
+                unacknowledged,
+                waiters: f.waiters,
+            });
+        }
+        self.watch = watch;
+    }
+
+    /// How `conn`'s backlog stands against the high-water mark.
+    fn mark(slots: &[Slot<L>], conn: ConnId, high: usize, out: &impl Outbox) -> Mark {
+        match slot_ref(slots, conn) {
+            Some(_) if out.backlog(conn) > high => Mark::QueueOver,
+            Some(s) if s.ledger.live_bytes() > high => Mark::LedgerOver,
+            _ => Mark::Under,
+        }
+    }
+
+    /// Resumes the connections waiting for `conn` once it has drained.
+    fn maybe_resume(&mut self, conn: ConnId, out: &mut impl Outbox) {
+        let low = self.limits.flow.low_water;
+        let drained = slot_ref(&self.slots, conn).is_some_and(|s| {
+            s.flow.waiters > 0 && out.backlog(conn) <= low && s.ledger.live_bytes() <= low
+        });
+        if drained {
+            self.resume_waiters(conn, out);
+        }
+    }
+
+    /// Every connection waiting for `target` goes on.
+    fn resume_waiters(&mut self, target: ConnId, out: &mut impl Outbox) {
+        let waiters = slot_ref(&self.slots, target).map_or(0, |s| s.flow.waiters);
+        if waiters == 0 {
+            return;
+        }
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            if slot.conn.is_none() || slot.flow.waiting_for != Some(target) {
+                continue;
+            }
+            slot.flow.waiting_for = None;
+            self.paused = self.paused.saturating_sub(1);
+            if let Ok(index) = u16::try_from(i) {
+                out.event(Event::Resumed {
+                    conn: ConnId::new(index, slot.generation),
+                });
+            }
+        }
+        if let Some(t) = self.slot_mut(target) {
+            t.flow.waiters = 0;
+        }
+    }
+
+    /// True when `target` waits, directly or through others, for
+    /// `sender`: making `sender` wait for it would close a cycle.
+    fn would_cycle(&self, sender: ConnId, target: ConnId) -> bool {
+        let mut at = target;
+        for _ in 0..=self.slots.len() {
+            if at == sender {
+                return true;
+            }
+            match slot_ref(&self.slots, at).and_then(|s| s.flow.waiting_for) {
+                Some(next) => at = next,
+                None => return false,
+            }
+        }
+        false
+    }
+
+    /// The connection `conn` must wait for before `n` can be routed (see
+    /// [`flow`]): a receiver over the high-water mark, or, when nobody
+    /// receives a unicast, the connection its unicast error goes to. A
+    /// receiver whose queue is over the mark is always waited for (`conn`
+    /// itself included: a client that reads drains it, one that does not
+    /// is stalled); one whose unacknowledged unicasts alone are over it is
+    /// not when the wait would close a cycle (its acknowledgements would
+    /// go unread).
+    fn blocker(
+        &mut self,
+        conn: ConnId,
+        n: &Notify<'_>,
+        returned: Option<u64>,
+        out: &impl Outbox,
+    ) -> Option<ConnId> {
+        let high = self.limits.flow.high_water;
+        let exclude = returned.map(|_| conn);
+        let Broker {
+            table,
+            slots,
+            whitelist,
+            ..
+        } = &*self;
+        let mut overrun = false;
+        let mut wait_for = |c: ConnId| match Self::mark(slots, c, high, out) {
+            Mark::Under => false,
+            Mark::QueueOver => true,
+            Mark::LedgerOver if self.would_cycle(conn, c) => {
+                overrun = true;
+                false
+            }
+            Mark::LedgerOver => true,
+        };
+        let found = if n.to.is_unicast() {
+            let receiver = match table.route(&n.to, &n.notification, |r: &Registration| {
+                allowed(slots, whitelist, n, exclude, &[], r)
+            }) {
+                Route::Unicast(r) => Some(r.conn),
+                _ => None,
+            };
+            // Nobody receives it: the unicast error is owed to the
+            // original sender of a returned unicast, else to `conn`.
+            let target = receiver.or_else(|| {
+                let owed = returned
+                    .map(sender_of)
+                    .filter(|s| slot_info(slots, *s).is_some())
+                    .unwrap_or(conn);
+                slot_info(slots, owed)
+                    .is_some_and(|i| i.unicast_errors && i.closing.is_none())
+                    .then_some(owed)
+            });
+            target.filter(|&c| wait_for(c))
+        } else {
+            table
+                .candidates(&n.notification)
+                .filter(|r| allowed(slots, whitelist, n, exclude, &[], r))
+                .map(|r| r.conn)
+                .find(|&c| wait_for(c))
+        };
+        if overrun && found.is_none() {
+            self.flow_stats.cycle_overruns += 1;
+            self.watch = true;
+        }
+        found
+    }
+
+    fn pause(&mut self, conn: ConnId, waiting_for: ConnId, out: &mut impl Outbox) {
+        if let Some(s) = self.slot_mut(conn) {
+            s.flow.waiting_for = Some(waiting_for);
+        }
+        if let Some(t) = self.slot_mut(waiting_for) {
+            t.flow.waiters += 1;
+        }
+        self.paused += 1;
+        self.flow_stats.pauses += 1;
+        out.event(Event::Paused { conn, waiting_for });
     }
 
     fn register(&mut self, conn: ConnId, kind: PeerKind, r: Register, out: &mut impl Outbox) {
@@ -751,7 +1140,14 @@ where
         }
     }
 
-    fn notify(&mut self, conn: ConnId, kind: PeerKind, n: Notify<'_>, out: &mut impl Outbox) {
+    fn notify(
+        &mut self,
+        conn: ConnId,
+        kind: PeerKind,
+        n: Notify<'_>,
+        flow: FlowMode,
+        out: &mut impl Outbox,
+    ) -> Handled {
         if kind == PeerKind::Remote
             && !self
                 .whitelist
@@ -763,22 +1159,35 @@ where
                 reason: DropReason::NotAllowedIn,
                 notify: &n,
             });
-            return;
+            return Handled::Done;
         }
-        match n.reference {
-            Some(r)
-                if n.to.is_unicast()
-                    && self.connection(sender_of(r)).is_some()
-                    && out.delivered(conn, r) =>
-            {
-                self.reroute(conn, n, out)
+        let returned = n.reference.filter(|&r| {
+            n.to.is_unicast()
+                && self.connection(sender_of(r)).is_some()
+                && slot_ref(&self.slots, conn).is_some_and(|s| s.ledger.contains(r))
+        });
+        if flow == FlowMode::Apply {
+            if let Some(target) = self.blocker(conn, &n, returned, &*out) {
+                self.pause(conn, target, out);
+                return Handled::Paused;
             }
-            _ => {
+        }
+        match returned {
+            Some(r) => {
+                // Returned once: the same reference is not taken again.
+                if let Some(s) = self.slot_mut(conn) {
+                    s.ledger.forget(r);
+                }
+                self.maybe_resume(conn, out);
+                self.reroute(conn, n, out);
+            }
+            None => {
                 let mut n = n;
                 n.reference = None;
                 self.deliver(conn, None, n, out);
             }
         }
+        Handled::Done
     }
 
     /// Routes a returned unicast again, without `returned_by`.
@@ -810,23 +1219,21 @@ where
         };
         self.next_broadcast = self.next_broadcast.wrapping_add(1).max(1);
         let stamp = self.next_broadcast;
+        let limits = self.limits;
         let Broker {
             table,
             slots,
             whitelist,
             observers,
+            flow_stats,
+            watch,
             ..
-        } = &*self;
-        let allow = |r: &Registration, full: &[ConnId]| {
-            if Some(r.conn) == exclude || full.contains(&r.conn) {
-                return false;
-            }
-            let Some(info) = slot_info(slots, r.conn) else {
-                return false;
-            };
-            !info.overflowed
-                && (info.kind == PeerKind::Local
-                    || whitelist.allows_out(&n.from, n.to.as_str(), &n.notification))
+        } = self;
+        let mut observing = Observing {
+            observers,
+            limits: &limits,
+            stats: flow_stats,
+            watch,
         };
         if n.to.is_unicast() {
             let msg = Message::Notify(Notify {
@@ -834,15 +1241,22 @@ where
                 ..n.clone()
             });
             // Each failed attempt marks one more receiver full, so this ends.
-            while let Route::Unicast(r) =
-                table.route(&n.to, &n.notification, |r: &Registration| allow(r, &full))
-            {
-                if send(out, slots, r.conn, &msg) {
+            loop {
+                let target = match table.route(&n.to, &n.notification, |r: &Registration| {
+                    allowed(slots, whitelist, &n, exclude, &full, r)
+                }) {
+                    Route::Unicast(r) => Some((r.conn, r.to.clone())),
+                    _ => None,
+                };
+                let Some((conn, to)) = target else {
+                    break;
+                };
+                if send_unicast(out, slots, conn, &msg, reference, limits.max_queue) {
                     delivered = 1;
-                    observe(out, slots, observers, &n, Some(r.to.clone()), &mut full);
+                    observing.tell(out, slots, &n, Some(to), &mut full);
                     break;
                 }
-                if full.push(r.conn).is_err() {
+                if full.push(conn).is_err() {
                     break;
                 }
             }
@@ -852,24 +1266,27 @@ where
                 ..n.clone()
             });
             let mut receivers = table.candidates(&n.notification);
-            while let Some(r) = receivers.find(|r| allow(r, &full)) {
-                let Some(slot) = slots.get(r.conn.index()) else {
-                    continue;
-                };
+            while let Some(r) = receivers.find(|r| allowed(slots, whitelist, &n, exclude, &full, r))
+            {
+                let seen = slots
+                    .get(r.conn.index())
+                    .is_some_and(|s| s.broadcast.get() == stamp);
                 // A connection with several matching registrations gets the
                 // message once (its library runs every matching callback),
                 // but observers hear of each receiving registration.
-                if slot.broadcast.get() == stamp || send(out, slots, r.conn, &msg) {
-                    slot.broadcast.set(stamp);
+                if seen || send(out, slots, r.conn, &msg) {
+                    if let Some(slot) = slots.get(r.conn.index()) {
+                        slot.broadcast.set(stamp);
+                    }
                     delivered += 1;
-                    observe(out, slots, observers, &n, Some(r.to.clone()), &mut full);
+                    observing.tell(out, slots, &n, Some(r.to.clone()), &mut full);
                 } else if full.push(r.conn).is_err() {
                     break;
                 }
             }
         }
         if delivered == 0 {
-            observe(out, slots, observers, &n, None, &mut full);
+            observing.tell(out, slots, &n, None, &mut full);
         }
         for c in full {
             self.overflow(c, out);
@@ -886,7 +1303,7 @@ where
         let Some(info) = self.connection(sender) else {
             return;
         };
-        if !info.unicast_errors || info.overflowed {
+        if !info.unicast_errors || info.closing.is_some() {
             return;
         }
         if out
@@ -899,8 +1316,8 @@ where
 
     fn overflow(&mut self, conn: ConnId, out: &mut impl Outbox) {
         if let Some(c) = self.connection_mut(conn) {
-            if !c.overflowed {
-                c.overflowed = true;
+            if c.closing.is_none() {
+                c.closing = Some(Closing::Overflow);
                 out.event(Event::Overflow { conn });
             }
         }
@@ -942,47 +1359,164 @@ fn count(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-fn slot_info(slots: &[Slot], conn: ConnId) -> Option<&ConnInfo> {
+fn slot_ref<L>(slots: &[Slot<L>], conn: ConnId) -> Option<&Slot<L>> {
     let slot = slots.get(conn.index())?;
-    if slot.generation != conn.generation() {
-        return None;
+    (slot.generation == conn.generation() && slot.conn.is_some()).then_some(slot)
+}
+
+fn slot_mut<L>(slots: &mut [Slot<L>], conn: ConnId) -> Option<&mut Slot<L>> {
+    let slot = slots.get_mut(conn.index())?;
+    (slot.generation == conn.generation() && slot.conn.is_some()).then_some(slot)
+}
+
+fn slot_info<L>(slots: &[Slot<L>], conn: ConnId) -> Option<&ConnInfo> {
+    slot_ref(slots, conn)?.conn.as_ref()
+}
+
+/// Whether registration `r` may receive `n`: not excluded, not found full
+/// in this delivery, open, and local or allowed by an `out` rule.
+fn allowed<L, const RULES: usize, const IFACES: usize>(
+    slots: &[Slot<L>],
+    whitelist: &Whitelist<RULES, IFACES>,
+    n: &Notify<'_>,
+    exclude: Option<ConnId>,
+    full: &[ConnId],
+    r: &Registration,
+) -> bool {
+    if Some(r.conn) == exclude || full.contains(&r.conn) {
+        return false;
     }
-    slot.conn.as_ref()
+    let Some(info) = slot_info(slots, r.conn) else {
+        return false;
+    };
+    info.closing.is_none()
+        && (info.kind == PeerKind::Local
+            || whitelist.allows_out(&n.from, n.to.as_str(), &n.notification))
 }
 
 /// Sends to `conn` in its encoding; false when its queue is full or it is
 /// gone.
-fn send(out: &mut impl Outbox, slots: &[Slot], conn: ConnId, msg: &Message<'_>) -> bool {
+fn send<L>(out: &mut impl Outbox, slots: &[Slot<L>], conn: ConnId, msg: &Message<'_>) -> bool {
     match slot_info(slots, conn) {
-        Some(info) if !info.overflowed => out.send(conn, info.encoding, msg).is_ok(),
+        Some(info) if info.closing.is_none() => out.send(conn, info.encoding, msg).is_ok(),
         _ => false,
     }
 }
 
-/// Tells every observer of one delivery (`to` = the receiver) or of a
-/// notification nobody received (`to` = `None`). An observer whose queue is
-/// full misses the event and is added to `full`; the notification itself is
-/// not affected.
-fn observe(
+/// Sends a unicast to `conn` and records it in its ledger: the frame kept
+/// until acknowledged (encoded once, into the ledger, and queued from
+/// there), or the reference remembered. False when it could not be queued
+/// (the queue, or the ledger, is full).
+fn send_unicast<L: LedgerStorage>(
     out: &mut impl Outbox,
-    slots: &[Slot],
-    observers: &[ConnId],
-    n: &Notify<'_>,
-    to: Option<AppId>,
-    full: &mut Vec<ConnId, 8>,
-) {
-    if observers.is_empty() {
-        return;
+    slots: &mut [Slot<L>],
+    conn: ConnId,
+    msg: &Message<'_>,
+    reference: Option<u64>,
+    max_queue: usize,
+) -> bool {
+    let Some(slot) = slot_mut(slots, conn) else {
+        return false;
+    };
+    let Some(info) = slot.conn.as_ref().filter(|i| i.closing.is_none()) else {
+        return false;
+    };
+    let encoding = info.encoding;
+    let Some(reference) = reference else {
+        return out.send(conn, encoding, msg).is_ok();
+    };
+    if !slot.ledger.keeps_frames() {
+        let sent = out.send(conn, encoding, msg).is_ok();
+        if sent {
+            slot.ledger.remember(reference);
+        }
+        return sent;
     }
-    let msg = Message::Observed(Observation {
-        from: n.from.clone(),
-        to,
-        notification: n.notification.clone(),
-        flags: n.flags,
+    let kept = slot.ledger.keep(reference, max_queue, |space| {
+        wire::encode_frame(space, encoding.msg_id(), |body| {
+            msg::encode(msg, encoding, body)
+        })
+        .map_err(|e| match e {
+            FrameError::BufferFull | FrameError::Body(EncodeError::BufferFull) => {
+                WriteError::NeedSpace
+            }
+            FrameError::Body(EncodeError::Unsupported) => WriteError::Unwritable,
+        })
     });
-    for &o in observers {
-        if !send(out, slots, o, &msg) && !full.contains(&o) {
-            let _ = full.push(o);
+    match kept {
+        Ok(frame) => {
+            if out.send_frame(conn, frame).is_ok() {
+                true
+            } else {
+                slot.ledger.retract_newest();
+                false
+            }
+        }
+        Err(KeepError::Full) => false,
+        // No frame to keep: let the adapter say why it cannot send it.
+        Err(KeepError::Unwritable) => out.send(conn, encoding, msg).is_ok(),
+    }
+}
+
+/// Telling observers of deliveries (see [`flow`]: an observer over the
+/// high-water mark misses events, and never holds a sender back).
+struct Observing<'b> {
+    observers: &'b [ConnId],
+    limits: &'b Limits,
+    stats: &'b mut FlowStats,
+    watch: &'b mut bool,
+}
+
+impl Observing<'_> {
+    /// Tells every observer of one delivery (`to` = the receiver) or of a
+    /// notification nobody received (`to` = `None`). An observer whose
+    /// queue is full misses the event and is added to `full`; the
+    /// notification itself is not affected.
+    fn tell<L: LedgerStorage>(
+        &mut self,
+        out: &mut impl Outbox,
+        slots: &mut [Slot<L>],
+        n: &Notify<'_>,
+        to: Option<AppId>,
+        full: &mut Vec<ConnId, 8>,
+    ) {
+        if self.observers.is_empty() {
+            return;
+        }
+        let msg = Message::Observed(Observation {
+            from: n.from.clone(),
+            to,
+            notification: n.notification.clone(),
+            flags: n.flags,
+        });
+        let FlowLimits {
+            high_water,
+            low_water,
+            ..
+        } = self.limits.flow;
+        for &o in self.observers {
+            let backlog = out.backlog(o);
+            if let Some(slot) = slot_mut(slots, o) {
+                if backlog > high_water {
+                    self.stats.observer_events_dropped += 1;
+                    *self.watch = true;
+                    if !slot.flow.behind {
+                        slot.flow.behind = true;
+                        out.event(Event::ObserverBehind { conn: o });
+                    }
+                    continue;
+                }
+                if slot.flow.behind {
+                    if backlog > low_water {
+                        self.stats.observer_events_dropped += 1;
+                        continue;
+                    }
+                    slot.flow.behind = false;
+                }
+            }
+            if !send(out, slots, o, &msg) && !full.contains(&o) {
+                let _ = full.push(o);
+            }
         }
     }
 }

@@ -707,5 +707,7 @@ impl<'t> Iterator for Candidates<'t> {
     }
 }
 
+#[cfg(any(test, feature = "model"))]
+pub mod model;
 #[cfg(test)]
 mod tests;

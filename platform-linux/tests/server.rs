@@ -327,12 +327,12 @@ fn rust_log_and_nfy_logmask_select_levels() {
         (&[("RUST_LOG", "warn")], &[" WARN "], &[" INFO ", " DEBUG "]),
         // Neither set (empty counts as unset): info.
         (&[("RUST_LOG", "")], &[" WARN ", " INFO "], &[" DEBUG "]),
-        // Per target: the event loop at debug, the rest (the listeners'
-        // and the start-up notices) at warn.
+        // Per target: accepting at debug, the rest (the listeners', the
+        // start-up notices, the event loop's closes) at warn.
         (
-            &[("RUST_LOG", "warn,nfy_linux::server::event_loop=debug")],
+            &[("RUST_LOG", "warn,nfy_linux::server::accept=debug")],
             &[" WARN ", " DEBUG ", "connected (unix socket"],
-            &["listening on", " ready ("],
+            &["listening on", " ready (", "closed by the peer"],
         ),
     ];
     for (env, present, absent) in cases {

@@ -51,11 +51,13 @@
 //! | remote registrations | 256 | [`MAX_REMOTE_REGISTRATIONS`] (0: no remote peer) |
 //! | frame body | 64 KiB (`--max-frame`, up to 16 MiB) | [`MAX_FRAME`] (8 KiB; `--max-frame` may only lower it) |
 //! | output queue per connection | 4 MiB (`--max-queue`) | [`MAX_QUEUE`] (64 KiB; `--max-queue` may only lower it) |
+//! | flow control: senders wait above / go on below | 1 MiB / 256 KiB queued (`--high-water`, `--low-water`) | a quarter of the queue / a quarter of that (16 / 4 KiB) |
+//! | stall timeout | 5 s (`--stall-timeout`) | the same |
 //!
 //! Hitting a limit gives exactly what hitting it on Linux gives, because
 //! the same broker and event loop enforce it: a connection over the limit
 //! is closed with the warning `connection limit reached`
-//! ([`nfy_core::broker::TooManyConnections`]); registrations over a limit
+//! ([`nfy_core::broker::ConnectRefused`]); registrations over a limit
 //! are refused with [`nfy_core::broker::Refusal`]'s log lines
 //! (`per-connection registration limit reached`, `routing table full`); an
 //! oversize frame is skipped and logged, and the connection goes on.
@@ -136,8 +138,17 @@ mod tests {
                 max_remote_registrations: MAX_REMOTE_REGISTRATIONS,
                 max_connections: MAX_CONNECTIONS,
                 max_registrations: MAX_REGISTRATIONS,
+                local_only: true,
+                ..Limits::DEFAULT
             }
         );
+        // What a server of this profile runs with: its frame and queue
+        // limits, flow-control marks within its queue.
+        let limits = server::options().broker_limits();
+        assert_eq!((limits.max_frame, limits.max_queue), (MAX_FRAME, MAX_QUEUE));
+        assert!(limits.local_only);
+        assert!(limits.flow.high_water + MAX_FRAME < MAX_QUEUE);
+        assert!(limits.flow.low_water < limits.flow.high_water);
         assert_eq!(PROFILE.name, "verix");
     }
 }

@@ -7,8 +7,8 @@
 //! configuration file. Everything else is re-exported unchanged.
 
 pub use nfy_linux::server::{
-    args, config, listen, outbound, ConfigSource, Options, Profile, ProfileLimits, ServerError,
-    ServerHandle,
+    args, config, events, listen, out_queue, outbox, ConfigSource, FlowOptions, Options, Profile,
+    ProfileLimits, ServerError, ServerHandle,
 };
 
 use crate::{MAX_FRAME, MAX_QUEUE, PROFILE};

@@ -442,7 +442,7 @@ fn fuzzed_frames_leave_the_server_and_others_unaffected() {
     );
 }
 
-/// A bug the network fuzzer found, fixed (`Outbox::delivered`): a notify
+/// A bug the network fuzzer found, fixed (the broker's ledger): a notify
 /// carrying a `reference` the server never issued was taken as a returned
 /// unicast (spec 3, the
 /// unregister race) when the reference merely *names* a live connection

@@ -74,6 +74,21 @@ pub fn decode(body: &[u8]) -> Result<Message<'_>, DecodeError> {
 const NOTIFY: u8 = 2;
 /// Discriminant of [`Message::UnicastError`].
 const UNICAST_ERROR: u8 = 3;
+/// Discriminant of [`Message::Ack`].
+const ACK: u8 = 7;
+
+/// The reference of a compact `ack` body; `None` for any other body. Reads
+/// one byte of any other message, so a run of frames can be searched for
+/// acknowledgements cheaply.
+pub fn ack_reference(body: &[u8]) -> Option<u64> {
+    let [ACK, rest @ ..] = body else {
+        return None;
+    };
+    match postcard::take_from_bytes::<u64>(rest) {
+        Ok((reference, [])) => Some(reference),
+        _ => None,
+    }
+}
 
 /// The fields of a compact [`Notify`], in wire order, with the parameter
 /// taken as plain text. Kept in step with [`Notify`] by the test
@@ -125,6 +140,31 @@ pub fn decode_trusted(body: &[u8]) -> Result<Message<'_>, DecodeError> {
     }
 }
 
+/// The leading fields of a compact [`Notify`], up to the reference, as
+/// plain text (not checked against the identifier rules).
+#[derive(Deserialize)]
+struct NotifyHead<'a> {
+    #[serde(borrow)]
+    _from: &'a str,
+    #[serde(borrow)]
+    _to: &'a str,
+    #[serde(borrow)]
+    _notification: &'a str,
+    _flags: u32,
+    reference: Option<u64>,
+}
+
+/// The reference of a compact notify body; see
+/// [`super::notify_reference`].
+pub(super) fn notify_reference(body: &[u8]) -> Option<u64> {
+    let [NOTIFY, fields @ ..] = body else {
+        return None;
+    };
+    postcard::take_from_bytes::<NotifyHead<'_>>(fields)
+        .ok()
+        .and_then(|(head, _)| head.reference)
+}
+
 /// Encodes `msg` as a compact body into `buf`; returns the length.
 ///
 /// [`EncodeError::BufferFull`] when `buf` is too small (its content is then
@@ -174,8 +214,8 @@ mod tests {
     use super::*;
     use crate::ids::{AppId, Destination, NotificationId};
     use crate::msg::{
-        ConnectionReport, Credentials, Guard, Hello, Notify, Observation, PeerAddr, RawJson,
-        Register, Status, Unregister,
+        ConnectionReport, Credentials, Hello, Notify, Observation, PeerAddr, ProtectionCounters,
+        RawJson, Register, Status, Unregister,
     };
     use std::vec::Vec;
 
@@ -366,7 +406,7 @@ mod tests {
                 std::vec![12, 3, 0, 0, 0, 0, 0],
             ),
             (
-                Message::ConnectionsEnd(Guard {
+                Message::ConnectionsEnd(ProtectionCounters {
                     refused: 1,
                     remote_refused: 2,
                     rate_limited: 300,

@@ -277,6 +277,34 @@ pub fn decode(body: &[u8]) -> Result<Message<'_>, DecodeError> {
     })
 }
 
+/// The reference of a JSON notify body; see [`super::notify_reference`].
+/// Walks the members (stopping at the first error) and keeps the first
+/// `type` and `reference` it meets.
+pub(super) fn notify_reference(body: &[u8]) -> Option<u64> {
+    let text = core::str::from_utf8(body).ok()?;
+    let mut notify = None;
+    let mut reference = None;
+    for m in scan::object_members(text)? {
+        let m = m.ok()?;
+        match slot_of(&m.key) {
+            Some(TYPE) if notify.is_none() => {
+                let ty = m.value.as_string()?;
+                let kind = match ty.as_plain() {
+                    Some(name) => kind_by_name(name),
+                    None => kind_by_name(&ty.unescape::<16>().ok()?),
+                };
+                notify = Some(matches!(kind, Some(Kind::Notify)));
+            }
+            Some(REFERENCE) if reference.is_none() => reference = m.value.as_u64(),
+            _ => {}
+        }
+        if let (Some(n), Some(_)) = (notify, reference) {
+            return reference.filter(|_| n);
+        }
+    }
+    reference.filter(|_| notify == Some(true))
+}
+
 /// Encodes `msg` as a JSON body into `buf`; returns the length.
 ///
 /// [`EncodeError::BufferFull`] when `buf` is too small (its content is then

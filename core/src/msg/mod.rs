@@ -184,7 +184,8 @@ pub struct Status {
     pub delivered: u64,
     /// Notifications from remote peers dropped by the whitelist's `in`
     /// rules. (Bad input is logged and skipped, not counted here; frames
-    /// refused by the remote limits are counted in [`Guard`].)
+    /// refused by the remote limits are counted in
+    /// [`ProtectionCounters`].)
     pub dropped: u64,
     /// Unicast errors sent back.
     pub unicast_errors: u64,
@@ -242,9 +243,10 @@ pub struct ConnectionReport {
 
 /// Compact-only (server to client): the counters of the server's
 /// protection against remote peers, ending the answer to
-/// [`Message::ConnectionsRequest`].
+/// [`Message::ConnectionsRequest`]. The broker keeps them
+/// ([`Broker::protection`](crate::broker::Broker::protection)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Guard {
+pub struct ProtectionCounters {
     /// Connections refused: remote connection limit, total connection
     /// limit, a local-only profile, no file descriptor left.
     pub refused: u64,
@@ -258,6 +260,10 @@ pub struct Guard {
     /// limit (the remote one for remote connections).
     pub oversize: u64,
 }
+
+/// The former name of [`ProtectionCounters`] (same type, same wire form),
+/// kept so that code written against it still builds.
+pub type Guard = ProtectionCounters;
 
 /// Every message of both encodings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -295,7 +301,7 @@ pub enum Message<'a> {
     Connection(ConnectionReport),
     /// Compact only, server to client: the end of the connection list, with
     /// the protection counters.
-    ConnectionsEnd(Guard),
+    ConnectionsEnd(ProtectionCounters),
     /// A message whose `type` this side does not know; ignored by both
     /// sides. Holds the type name as written (escapes not decoded; empty for
     /// an unknown compact message).
@@ -402,6 +408,22 @@ pub fn decode(encoding: Encoding, body: &[u8]) -> Result<Message<'_>, DecodeErro
     match encoding {
         Encoding::Json => json::decode(body),
         Encoding::Compact => compact::decode(body),
+    }
+}
+
+/// The `reference` of a notify body, read without decoding the whole
+/// message: `None` when the body is not a notify, carries no reference, or
+/// cannot be read that far. For bodies whose content is known to be good
+/// (what the server itself encoded) or only to be judged (is this a
+/// returned unicast?); anything to be acted upon goes through [`decode`].
+///
+/// A compact body is read up to the reference, the parameter left unread
+/// and the identifiers not checked; a JSON body is walked member by member
+/// (its members are unordered) without checking identifiers.
+pub fn notify_reference(encoding: Encoding, body: &[u8]) -> Option<u64> {
+    match encoding {
+        Encoding::Json => json::notify_reference(body),
+        Encoding::Compact => compact::notify_reference(body),
     }
 }
 

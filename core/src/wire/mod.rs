@@ -10,8 +10,11 @@
 //! ```
 //!
 //! This module holds the streaming [`FrameDecoder`] (resynchronisation,
-//! oversize skipping, zero-copy when a frame arrives whole) and the encoder
-//! functions [`encode_frame`], [`encode_header`] and [`frame_len`].
+//! oversize skipping, zero-copy when a frame arrives whole), the encoder
+//! functions [`encode_frame`], [`encode_header`] and [`frame_len`], and
+//! [`FrameView`], a checked view of a whole frame already in memory (with
+//! [`frames`], which walks a run of them): adapters read frame headers
+//! through it, never by hand.
 //!
 //! The frame layer does not look at the message id or the body: deciding
 //! what an id means (and rejecting unknown ones) is the message layer's job.
@@ -22,9 +25,11 @@ mod decoder;
 mod encoder;
 #[cfg(test)]
 mod tests;
+mod view;
 
 pub use decoder::FrameDecoder;
 pub use encoder::{encode_frame, encode_header, frame_len, BodyTooLarge};
+pub use view::{frames, FrameView, Frames, ViewError};
 
 /// The four bytes that start every frame.
 pub const PREFIX: [u8; 4] = *b"\0NFY";

@@ -2,13 +2,15 @@
 //!
 //! ```text
 //! notifysvc [--port PORT] [--socket PATH] [--socket-group GROUP] [--max-frame BYTES]
-//!           [--max-queue BYTES] [--max-remote N] [--max-remote-frame BYTES]
+//!           [--max-queue BYTES] [--high-water BYTES] [--low-water BYTES]
+//!           [--stall-timeout DURATION] [--max-remote N] [--max-remote-frame BYTES]
 //!           [--remote-rate FRAMES] [--remote-burst FRAMES] [CONFIG_FILE]
 //! notifysvc --help | --version
 //! ```
 //!
 //! Options also take the `--name=value` form; `--` ends the options. Sizes
-//! are bytes, optionally with a `K`/`KiB` or `M`/`MiB` suffix. An invalid
+//! are bytes, optionally with a `K`/`KiB` or `M`/`MiB` suffix; durations
+//! are seconds, or milliseconds with an `ms` suffix (`5`, `5s`, `500ms`). An invalid
 //! `NFY_PORT` is a usage error here (the server must not silently listen
 //! somewhere else than asked). Usage errors exit with [`EXIT_USAGE`],
 //! among them a `--socket-group` name that names no group (a number is
@@ -21,13 +23,15 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::config::DEFAULT_CONFIG_PATHS;
 use super::{
-    ConfigSource, Options, Profile, RemoteLimits, DEFAULT_MAX_FRAME, DEFAULT_MAX_QUEUE,
-    DEFAULT_MAX_REMOTE_CONNECTIONS, DEFAULT_MAX_REMOTE_FRAME, DEFAULT_REMOTE_BURST,
-    DEFAULT_REMOTE_RATE, MAX_CONNECTIONS, MAX_MAX_FRAME, MAX_MAX_QUEUE, MIN_MAX_FRAME,
-    MIN_QUEUE_FRAMES,
+    ConfigSource, FlowOptions, Options, Profile, RemoteLimits, DEFAULT_MAX_FRAME,
+    DEFAULT_MAX_QUEUE, DEFAULT_MAX_REMOTE_CONNECTIONS, DEFAULT_MAX_REMOTE_FRAME,
+    DEFAULT_REMOTE_BURST, DEFAULT_REMOTE_RATE, DEFAULT_STALL_TIMEOUT, MAX_CONNECTIONS,
+    MAX_MAX_FRAME, MAX_MAX_QUEUE, MAX_STALL_TIMEOUT, MIN_MAX_FRAME, MIN_QUEUE_FRAMES,
+    MIN_STALL_TIMEOUT,
 };
 use crate::defaults;
 
@@ -36,6 +40,8 @@ use crate::defaults;
 pub const EXIT_USAGE: i32 = 64;
 
 /// What the command line asks for.
+// Made once at start-up: boxing the options would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Run the server with these options (signal handling on).
@@ -84,11 +90,32 @@ Options:
                        /tmp/nfy-<uid>/notify.sock)
   --max-frame BYTES    largest frame body accepted (default {frame}; {min_frame}..={max_frame};
                        K/M suffixes allowed)
-  --max-queue BYTES    unsent output kept per connection before a client that
-                       does not read is disconnected (default {queue}, at
-                       least {queue_frames} x max-frame)
+  --max-queue BYTES    hard limit of one connection's unsent output, and of the
+                       unicasts it has not acknowledged (default {queue}, at
+                       least {queue_frames} x max-frame); flow control keeps
+                       senders well below it (see --high-water)
   --socket-group GROUP group (name or number) owning the socket, mode 0660;
                        default: the server's own group
+  -h, --help           print this help
+  -V, --version        print the version
+
+Flow control (a slow reader slows its senders down; only a stalled one is
+disconnected):
+  --high-water BYTES   when a connection has more than this queued (or
+                       unacknowledged), the server stops reading the
+                       connections that send it more, so their writes wait
+                       (default: max-queue / 4 = {high} bytes; at most
+                       max-queue less one frame)
+  --low-water BYTES    ... and reads them again once it has at most this
+                       queued (default: high-water / 4 = {low} bytes)
+  --stall-timeout DURATION
+                       a connection that holds senders back and takes no
+                       bytes for this long is disconnected; what it was not
+                       sent goes to another receiver or back to the senders
+                       as unicast errors (default {stall} s; 100ms..=3600s;
+                       e.g. 5, 5s, 500ms)
+
+Remote connections:
   --max-remote N       remote connections open at once (default {remote})
   --max-remote-frame BYTES
                        largest frame body from a remote connection (default
@@ -97,8 +124,6 @@ Options:
                        more are dropped (default {rate}; 0 = no limit)
   --remote-burst FRAMES
                        frames a remote connection may send at once (default {burst})
-  -h, --help           print this help
-  -V, --version        print the version
 
 Environment:
   NFY_PORT, NFY_SOCKET  default port and socket path
@@ -125,6 +150,13 @@ Exit status:
         max_frame = MAX_MAX_FRAME,
         queue = DEFAULT_MAX_QUEUE,
         queue_frames = MIN_QUEUE_FRAMES,
+        high = FlowOptions::default()
+            .limits(DEFAULT_MAX_QUEUE, DEFAULT_MAX_FRAME)
+            .high_water,
+        low = FlowOptions::default()
+            .limits(DEFAULT_MAX_QUEUE, DEFAULT_MAX_FRAME)
+            .low_water,
+        stall = DEFAULT_STALL_TIMEOUT.as_secs(),
         usage = EXIT_USAGE,
         remote = DEFAULT_MAX_REMOTE_CONNECTIONS,
         remote_frame = DEFAULT_MAX_REMOTE_FRAME,
@@ -152,6 +184,28 @@ pub fn parse_size(text: &str) -> Option<usize> {
         _ => return None,
     };
     value.checked_mul(scale)
+}
+
+/// Parses a duration: seconds, or milliseconds with an `ms` suffix (`5`,
+/// `5s`, `500ms`).
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let (digits, millis) = if let Some(d) = text.strip_suffix("ms") {
+        (d, true)
+    } else if let Some(d) = text.strip_suffix('s') {
+        (d, false)
+    } else {
+        (text, false)
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(if millis {
+        Duration::from_millis(n)
+    } else {
+        Duration::from_secs(n)
+    })
 }
 
 /// Resolves a `--socket-group` value: a number is a group id, anything
@@ -185,6 +239,7 @@ where
     let mut socket_group: Option<u32> = None;
     let mut remote = RemoteLimits::default();
     let mut remote_frame: Option<usize> = None;
+    let mut flow = FlowOptions::default();
     let mut only_positional = false;
 
     let mut args = args.into_iter();
@@ -255,6 +310,29 @@ where
                         ))
                     })?;
                 max_queue = Some(size);
+            }
+            "--high-water" | "--low-water" => {
+                let v = value("a size in bytes")?;
+                let v = v.to_string_lossy();
+                let size = parse_size(&v).filter(|s| *s > 0).ok_or_else(|| {
+                    ArgsError(format!("{name} {v:?} is not a size in bytes (> 0)"))
+                })?;
+                if name == "--high-water" {
+                    flow.high_water = Some(size);
+                } else {
+                    flow.low_water = Some(size);
+                }
+            }
+            "--stall-timeout" => {
+                let v = value("a duration")?;
+                let v = v.to_string_lossy();
+                flow.stall_timeout = parse_duration(&v)
+                    .filter(|d| (MIN_STALL_TIMEOUT..=MAX_STALL_TIMEOUT).contains(d))
+                    .ok_or_else(|| {
+                        ArgsError(format!(
+                            "--stall-timeout {v:?} is not a duration from 100ms to 3600s"
+                        ))
+                    })?;
             }
             "--socket-group" => {
                 let v = value("a group name or id")?;
@@ -338,6 +416,19 @@ where
         Some(q) => q,
         None => DEFAULT_MAX_QUEUE.max(min_queue),
     };
+    let max_high = FlowOptions::max_high_water(max_queue, max_frame);
+    if let Some(h) = flow.high_water.filter(|h| *h > max_high) {
+        return Err(ArgsError(format!(
+            "--high-water {h} is too large for --max-queue {max_queue}: at most {max_high} \
+             (one frame must still fit above it)"
+        )));
+    }
+    let high = flow.limits(max_queue, max_frame).high_water;
+    if let Some(l) = flow.low_water.filter(|l| *l >= high) {
+        return Err(ArgsError(format!(
+            "--low-water {l} must be below the high-water mark ({high})"
+        )));
+    }
     Ok(Command::Run(Options {
         port,
         socket,
@@ -348,6 +439,7 @@ where
         profile: Profile::LINUX,
         socket_group,
         remote,
+        flow,
     }))
 }
 
@@ -448,6 +540,9 @@ mod tests {
             "--max-remote-frame",
             "--remote-rate",
             "--remote-burst",
+            "--high-water",
+            "--low-water",
+            "--stall-timeout",
             "NFY_LOGMASK",
             "RUST_LOG",
         ] {
@@ -523,6 +618,59 @@ mod tests {
         ] {
             assert!(run(bad, &no_env).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn flow_control_options() {
+        let o = run(&[], &no_env).unwrap();
+        assert_eq!(o.flow, FlowOptions::default());
+        let limits = o.broker_limits().flow;
+        assert_eq!(limits.high_water, DEFAULT_MAX_QUEUE / 4);
+        assert_eq!(limits.low_water, DEFAULT_MAX_QUEUE / 16);
+        assert_eq!(limits.stall_timeout, Duration::from_secs(5));
+        let o = run(
+            &[
+                "--high-water=64K",
+                "--low-water",
+                "16K",
+                "--stall-timeout",
+                "750ms",
+            ],
+            &no_env,
+        )
+        .unwrap();
+        let limits = o.broker_limits().flow;
+        assert_eq!(
+            (limits.high_water, limits.low_water, limits.stall_timeout),
+            (64 * 1024, 16 * 1024, Duration::from_millis(750))
+        );
+        // The marks follow --max-queue when not given.
+        let o = run(&["--max-frame", "16K", "--max-queue", "64K"], &no_env).unwrap();
+        let limits = o.broker_limits().flow;
+        assert_eq!((limits.high_water, limits.low_water), (16 * 1024, 4 * 1024));
+        for bad in [
+            &["--high-water", "0"][..],
+            &["--high-water", "4M"],
+            &["--max-queue", "1M", "--high-water", "1M"],
+            &["--high-water", "64K", "--low-water", "64K"],
+            &["--low-water", "2M"],
+            &["--stall-timeout", "0"],
+            &["--stall-timeout", "50ms"],
+            &["--stall-timeout", "2h"],
+            &["--stall-timeout", "-1"],
+        ] {
+            assert!(run(bad, &no_env).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_duration("5s"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1.5s"), None);
+        assert_eq!(parse_duration("ms"), None);
+        assert_eq!(parse_duration(""), None);
     }
 
     #[test]

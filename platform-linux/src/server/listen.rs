@@ -9,9 +9,10 @@
 //! | rules, no `interface` lines | `0.0.0.0` and `::` (IPv6-only socket, so both coexist) |
 //! | rules and `interface` lines | loopback as above, plus every address of every named interface / every listed IP |
 //!
-//! A local-only profile ([`Profile::local_only`], the Verix-style one)
-//! always gets the first row, whatever the configuration, and its accept
-//! path refuses remote peers ([`admits`]).
+//! A local-only profile ([`Profile::local_only`](super::Profile::local_only), the Verix-style one)
+//! always gets the first row, whatever the configuration, and the broker
+//! refuses any remote peer that reaches a socket anyway
+//! ([`Limits::local_only`](nfy_core::broker::Limits::local_only)).
 //!
 //! IPv6 listeners are best effort: a host without IPv6 simply gets none.
 //! **Decision**: an `interface` line naming an interface without addresses
@@ -62,7 +63,7 @@ use nfy_core::broker::PeerKind;
 use nfy_core::whitelist::Interface;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use super::{LinuxWhitelist, Options, Profile, ServerError};
+use super::{LinuxWhitelist, Options, ServerError};
 use crate::defaults;
 
 /// Backlog of every listening socket.
@@ -236,14 +237,6 @@ pub fn classify(peer: Option<SocketAddr>) -> PeerKind {
     } else {
         PeerKind::Remote
     }
-}
-
-/// Whether `profile` accepts a peer of this kind: a local-only profile
-/// refuses remote peers (which its loopback-only listeners should never
-/// see; the check holds even if one gets through, e.g. by a port
-/// forward to loopback).
-pub fn admits(profile: &Profile, kind: PeerKind) -> bool {
-    !(profile.local_only && kind == PeerKind::Remote)
 }
 
 /// A bound TCP listener.
@@ -781,9 +774,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // Rules, no interface lines: the Linux profile would bind 0.0.0.0.
         let whitelist = LinuxWhitelist::parse(b"in * * *\nout * * *\n").unwrap();
-        let local_only = Profile {
+        let local_only = super::super::Profile {
             local_only: true,
-            ..Profile::LINUX
+            ..super::super::Profile::LINUX
         };
         let opts = Options {
             port: 0,
@@ -803,18 +796,6 @@ mod tests {
                 .any(|t| t.addr.ip().is_unspecified()),
             "the same configuration opens every interface on Linux"
         );
-    }
-
-    #[test]
-    fn local_only_profile_admits_local_peers_only() {
-        let local_only = Profile {
-            local_only: true,
-            ..Profile::LINUX
-        };
-        assert!(admits(&local_only, PeerKind::Local));
-        assert!(!admits(&local_only, PeerKind::Remote));
-        assert!(admits(&Profile::LINUX, PeerKind::Local));
-        assert!(admits(&Profile::LINUX, PeerKind::Remote));
     }
 
     #[test]

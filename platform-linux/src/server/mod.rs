@@ -1,16 +1,27 @@
 //! The notification server (`notifysvc`, spec sections 4 and 6).
 //!
-//! This module owns sockets, threads, files and logs; every routing
-//! decision is made by [`nfy_core::broker::Broker`], which the event loop
-//! feeds frame by frame.
+//! This module owns sockets, threads, files, the clock and logs; every
+//! decision — who may connect, who receives what, who waits for whom, who
+//! is stalled — is made by [`nfy_core::broker::Broker`], which the event
+//! loop feeds everything its decoders produce. `docs/architecture.md`
+//! draws the path of a frame.
 //!
 //! | module | holds |
 //! |---|---|
 //! | [`args`] | the `notifysvc` command line |
 //! | [`config`] | finding and reading the whitelist configuration |
 //! | [`listen`] | TCP and Unix listeners, peer classification, one-server rule |
-//! | [`outbound`] | per-connection output queues, the broker's `Outbox` |
-//! | `event_loop` | the single-threaded `mio` loop driving the broker |
+//! | [`heap_storage`] | the broker's storages on the heap: routing table ([`HeapStorage`]), ledgers ([`HeapLedger`]) |
+//! | [`out_queue`] | one connection's output queue and its `send` |
+//! | [`outbox`] | every connection's queue: the broker's `Outbox`, closes and resumes it asks for |
+//! | [`events`] | the broker's events as log lines and counters |
+//! | `event_loop` | the single-threaded `mio` loop: one iteration, closes, flushes, the timer |
+//! | `poll` | the poller with its waker and signal pipes, made first |
+//! | `signals` | SIGTERM/SIGINT as pipes the poller watches |
+//! | `conn` | one connection: its socket, peer, decoder and held input |
+//! | `accept` | accepting and admitting connections, refusal warnings |
+//! | `read` | reading connections into the broker, pausing and resuming |
+//! | `shutdown` | the last sends and the statistics line |
 //!
 //! # Profiles
 //!
@@ -19,10 +30,10 @@
 //! `nfy-verix-sim` crate: configuration ignored, local connections only,
 //! tighter limits). A profile changes three places, each guarded by a flag
 //! or a limit, never by a second copy of the code: configuration loading
-//! ([`config::load_for`]), listener planning ([`listen::open`]) and the
-//! accept path (a remote peer is refused and logged by a local-only
+//! ([`config::load_for`]), listener planning ([`listen::open`]) and
+//! admission (the broker refuses a remote peer under a local-only
 //! profile even if it reaches a socket). Its limits go to the broker
-//! ([`Profile::broker_limits`], enforced at run time below the
+//! ([`Options::broker_limits`], enforced at run time below the
 //! [`LinuxBroker`] capacities) and cap the frame and queue sizes
 //! ([`Profile::cap`]), so hitting them gives the same typed refusals and
 //! log lines on every profile.
@@ -59,20 +70,31 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
-use nfy_core::broker::{Broker, Limits};
+use std::time::Duration;
+
+use nfy_core::broker::{Broker, FlowLimits, Limits, RETURN_SLACK};
 use nfy_core::whitelist::{ConfigError, Whitelist};
+use nfy_core::wire::HEADER_LEN;
 use nfy_core::NotifyResult;
 
+mod accept;
 pub mod args;
 pub mod config;
+mod conn;
 mod event_loop;
+pub mod events;
+pub mod heap_storage;
 pub mod listen;
-pub mod outbound;
-mod table;
-pub mod unacked;
+pub mod out_queue;
+pub mod outbox;
+mod poll;
+mod read;
+mod shutdown;
+mod signals;
 
 pub use config::ConfigSource;
-pub use table::HeapStorage;
+pub use heap_storage::{HeapLedger, HeapStorage};
+pub use nfy_core::broker::RemoteLimits;
 
 /// Connections the broker holds at once (local and remote together).
 pub const MAX_CONNECTIONS: usize = 1024;
@@ -88,14 +110,14 @@ pub const MAX_REGISTRATIONS_PER_CONNECTION: usize = 1024;
 pub const MAX_REMOTE_REGISTRATIONS: usize = 256;
 
 /// Default largest frame body accepted (`--max-frame`), in bytes.
-pub const DEFAULT_MAX_FRAME: usize = 64 * 1024;
+pub const DEFAULT_MAX_FRAME: usize = Limits::DEFAULT.max_frame;
 /// Smallest `--max-frame` accepted (room for a notification with three
 /// 64-byte IDs and a modest parameter).
 pub const MIN_MAX_FRAME: usize = 1024;
 /// Largest `--max-frame` accepted.
 pub const MAX_MAX_FRAME: usize = 16 * 1024 * 1024;
 /// Default bound of one connection's unsent output (`--max-queue`).
-pub const DEFAULT_MAX_QUEUE: usize = 4 * 1024 * 1024;
+pub const DEFAULT_MAX_QUEUE: usize = Limits::DEFAULT.max_queue;
 /// Largest `--max-queue` accepted.
 pub const MAX_MAX_QUEUE: usize = 1024 * 1024 * 1024;
 /// `--max-queue` must hold this many maximum-size frames (a forwarded
@@ -105,46 +127,72 @@ pub const MAX_MAX_QUEUE: usize = 1024 * 1024 * 1024;
 pub const MIN_QUEUE_FRAMES: usize = 2;
 
 /// Default cap on remote connections open at once (`--max-remote`).
-pub const DEFAULT_MAX_REMOTE_CONNECTIONS: usize = 32;
+pub const DEFAULT_MAX_REMOTE_CONNECTIONS: usize = RemoteLimits::DEFAULT.max_connections;
 /// Default largest frame body accepted from a remote connection
 /// (`--max-remote-frame`): smaller than the local default.
-pub const DEFAULT_MAX_REMOTE_FRAME: usize = 16 * 1024;
+pub const DEFAULT_MAX_REMOTE_FRAME: usize = RemoteLimits::DEFAULT.max_frame;
 /// Default sustained frame rate of one remote connection, frames per
 /// second (`--remote-rate`).
-pub const DEFAULT_REMOTE_RATE: u32 = 100;
+pub const DEFAULT_REMOTE_RATE: u32 = RemoteLimits::DEFAULT.rate;
 /// Default burst of one remote connection, frames (`--remote-burst`):
 /// room for all 256 remote registrations (spec 6) and more in one go.
-pub const DEFAULT_REMOTE_BURST: u32 = 512;
+pub const DEFAULT_REMOTE_BURST: u32 = RemoteLimits::DEFAULT.burst;
+/// Default stall timeout (`--stall-timeout`): a connection that holds
+/// senders back and takes no bytes for this long is disconnected.
+pub const DEFAULT_STALL_TIMEOUT: Duration = FlowLimits::DEFAULT_STALL_TIMEOUT;
+/// Smallest `--stall-timeout` accepted.
+pub const MIN_STALL_TIMEOUT: Duration = Duration::from_millis(100);
+/// Largest `--stall-timeout` accepted.
+pub const MAX_STALL_TIMEOUT: Duration = Duration::from_secs(3600);
 
-/// What remote connections (TCP from a non-loopback address) may use, on
-/// top of the limits every connection has. See the threat model in
-/// `docs/reliability.md`.
+/// Flow control's options (see the core's `broker::flow`): the marks, by
+/// default fractions of `--max-queue`, and the stall timeout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RemoteLimits {
-    /// Remote connections open at once; one more is accepted and closed at
-    /// once (logged, counted as `remote_refused`). 0 refuses every remote
-    /// connection.
-    pub max_connections: usize,
-    /// Largest frame body accepted from a remote connection (at most
-    /// [`Options::max_frame`]); a larger frame is skipped whole (logged,
-    /// counted as `oversize`).
-    pub max_frame: usize,
-    /// Sustained frames per second one remote connection may send; frames
-    /// beyond [`RemoteLimits::burst`] plus this rate are dropped unread by
-    /// the broker (logged, counted as `rate_limited`). 0: no rate limit.
-    pub rate: u32,
-    /// Frames a remote connection may send at once (the token bucket's
-    /// size; at least 1).
-    pub burst: u32,
+pub struct FlowOptions {
+    /// `--high-water`; `None`: a quarter of `--max-queue`.
+    pub high_water: Option<usize>,
+    /// `--low-water`; `None`: a quarter of the high-water mark.
+    pub low_water: Option<usize>,
+    /// `--stall-timeout`.
+    pub stall_timeout: Duration,
 }
 
-impl Default for RemoteLimits {
+impl Default for FlowOptions {
     fn default() -> Self {
-        RemoteLimits {
-            max_connections: DEFAULT_MAX_REMOTE_CONNECTIONS,
-            max_frame: DEFAULT_MAX_REMOTE_FRAME,
-            rate: DEFAULT_REMOTE_RATE,
-            burst: DEFAULT_REMOTE_BURST,
+        FlowOptions {
+            high_water: None,
+            low_water: None,
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
+        }
+    }
+}
+
+impl FlowOptions {
+    /// The highest high-water mark for these queue and frame limits: one
+    /// frame queued just under it (with the room a forwarded frame may
+    /// grow by) still fits the queue.
+    pub const fn max_high_water(max_queue: usize, max_frame: usize) -> usize {
+        max_queue.saturating_sub(
+            max_frame
+                .saturating_add(HEADER_LEN)
+                .saturating_add(RETURN_SLACK),
+        )
+    }
+
+    /// The marks and timeout for a queue of `max_queue` bytes and frames
+    /// of `max_frame` (defaults filled in, marks kept in range).
+    pub fn limits(&self, max_queue: usize, max_frame: usize) -> FlowLimits {
+        let default = FlowLimits::for_queue(max_queue);
+        let high_water = self
+            .high_water
+            .unwrap_or(default.high_water)
+            .min(Self::max_high_water(max_queue, max_frame))
+            .max(1);
+        let low_water = self.low_water.unwrap_or(high_water / 4).min(high_water - 1);
+        FlowLimits {
+            high_water,
+            low_water,
+            stall_timeout: self.stall_timeout,
         }
     }
 }
@@ -158,13 +206,14 @@ pub const EVENT_LOOP_STACK: usize = 64 * 1024 * 1024;
 /// The whitelist with this platform's capacities.
 pub type LinuxWhitelist = Whitelist<MAX_RULES, MAX_INTERFACES>;
 
-/// The broker with this platform's capacities.
+/// The broker with this platform's capacities, its storages on the heap.
 pub type LinuxBroker = Broker<
     MAX_CONNECTIONS,
     MAX_REGISTRATIONS,
     MAX_RULES,
     MAX_INTERFACES,
     HeapStorage<MAX_REGISTRATIONS>,
+    HeapLedger,
 >;
 
 /// The broker limits of the Linux server.
@@ -224,13 +273,17 @@ impl Profile {
         },
     };
 
-    /// The broker limits of this profile.
+    /// The broker limits of this profile, with the default frame, queue,
+    /// remote and flow limits (see [`Options::broker_limits`] for the
+    /// limits a server runs with).
     pub const fn broker_limits(&self) -> Limits {
         Limits {
             max_registrations_per_connection: self.limits.max_registrations_per_connection,
             max_remote_registrations: self.limits.max_remote_registrations,
             max_connections: self.limits.max_connections,
             max_registrations: self.limits.max_registrations,
+            local_only: self.local_only,
+            ..Limits::DEFAULT
         }
     }
 
@@ -265,9 +318,9 @@ impl Default for Profile {
     }
 }
 
-/// Builds the broker, its routing table's slots on the heap
-/// ([`HeapStorage`]). Call this on a thread with a big stack (the event loop
-/// runs on one of [`EVENT_LOOP_STACK`] bytes).
+/// Builds the broker, its routing table's slots and its ledgers on the
+/// heap ([`HeapStorage`], [`HeapLedger`]). Call this on a thread with a
+/// big stack (the event loop runs on one of [`EVENT_LOOP_STACK`] bytes).
 pub fn new_broker(whitelist: LinuxWhitelist, limits: Limits) -> Box<LinuxBroker> {
     Box::new(Broker::with_storage(
         whitelist,
@@ -300,6 +353,23 @@ pub struct Options {
     pub socket_group: Option<u32>,
     /// Limits of remote connections.
     pub remote: RemoteLimits,
+    /// Flow control.
+    pub flow: FlowOptions,
+}
+
+impl Options {
+    /// The limits the broker enforces for these options: the profile's,
+    /// the frame and queue sizes, the remote limits and flow control.
+    /// Apply [`Profile::cap`] first.
+    pub fn broker_limits(&self) -> Limits {
+        Limits {
+            max_frame: self.max_frame,
+            max_queue: self.max_queue,
+            remote: self.remote,
+            flow: self.flow.limits(self.max_queue, self.max_frame),
+            ..self.profile.broker_limits()
+        }
+    }
 }
 
 impl Default for Options {
@@ -307,7 +377,8 @@ impl Default for Options {
     /// [`crate::defaults::default_socket_path`] (both read the
     /// environment), default frame and queue limits, default configuration
     /// locations, no signal handling, the Linux profile, the socket in
-    /// the server's own group, default remote limits ([`RemoteLimits`]).
+    /// the server's own group, default remote limits ([`RemoteLimits`]),
+    /// default flow control ([`FlowOptions`]).
     fn default() -> Self {
         Options {
             port: crate::defaults::default_port(),
@@ -319,6 +390,7 @@ impl Default for Options {
             profile: Profile::LINUX,
             socket_group: None,
             remote: RemoteLimits::default(),
+            flow: FlowOptions::default(),
         }
     }
 }
@@ -568,7 +640,7 @@ fn serve(
     let opts = &capped;
     // Signals first: a SIGTERM during start-up then stops the server
     // cleanly instead of killing it with a socket file left behind.
-    let poller = event_loop::Poller::new(opts.handle_signals)?;
+    let poll = poll::ServerPoll::new(opts.handle_signals)?;
     let loaded = config::load_for(&opts.profile, &opts.config)?;
     match &loaded.path {
         Some(path) => ::log::info!(
@@ -581,8 +653,9 @@ fn serve(
         None => ::log::info!("no configuration file: local clients only"),
     }
     let listeners = listen::open(opts, &loaded.whitelist)?;
-    let broker = new_broker(loaded.whitelist, opts.profile.broker_limits());
-    let event_loop = event_loop::EventLoop::new(opts, poller, broker, listeners, shared)?;
+    let limits = opts.broker_limits();
+    let broker = new_broker(loaded.whitelist, limits);
+    let event_loop = event_loop::EventLoop::new(opts, poll, broker, listeners, shared)?;
     let tcp_addrs = event_loop.tcp_addrs();
     let _ = ready.send(Ready {
         tcp_addrs,
@@ -590,11 +663,15 @@ fn serve(
         waker: event_loop.waker(),
     });
     ::log::info!(
-        "notifysvc {} ready ({} profile, max frame {} bytes, max queue {} bytes)",
+        "notifysvc {} ready ({} profile, max frame {} bytes, max queue {} bytes; senders wait \
+         above {} bytes queued until below {}, stall timeout {})",
         env!("CARGO_PKG_VERSION"),
         opts.profile.name,
         opts.max_frame,
-        opts.max_queue
+        opts.max_queue,
+        limits.flow.high_water,
+        limits.flow.low_water,
+        events::seconds(limits.flow.stall_timeout)
     );
     if !opts.profile.local_only {
         let rate = match opts.remote.rate {

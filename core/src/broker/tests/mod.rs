@@ -8,7 +8,16 @@ use super::*;
 use crate::ids::{Destination, NotificationId};
 use crate::msg::{Hello, RawJson};
 
-type TestBroker = Broker<8, 512, 16, 4>;
+mod flow;
+mod pair;
+
+/// Ledgers with room for frames, so acknowledgements are honoured.
+type TestLedger = InlineLedger<{ 16 * 1024 }, 256>;
+type TestBroker = Broker<8, 512, 16, 4, InlineStorage<512>, TestLedger>;
+
+fn new_broker(wl: Whitelist<16, 4>, limits: Limits) -> std::boxed::Box<TestBroker> {
+    std::boxed::Box::new(Broker::with_storage(wl, limits, InlineStorage::new()))
+}
 
 /// What the broker sent, in an owned, comparable form.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,12 +60,18 @@ struct Recorder {
     /// `Event::Hello`s, kept apart from `events`: (connection, acks).
     hellos: StdVec<(ConnId, bool)>,
     full: StdVec<ConnId>,
-    /// Every (connection, reference) a unicast was sent with, for
-    /// [`Outbox::delivered`] (as an adapter keeps it).
-    given: StdVec<(ConnId, u64)>,
+    /// Backlogs to report ([`Outbox::backlog`]).
+    backlog: StdVec<(ConnId, usize)>,
 }
 
 impl Outbox for Recorder {
+    fn backlog(&self, conn: ConnId) -> usize {
+        self.backlog
+            .iter()
+            .find(|(c, _)| *c == conn)
+            .map_or(0, |(_, b)| *b)
+    }
+
     fn send(
         &mut self,
         conn: ConnId,
@@ -65,12 +80,6 @@ impl Outbox for Recorder {
     ) -> Result<(), QueueFull> {
         if self.full.contains(&conn) {
             return Err(QueueFull);
-        }
-        if let Message::Notify(Notify {
-            reference: Some(r), ..
-        }) = msg
-        {
-            self.given.push((conn, *r));
         }
         self.sent.push(match msg {
             Message::Notify(n) => Sent::Notify {
@@ -106,12 +115,8 @@ impl Outbox for Recorder {
         Ok(())
     }
 
-    fn delivered(&self, conn: ConnId, reference: u64) -> bool {
-        self.given.contains(&(conn, reference))
-    }
-
     fn event(&mut self, event: Event<'_>) {
-        if let Event::Hello { conn, acks } = event {
+        if let Event::Hello { conn, acks, .. } = event {
             self.hellos.push((conn, acks));
             return;
         }
@@ -132,14 +137,14 @@ impl Recorder {
 }
 
 struct World {
-    b: TestBroker,
+    b: std::boxed::Box<TestBroker>,
     out: Recorder,
 }
 
 fn world(config: &str) -> World {
     let wl = Whitelist::parse(config.as_bytes()).unwrap();
     World {
-        b: Broker::new(wl, Limits::default()),
+        b: new_broker(wl, Limits::default()),
         out: Recorder::default(),
     }
 }
@@ -484,7 +489,7 @@ fn full_receiver_is_skipped_reported_and_its_queue_returned() {
     w.notify(s, "me", "1", "n");
     assert_eq!(w.receivers(), [b]);
     assert_eq!(w.out.events, [format!("overflow: {a}")]);
-    assert!(w.b.connection(a).unwrap().overflowed);
+    assert_eq!(w.b.connection(a).unwrap().closing, Some(Closing::Overflow));
     // From now on a is skipped without trying.
     w.out.full.clear();
     w.notify(s, "me", "1", "n");
@@ -515,13 +520,16 @@ fn connection_capacity_is_a_typed_error() {
     for _ in 0..8 {
         w.local();
     }
-    assert_eq!(w.b.connect(PeerKind::Local), Err(TooManyConnections));
+    assert_eq!(
+        w.b.connect(PeerKind::Local),
+        Err(ConnectRefused::ConnectionLimit)
+    );
 }
 
 #[test]
 fn registration_limits() {
     let mut w = world("");
-    w.b = Broker::new(
+    w.b = new_broker(
         Whitelist::new(),
         Limits {
             max_registrations_per_connection: 2,
@@ -545,7 +553,7 @@ fn registration_limits() {
 #[test]
 fn runtime_connection_limit_below_the_capacity() {
     let mut w = world("");
-    w.b = Broker::new(
+    w.b = new_broker(
         Whitelist::new(),
         Limits {
             max_connections: 3,
@@ -555,13 +563,22 @@ fn runtime_connection_limit_below_the_capacity() {
     let a = w.local();
     let _b = w.remote();
     let _c = w.local();
-    assert_eq!(w.b.connect(PeerKind::Local), Err(TooManyConnections));
-    assert_eq!(w.b.connect(PeerKind::Remote), Err(TooManyConnections));
+    assert_eq!(
+        w.b.connect(PeerKind::Local),
+        Err(ConnectRefused::ConnectionLimit)
+    );
+    assert_eq!(
+        w.b.connect(PeerKind::Remote),
+        Err(ConnectRefused::ConnectionLimit)
+    );
     // A slot freed by a disconnect can be taken again, once.
     w.b.disconnect(a, &mut w.out);
     let d = w.local();
     assert_ne!(d, a, "a new connection gets a new id");
-    assert_eq!(w.b.connect(PeerKind::Local), Err(TooManyConnections));
+    assert_eq!(
+        w.b.connect(PeerKind::Local),
+        Err(ConnectRefused::ConnectionLimit)
+    );
     let s = w.b.status();
     assert_eq!((s.local_connections, s.remote_connections), (2, 1));
 }
@@ -569,7 +586,7 @@ fn runtime_connection_limit_below_the_capacity() {
 #[test]
 fn runtime_registration_limit_below_the_capacity_is_table_full() {
     let mut w = world("");
-    w.b = Broker::new(
+    w.b = new_broker(
         Whitelist::new(),
         Limits {
             max_registrations: 3,
@@ -682,7 +699,7 @@ fn remote_registration_needs_an_out_rule_else_next_candidate() {
 #[test]
 fn at_most_256_remote_registrations() {
     let mut w = World {
-        b: TestBroker::new(
+        b: new_broker(
             Whitelist::parse(RULES.as_bytes()).unwrap(),
             Limits::default(),
         ),
@@ -767,7 +784,7 @@ fn order_is_kept_per_sender_and_registration() {
 #[derive(Default)]
 struct PeerBook {
     reports: StdVec<(ConnId, crate::msg::ConnectionReport)>,
-    end: Option<(ConnId, crate::msg::Guard)>,
+    end: Option<(ConnId, crate::msg::ProtectionCounters)>,
     events: StdVec<String>,
 }
 
@@ -798,24 +815,28 @@ impl Outbox for PeerBook {
             gid: 8,
         })
     }
-
-    fn guard(&self) -> crate::msg::Guard {
-        crate::msg::Guard {
-            refused: 1,
-            remote_refused: 2,
-            rate_limited: 3,
-            oversize: 4,
-        }
-    }
 }
 
 #[test]
-fn connections_request_lists_every_connection_with_its_peer_then_the_guard() {
+fn connections_request_lists_every_connection_with_its_peer_then_the_counters() {
     let wl = Whitelist::parse(RULES.as_bytes()).unwrap();
-    let mut b: TestBroker = Broker::new(wl, Limits::default());
+    let mut b = new_broker(
+        wl,
+        Limits {
+            remote: RemoteLimits {
+                max_connections: 1,
+                ..RemoteLimits::DEFAULT
+            },
+            ..Limits::default()
+        },
+    );
     let mut out = PeerBook::default();
     let asker = b.connect(PeerKind::Local).unwrap();
     let remote = b.connect(PeerKind::Remote).unwrap();
+    assert_eq!(
+        b.connect(PeerKind::Remote),
+        Err(ConnectRefused::RemoteLimit)
+    );
     let gone = b.connect(PeerKind::Local).unwrap();
     b.disconnect(gone, &mut out);
     // Before hello, and from a remote peer: refused, nothing sent.
@@ -867,9 +888,10 @@ fn connections_request_lists_every_connection_with_its_peer_then_the_guard() {
     );
     assert!(out.reports[1].1.remote);
     assert_eq!(
-        out.end.map(|(to, g)| (to, g.rate_limited)),
-        Some((asker, 3))
+        out.end.map(|(to, g)| (to, g.refused, g.remote_refused)),
+        Some((asker, 1, 1))
     );
+    assert_eq!(out.end.map(|(_, g)| g), Some(b.protection()));
 }
 
 #[test]
@@ -901,7 +923,8 @@ fn hello_and_acks_are_reported_to_the_adapter() {
             "{:?}",
             Event::Acked {
                 conn: r,
-                reference: *reference
+                reference: *reference,
+                kept: true
             }
         ))
     );

@@ -280,7 +280,7 @@ fn compact_spec() -> impl Strategy<Value = Spec> {
                 }))
             }),
         (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(a, b, c, d)| {
-            Spec::Plain(Message::ConnectionsEnd(Guard {
+            Spec::Plain(Message::ConnectionsEnd(ProtectionCounters {
                 refused: a,
                 remote_refused: b,
                 rate_limited: c,
@@ -555,4 +555,49 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn the_reference_of_a_notify_is_read_without_decoding_the_rest() {
+    let n = Notify {
+        from: AppId::new("pay").unwrap(),
+        to: Destination::One,
+        notification: NotificationId::new("card").unwrap(),
+        flags: 3,
+        reference: Some(0x1234_5678_9abc),
+        parameter: RawJson::new(r#"{"a":[1,2,{"b":null}]}"#).unwrap(),
+    };
+    for encoding in [Encoding::Json, Encoding::Compact] {
+        let mut buf = vec![0u8; 512];
+        for (m, want) in [
+            (Message::Notify(n.clone()), Some(0x1234_5678_9abc)),
+            (
+                Message::Notify(Notify {
+                    reference: None,
+                    ..n.clone()
+                }),
+                None,
+            ),
+            (Message::UnicastError(n.clone()), None),
+        ] {
+            let len = encode(&m, encoding, &mut buf).unwrap();
+            assert_eq!(
+                notify_reference(encoding, &buf[..len]),
+                want,
+                "{encoding:?} {m:?}"
+            );
+            // Whatever the cut, no panic and never a wrong reference.
+            for cut in 0..len {
+                let got = notify_reference(encoding, &buf[..cut]);
+                assert!(got.is_none() || got == want, "{encoding:?} cut {cut}");
+            }
+        }
+    }
+    // JSON members are unordered: type after the reference, escaped type.
+    let body = br#"{"reference":7,"from":"a","to":"b","notification":"n","type":"not\u0069fy"}"#;
+    assert_eq!(notify_reference(Encoding::Json, body), Some(7));
+    let body = br#"{"reference":7,"type":"register","to":"b","notification":"n"}"#;
+    assert_eq!(notify_reference(Encoding::Json, body), None);
+    assert_eq!(notify_reference(Encoding::Json, b"[1]"), None);
+    assert_eq!(notify_reference(Encoding::Compact, b""), None);
 }

@@ -167,166 +167,21 @@ fn full_table_is_an_error_and_slots_are_reused() {
     );
 }
 
-// ---- property test against a reference model ----
-
-#[derive(Debug, Clone)]
-enum Op {
-    Register {
-        conn: u32,
-        to: usize,
-        id: usize,
-        prio: i32,
-    },
-    Unregister {
-        conn: u32,
-        to: usize,
-        id: usize,
-    },
-    Drop {
-        conn: u32,
-    },
-    Route {
-        to: usize,
-        id: usize,
-        denied: u32,
-    },
-}
-
-const APPS: [&str; 3] = ["a", "b", "c"];
-const IDS: [&str; 3] = ["x", "y", "z"];
-/// `to` index 3 is "1", 4 is "*".
-fn to_dest(i: usize) -> Destination {
-    match i {
-        3 => Destination::One,
-        4 => Destination::All,
-        _ => dest(APPS[i]),
-    }
-}
-
-fn op() -> impl Strategy<Value = Op> {
-    prop_oneof![
-        4 => (0u32..4, 0usize..3, 0usize..3, -2i32..3)
-            .prop_map(|(conn, to, id, prio)| Op::Register { conn, to, id, prio }),
-        2 => (0u32..4, 0usize..3, 0usize..3).prop_map(|(conn, to, id)| Op::Unregister { conn, to, id }),
-        1 => (0u32..4).prop_map(|conn| Op::Drop { conn }),
-        4 => (0usize..5, 0usize..3, 0u32..16).prop_map(|(to, id, denied)| Op::Route { to, id, denied }),
-    ]
-}
-
-#[derive(Debug, Clone, PartialEq)]
-struct ModelReg {
-    conn: u32,
-    to: usize,
-    id: usize,
-    prio: i32,
-    seq: u64,
-}
-
-const CAP: usize = 16;
+// ---- property test against the reference model ----
 
 proptest! {
     #[test]
-    fn matches_reference_model(ops in proptest::collection::vec(op(), 1..120)) {
-        check_against_model(RoutingTable::<CAP>::new(), ops)?;
+    fn matches_reference_model(ops in model::ops()) {
+        model::check_against_model(RoutingTable::<{ model::CAP }>::new(), ops)?;
     }
 
     #[test]
-    fn heap_storage_matches_reference_model(ops in proptest::collection::vec(op(), 1..120)) {
-        check_against_model(RoutingTable::<CAP, _>::with_storage(StdStorage::default()), ops)?;
+    fn storage_without_capacity_matches_reference_model(ops in model::ops()) {
+        model::check_against_model(
+            RoutingTable::<{ model::CAP }, _>::with_storage(StdStorage::default()),
+            ops,
+        )?;
     }
-}
-
-/// Applies `ops` to `t` and to a plain model, comparing every answer.
-fn check_against_model<S: TableStorage>(
-    mut t: RoutingTable<CAP, S>,
-    ops: StdVec<Op>,
-) -> Result<(), TestCaseError> {
-    {
-        let mut model: StdVec<ModelReg> = StdVec::new();
-        let mut seq = 0u64;
-        for op in ops {
-            match op {
-                Op::Register {
-                    conn: c,
-                    to,
-                    id,
-                    prio,
-                } => {
-                    seq += 1;
-                    let got = t.register(conn(c), app(APPS[to]), nid(IDS[id]), prio);
-                    if let Some(m) = model
-                        .iter_mut()
-                        .find(|m| m.conn == c && m.to == to && m.id == id)
-                    {
-                        m.prio = prio;
-                        m.seq = seq;
-                        prop_assert_eq!(got, Ok(Registered::Replaced));
-                    } else if model.len() == CAP {
-                        prop_assert_eq!(got, Err(TableFull));
-                    } else {
-                        model.push(ModelReg {
-                            conn: c,
-                            to,
-                            id,
-                            prio,
-                            seq,
-                        });
-                        prop_assert_eq!(got, Ok(Registered::Added));
-                    }
-                }
-                Op::Unregister { conn: c, to, id } => {
-                    let got = t.unregister(conn(c), APPS[to], IDS[id]).is_some();
-                    let before = model.len();
-                    model.retain(|m| !(m.conn == c && m.to == to && m.id == id));
-                    prop_assert_eq!(got, before != model.len());
-                }
-                Op::Drop { conn: c } => {
-                    let got = t.remove_connection(conn(c), |_| {});
-                    let before = model.len();
-                    model.retain(|m| m.conn != c);
-                    prop_assert_eq!(got, before - model.len());
-                }
-                Op::Route { to, id, denied } => {
-                    let allowed = |c: u32| denied & (1 << c) == 0;
-                    let mut cands: StdVec<&ModelReg> = model
-                        .iter()
-                        .filter(|m| m.id == id && allowed(m.conn))
-                        .filter(|m| to >= 3 || m.to == to)
-                        .collect();
-                    let route = t.route(&to_dest(to), IDS[id], |r: &Registration| {
-                        allowed(r.conn.raw())
-                    });
-                    match route {
-                        Route::Broadcast(b) => {
-                            prop_assert_eq!(to, 4);
-                            let mut got: StdVec<(u32, &str)> =
-                                b.map(|r| (r.conn.raw(), r.to.as_str())).collect();
-                            let mut want: StdVec<(u32, &str)> =
-                                cands.iter().map(|m| (m.conn, APPS[m.to])).collect();
-                            got.sort_unstable();
-                            want.sort_unstable();
-                            prop_assert_eq!(got, want);
-                        }
-                        Route::Unicast(r) => {
-                            prop_assert!(to < 4);
-                            cands.sort_by_key(|m| (m.prio, m.seq));
-                            let m = cands.last().unwrap();
-                            prop_assert_eq!(
-                                (r.conn.raw(), r.to.as_str(), r.priority),
-                                (m.conn, APPS[m.to], m.prio)
-                            );
-                        }
-                        Route::UnicastError => {
-                            prop_assert!(to < 4);
-                            prop_assert!(cands.is_empty());
-                        }
-                    }
-                }
-            }
-            prop_assert_eq!(t.len(), model.len());
-        }
-    }
-    Ok(())
 }
 
 /// A storage on the heap with no capacity of its own, like a hosted

@@ -715,3 +715,89 @@ proptest! {
         prop_assert_eq!(d, Some(Decoded::Frame(Frame { msg_id: id, body: &body })));
     }
 }
+
+// ---- the checked frame view ----
+
+#[test]
+fn a_view_reads_what_the_encoder_wrote() {
+    let mut run = frame(1, b"first");
+    run.extend(frame(0, b""));
+    run.extend(frame(7, EXAMPLE_BODY));
+    let view = FrameView::new_checked(&run[..]).unwrap();
+    assert_eq!(view.total_len(), HEADER_LEN + 5);
+    assert_eq!((view.msg_id(), view.body()), (1, &b"first"[..]));
+    assert_eq!(view.bytes(), &run[..HEADER_LEN + 5]);
+    assert_eq!(
+        view.frame(),
+        Frame {
+            msg_id: 1,
+            body: b"first"
+        }
+    );
+    let got: Vec<(u32, Vec<u8>)> = frames(&run)
+        .map(|v| (v.msg_id(), v.body().to_vec()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (1, b"first".to_vec()),
+            (0, Vec::new()),
+            (7, EXAMPLE_BODY.to_vec())
+        ]
+    );
+    let mut all = frames(&run);
+    all.by_ref().for_each(drop);
+    assert!(all.rest().is_empty());
+}
+
+#[test]
+fn a_view_refuses_what_is_not_a_whole_frame() {
+    let whole = frame(0, b"body");
+    for cut in 0..whole.len() {
+        assert_eq!(
+            FrameView::new_checked(&whole[..cut]),
+            Err(ViewError::Truncated),
+            "cut at {cut}"
+        );
+    }
+    let mut bad = whole.clone();
+    bad[1] = b'X';
+    assert_eq!(FrameView::new_checked(&bad[..]), Err(ViewError::BadPrefix));
+    assert_eq!(
+        FrameView::new_checked(&raw_header(3, 0)[..]),
+        Err(ViewError::BadSize)
+    );
+    assert_eq!(
+        FrameView::new_checked(&raw_header(u32::MAX, 0)[..]),
+        Err(ViewError::Truncated)
+    );
+    // A run stops at the first bytes that are not a frame, and says where.
+    let mut run = whole.clone();
+    run.extend_from_slice(b"junk");
+    let mut it = frames(&run);
+    assert_eq!(it.next().map(|v| v.body().to_vec()), Some(b"body".to_vec()));
+    assert!(it.next().is_none());
+    assert_eq!(it.rest(), b"junk");
+}
+
+proptest! {
+    /// Whatever the bytes, a view that checks agrees with the decoder.
+    #[test]
+    fn a_view_agrees_with_the_decoder(bytes in proptest::collection::vec(any::<u8>(), 0..64), body in proptest::collection::vec(any::<u8>(), 0..32)) {
+        let mut input = frame(3, &body);
+        input.extend_from_slice(&bytes);
+        let view = FrameView::new_checked(&input[..]).unwrap();
+        prop_assert_eq!(view.body(), &body[..]);
+        let mut dec = FrameDecoder::new(vec![0u8; 128]);
+        let (used, got) = dec.feed(&input);
+        prop_assert_eq!(used, view.total_len());
+        prop_assert_eq!(got, Some(Decoded::Frame(view.frame())));
+        // Arbitrary bytes: a view only exists when they start with a frame.
+        if let Ok(v) = FrameView::new_checked(&bytes[..]) {
+            let mut dec = FrameDecoder::new(vec![0u8; 128]);
+            let (used, got) = dec.feed(&bytes);
+            prop_assert_eq!(used, v.total_len());
+            prop_assert_eq!(got, Some(Decoded::Frame(v.frame())));
+        }
+    }
+}

@@ -1,5 +1,8 @@
-//! The routing table's storage on Linux: on the heap, grown as
-//! registrations arrive.
+//! The broker's storages on Linux, on the heap and grown with use:
+//! [`HeapStorage`] for the routing table, [`HeapLedger`] for each
+//! connection's ledger (the unicasts kept until acknowledged).
+//!
+//! # Routing table
 //!
 //! The core's default, [`InlineStorage`](nfy_core::route::InlineStorage),
 //! holds all `N` registrations' slots and index entries inline (3.9 MB for
@@ -13,7 +16,10 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
+use nfy_core::broker::{LedgerEntry, LedgerStorage};
 use nfy_core::route::{Chain, List, TableFull, TableSlot, TableStorage};
+
+use super::out_queue::{INITIAL_OUT_CAPACITY, RETAINED_OUT_CAPACITY};
 
 /// Routing-table data in heap collections: at most `N` slots.
 #[derive(Debug, Default)]
@@ -64,6 +70,62 @@ impl<const N: usize> TableStorage for HeapStorage<N> {
     }
 }
 
+/// A connection's ledger on the heap: empty until the connection is sent
+/// its first unicast, grown as needed (up to `--max-queue` of kept
+/// frames, which the broker enforces), and shrunk back once emptied after
+/// a burst, like an output queue ([`RETAINED_OUT_CAPACITY`]). After the
+/// warm-up nothing is allocated per message
+/// (`platform-linux/tests/alloc.rs`).
+#[derive(Debug, Default)]
+pub struct HeapLedger {
+    bytes: Vec<u8>,
+    entries: Vec<LedgerEntry>,
+}
+
+impl LedgerStorage for HeapLedger {
+    fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes
+    }
+
+    fn grow_bytes(&mut self, len: usize) -> usize {
+        if len > self.bytes.len() && self.bytes.try_reserve_exact(len - self.bytes.len()).is_ok() {
+            self.bytes.resize(len, 0);
+        }
+        self.bytes.len()
+    }
+
+    fn entries(&self) -> &[LedgerEntry] {
+        &self.entries
+    }
+
+    fn entries_mut(&mut self) -> &mut [LedgerEntry] {
+        &mut self.entries
+    }
+
+    fn grow_entries(&mut self, len: usize) -> usize {
+        if len > self.entries.len()
+            && self
+                .entries
+                .try_reserve_exact(len - self.entries.len())
+                .is_ok()
+        {
+            self.entries.resize(len, LedgerEntry::default());
+        }
+        self.entries.len()
+    }
+
+    fn release(&mut self) {
+        if self.bytes.len() > RETAINED_OUT_CAPACITY {
+            self.bytes.truncate(INITIAL_OUT_CAPACITY);
+            self.bytes.shrink_to_fit();
+        }
+    }
+}
+
 /// The index keys are already 64-bit FNV-1a hashes of the IDs: this hasher
 /// only mixes their bits (a multiply and a fold, so the high bits the map
 /// uses for its control bytes depend on every input bit) instead of
@@ -92,6 +154,52 @@ impl Hasher for PreHashed {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nfy_core::route::model;
+    use nfy_core::route::RoutingTable;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The shipping storage against the core's reference model.
+        #[test]
+        fn heap_storage_matches_the_reference_model(ops in model::ops()) {
+            model::check_against_model(
+                RoutingTable::<{ model::CAP }, _>::with_storage(HeapStorage::<{ model::CAP }>::default()),
+                ops,
+            )?;
+        }
+    }
+
+    /// A heap ledger keeps frames until they are acknowledged, in order,
+    /// and gives a drained large buffer back.
+    #[test]
+    fn heap_ledger_keeps_frames_and_shrinks_after_a_burst() {
+        use nfy_core::broker::ledger::WriteError;
+        use nfy_core::broker::Ledger;
+        let mut l = Ledger::<HeapLedger>::default();
+        l.set_keep_frames(true);
+        let frame = |n: usize, b: u8| {
+            move |space: &mut [u8]| match space.get_mut(..n) {
+                Some(dst) => {
+                    dst.fill(b);
+                    Ok(n)
+                }
+                None => Err(WriteError::NeedSpace),
+            }
+        };
+        for r in 0..3000u64 {
+            l.keep(r, 1 << 20, frame(200, (r % 250) as u8)).unwrap();
+        }
+        assert_eq!(l.live_bytes(), 600_000);
+        assert!(l.forget(0));
+        let first = l.frames().next().map(|(r, f)| (r, f[0]));
+        assert_eq!(first, Some((1, 1)));
+        for r in 1..3000u64 {
+            assert!(l.forget(r));
+        }
+        assert!(l.is_empty());
+        l.keep(5, 1 << 20, frame(10, 9)).unwrap();
+        assert_eq!(l.frames().count(), 1);
+    }
 
     #[test]
     fn slots_grow_to_the_capacity_and_no_further() {
