@@ -14,15 +14,18 @@
 //! that completed while their acks, held back by the client to share a
 //! write, were lost).
 //!
-//! The sender keeps at most [`WINDOW`] notifications unaccounted, so no
-//! queue overflows (an overflow closes a live receiver's connection; what
-//! is in its mailboxes then runs after the server gave it to the other
-//! receiver, a duplicate not caused by a kill).
+//! The sender keeps at most [`WINDOW`] notifications unaccounted, so what
+//! a kill hands to the other receiver stays bounded. (It was first there
+//! to keep queues from overflowing, which closed a live receiver's
+//! connection and caused duplicates not due to a kill; flow control now
+//! holds such a sender back by itself.)
 //!
 //! Size: `NFY_CRASH_N` unicasts (default [`DEFAULT_N`]), `NFY_CRASH_KILLS`
 //! kills (default [`DEFAULT_KILLS`]), `NFY_CRASH_SEED` for the kill points
-//! (default: from the clock; printed). The full-size run and its figures
-//! are in `docs/reliability.md`.
+//! (default: from the clock). The seed is printed before anything runs, so
+//! a failed run shows it (the test harness prints a failed test's output)
+//! and `NFY_CRASH_SEED=<seed>` replays its kill points. The full-size run
+//! and its figures are in `docs/reliability.md`.
 //!
 //! A third test checks the same on the wire, deterministically, with raw
 //! clients: only unacknowledged unicasts are re-routed, and JSON-protocol
@@ -285,6 +288,8 @@ fn scenario(n: u64, kills: u64, restart: bool) {
             .as_nanos() as u64
             | 1,
     );
+    // First, so that a failure shows how to replay it.
+    println!("crash-safe delivery: seed {seed} (replay: NFY_CRASH_SEED={seed})");
     assert!(n > 0 && n < u64::from(u32::MAX));
     let started = Instant::now();
 

@@ -123,9 +123,9 @@ pub fn record(stats: &mut OutStats, remote: &RemoteLimits, event: &Event<'_>) {
             }
         }
         Event::Paused { conn, waiting_for } => {
-            ::log::trace!("{conn}: paused: waits for {waiting_for} to drain");
+            ::log::debug!("{conn}: paused: waits for {waiting_for} to drain");
         }
-        Event::Resumed { conn } => ::log::trace!("{conn}: resumed"),
+        Event::Resumed { conn } => ::log::debug!("{conn}: resumed"),
         Event::ObserverBehind { conn } => ::log::info!(
             "{conn}: observer falls behind: observer events for it are dropped until it catches \
              up (observers never hold senders back)"
