@@ -78,7 +78,6 @@
 //! and skips are counted in [`ProtectionCounters`], which `nfy status`
 //! shows.
 
-use core::cell::Cell;
 use core::fmt;
 
 use heapless::Vec;
@@ -93,12 +92,14 @@ use crate::time::Timestamp;
 use crate::whitelist::Whitelist;
 use crate::wire::{self, Decoded, Frame, FrameError, Skipped};
 
+pub mod conns;
 pub mod flow;
 pub mod ledger;
 pub mod limits;
 pub mod outbox;
 pub mod rate;
 
+pub use conns::{ConnSlot, ConnStorage, InlineConns};
 pub use flow::FlowStats;
 pub use ledger::{InlineLedger, Ledger, LedgerEntry, LedgerStorage, RECENT_UNICASTS};
 pub use limits::{
@@ -217,43 +218,30 @@ enum FlowMode {
     Ignore,
 }
 
-/// Everything the broker keeps per connection slot.
-#[derive(Debug)]
-struct Slot<L> {
-    generation: u16,
-    conn: Option<ConnInfo>,
-    /// The last broadcast sent to this connection: one message per
-    /// connection per broadcast, however many of its registrations match.
-    broadcast: Cell<u32>,
-    ledger: Ledger<L>,
-    flow: FlowState,
-    /// The rate limit of a remote connection, made with its first input.
-    bucket: Option<TokenBucket>,
-}
-
 /// The broker: routing table, whitelist, per-connection state, limits.
 ///
 /// Capacities: `CONNS` connections (at most 65536), `REGS` registrations
 /// (a power of two, at most 32768), `RULES` whitelist rules and `IFACES`
 /// interface lines.
 ///
-/// The routing table's slots live in `S` and each connection's [`ledger`]
-/// in an `L`: inline by default; a hosted adapter may pass storages that
-/// grow on the heap ([`Broker::with_storage`]), so unused capacity costs
-/// no memory. The default ledger keeps references only (no frames:
-/// acknowledgements are declined, see [`LedgerStorage::KEEPS_FRAMES`]).
+/// The routing table's slots live in `S`, the connection slots (each with
+/// its [`ledger`]) in `C`: inline by default; a hosted adapter may pass
+/// storages that grow on the heap ([`Broker::with_storage`]), so unused
+/// capacity costs no memory. The default ledger keeps references only (no
+/// frames: acknowledgements are declined, see
+/// [`LedgerStorage::KEEPS_FRAMES`]).
 pub struct Broker<
     const CONNS: usize,
     const REGS: usize,
     const RULES: usize,
     const IFACES: usize,
     S = InlineStorage<REGS>,
-    L = InlineLedger<0, 32>,
+    C = InlineConns<CONNS, InlineLedger<0, 32>>,
 > {
     whitelist: Whitelist<RULES, IFACES>,
     limits: Limits,
     table: RoutingTable<REGS, S>,
-    slots: Vec<Slot<L>, CONNS>,
+    slots: C,
     free: Vec<u16, CONNS>,
     observers: Vec<ConnId, MAX_OBSERVERS>,
     remote_registrations: usize,
@@ -270,11 +258,11 @@ pub struct Broker<
     last_check: Option<Timestamp>,
 }
 
-impl<const CONNS: usize, const REGS: usize, const RULES: usize, const IFACES: usize, S, L>
-    fmt::Debug for Broker<CONNS, REGS, RULES, IFACES, S, L>
+impl<const CONNS: usize, const REGS: usize, const RULES: usize, const IFACES: usize, S, C>
+    fmt::Debug for Broker<CONNS, REGS, RULES, IFACES, S, C>
 where
     S: TableStorage,
-    L: LedgerStorage,
+    C: ConnStorage,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Broker")
@@ -287,17 +275,17 @@ impl<const CONNS: usize, const REGS: usize, const RULES: usize, const IFACES: us
     Broker<CONNS, REGS, RULES, IFACES>
 {
     /// A broker with this whitelist and these limits, its routing table
-    /// and ledgers inline.
+    /// and connections inline.
     pub fn new(whitelist: Whitelist<RULES, IFACES>, limits: Limits) -> Self {
-        Self::with_storage(whitelist, limits, InlineStorage::new())
+        Self::with_storage(whitelist, limits, InlineStorage::new(), InlineConns::new())
     }
 }
 
-impl<const CONNS: usize, const REGS: usize, const RULES: usize, const IFACES: usize, S, L>
-    Broker<CONNS, REGS, RULES, IFACES, S, L>
+impl<const CONNS: usize, const REGS: usize, const RULES: usize, const IFACES: usize, S, C>
+    Broker<CONNS, REGS, RULES, IFACES, S, C>
 where
     S: TableStorage,
-    L: LedgerStorage,
+    C: ConnStorage,
 {
     const CHECK: () = assert!(
         CONNS <= 1 << 16,
@@ -305,16 +293,21 @@ where
     );
 
     /// A broker with this whitelist and these limits, keeping its routing
-    /// table's slots in `storage` (empty) and each connection's ledger in
-    /// an `L::default()`.
-    pub fn with_storage(whitelist: Whitelist<RULES, IFACES>, limits: Limits, storage: S) -> Self {
+    /// table's slots in `storage` and its connections in `conns` (both
+    /// empty).
+    pub fn with_storage(
+        whitelist: Whitelist<RULES, IFACES>,
+        limits: Limits,
+        storage: S,
+        conns: C,
+    ) -> Self {
         #[allow(clippy::let_unit_value)]
         let () = Self::CHECK;
         Broker {
             whitelist,
             limits,
             table: RoutingTable::with_storage(storage),
-            slots: Vec::new(),
+            slots: conns,
             free: Vec::new(),
             observers: Vec::new(),
             remote_registrations: 0,
@@ -367,7 +360,7 @@ where
             self.refused(kind);
             ConnectRefused::ConnectionLimit
         })?;
-        let Some(entry) = self.slots.get_mut(usize::from(slot)) else {
+        let Some(entry) = self.slots.slots_mut().get_mut(usize::from(slot)) else {
             self.refused(kind);
             return Err(ConnectRefused::ConnectionLimit);
         };
@@ -394,25 +387,16 @@ where
 
     /// A free slot number, if the limits and the capacity allow one more.
     fn free_slot(&mut self) -> Option<u16> {
-        let open = self.slots.len() - self.free.len();
+        let have = self.slots.slots().len();
+        let open = have - self.free.len();
         if open >= self.limits.max_connections {
             return None;
         }
         if let Some(s) = self.free.pop() {
             return Some(s);
         }
-        let s = u16::try_from(self.slots.len()).ok()?;
-        self.slots
-            .push(Slot {
-                generation: 0,
-                conn: None,
-                broadcast: Cell::new(0),
-                ledger: Ledger::default(),
-                flow: FlowState::default(),
-                bucket: None,
-            })
-            .ok()?;
-        Some(s)
+        let s = u16::try_from(have).ok()?;
+        (have < CONNS && self.slots.push(ConnSlot::new())).then_some(s)
     }
 
     /// Counts a connection the adapter refused before asking (it had no
@@ -427,11 +411,11 @@ where
 
     /// What the broker knows of `conn`, if it is open.
     pub fn connection(&self, conn: ConnId) -> Option<&ConnInfo> {
-        slot_info(&self.slots, conn)
+        slot_info(self.slots.slots(), conn)
     }
 
-    fn slot_mut(&mut self, conn: ConnId) -> Option<&mut Slot<L>> {
-        slot_mut(&mut self.slots, conn)
+    fn slot_mut(&mut self, conn: ConnId) -> Option<&mut ConnSlot<C::Ledger>> {
+        slot_mut(self.slots.slots_mut(), conn)
     }
 
     fn connection_mut(&mut self, conn: ConnId) -> Option<&mut ConnInfo> {
@@ -465,13 +449,13 @@ where
 
     /// True while `conn` waits for another connection (flow control).
     pub fn is_paused(&self, conn: ConnId) -> bool {
-        slot_ref(&self.slots, conn).is_some_and(|s| s.flow.waiting_for.is_some())
+        slot_ref(self.slots.slots(), conn).is_some_and(|s| s.flow.waiting_for.is_some())
     }
 
     /// Unicasts `conn` was sent and has not acknowledged yet (0 unless it
     /// acknowledges).
     pub fn unacknowledged(&self, conn: ConnId) -> usize {
-        slot_ref(&self.slots, conn)
+        slot_ref(self.slots.slots(), conn)
             .filter(|s| s.ledger.keeps_frames())
             .map_or(0, |s| s.ledger.len())
     }
@@ -490,7 +474,7 @@ where
         out: &mut impl Outbox,
     ) -> Handled {
         let rate = self.limits.remote;
-        let Some(slot) = slot_mut(&mut self.slots, conn) else {
+        let Some(slot) = slot_mut(self.slots.slots_mut(), conn) else {
             return Handled::Done;
         };
         let Some(info) = slot.conn.as_mut() else {
@@ -677,11 +661,15 @@ where
 
     /// Every open connection, in slot order.
     pub fn connections(&self) -> impl Iterator<Item = (ConnId, &ConnInfo)> + '_ {
-        self.slots.iter().enumerate().filter_map(|(i, slot)| {
-            let info = slot.conn.as_ref()?;
-            let index = u16::try_from(i).ok()?;
-            Some((ConnId::new(index, slot.generation), info))
-        })
+        self.slots
+            .slots()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, slot)| {
+                let info = slot.conn.as_ref()?;
+                let index = u16::try_from(i).ok()?;
+                Some((ConnId::new(index, slot.generation), info))
+            })
     }
 
     /// Answers a `ConnectionsRequest` from `conn`: one
@@ -769,7 +757,7 @@ where
             self.status.local_connections = self.status.local_connections.saturating_sub(1);
         }
         self.observers.retain(|c| *c != conn);
-        if let Some(slot) = self.slots.get_mut(conn.index()) {
+        if let Some(slot) = self.slots.slots_mut().get_mut(conn.index()) {
             let mut ledger = ledger;
             ledger.set_keep_frames(false);
             slot.ledger = ledger;
@@ -792,7 +780,7 @@ where
         if let Ok(Message::Notify(n)) = msg::decode(Encoding::from_msg_id(frame.msg_id), frame.body)
         {
             let kept = n.reference.is_some_and(|r| {
-                slot_ref(&self.slots, conn)
+                slot_ref(self.slots.slots(), conn)
                     .is_some_and(|s| s.ledger.keeps_frames() && s.ledger.contains(r))
             });
             if !kept && n.reference.is_some() && n.to.is_unicast() {
@@ -888,8 +876,8 @@ where
             ..
         } = self.limits.flow;
         let mut watch = false;
-        for i in 0..self.slots.len() {
-            let Some(slot) = self.slots.get_mut(i) else {
+        for i in 0..self.slots.slots().len() {
+            let Some(slot) = self.slots.slots_mut().get_mut(i) else {
                 continue;
             };
             let Ok(index) = u16::try_from(i) else {
@@ -935,7 +923,7 @@ where
     }
 
     /// How `conn`'s backlog stands against the high-water mark.
-    fn mark(slots: &[Slot<L>], conn: ConnId, high: usize, out: &impl Outbox) -> Mark {
+    fn mark(slots: &[ConnSlot<C::Ledger>], conn: ConnId, high: usize, out: &impl Outbox) -> Mark {
         match slot_ref(slots, conn) {
             Some(_) if out.backlog(conn) > high => Mark::QueueOver,
             Some(s) if s.ledger.live_bytes() > high => Mark::LedgerOver,
@@ -946,7 +934,7 @@ where
     /// Resumes the connections waiting for `conn` once it has drained.
     fn maybe_resume(&mut self, conn: ConnId, out: &mut impl Outbox) {
         let low = self.limits.flow.low_water;
-        let drained = slot_ref(&self.slots, conn).is_some_and(|s| {
+        let drained = slot_ref(self.slots.slots(), conn).is_some_and(|s| {
             s.flow.waiters > 0 && out.backlog(conn) <= low && s.ledger.live_bytes() <= low
         });
         if drained {
@@ -956,11 +944,11 @@ where
 
     /// Every connection waiting for `target` goes on.
     fn resume_waiters(&mut self, target: ConnId, out: &mut impl Outbox) {
-        let waiters = slot_ref(&self.slots, target).map_or(0, |s| s.flow.waiters);
+        let waiters = slot_ref(self.slots.slots(), target).map_or(0, |s| s.flow.waiters);
         if waiters == 0 {
             return;
         }
-        for (i, slot) in self.slots.iter_mut().enumerate() {
+        for (i, slot) in self.slots.slots_mut().iter_mut().enumerate() {
             if slot.conn.is_none() || slot.flow.waiting_for != Some(target) {
                 continue;
             }
@@ -981,11 +969,11 @@ where
     /// `sender`: making `sender` wait for it would close a cycle.
     fn would_cycle(&self, sender: ConnId, target: ConnId) -> bool {
         let mut at = target;
-        for _ in 0..=self.slots.len() {
+        for _ in 0..=self.slots.slots().len() {
             if at == sender {
                 return true;
             }
-            match slot_ref(&self.slots, at).and_then(|s| s.flow.waiting_for) {
+            match slot_ref(self.slots.slots(), at).and_then(|s| s.flow.waiting_for) {
                 Some(next) => at = next,
                 None => return false,
             }
@@ -1016,6 +1004,7 @@ where
             whitelist,
             ..
         } = &*self;
+        let slots = slots.slots();
         let mut overrun = false;
         let mut wait_for = |c: ConnId| match Self::mark(slots, c, high, out) {
             Mark::Under => false,
@@ -1164,7 +1153,7 @@ where
         let returned = n.reference.filter(|&r| {
             n.to.is_unicast()
                 && self.connection(sender_of(r)).is_some()
-                && slot_ref(&self.slots, conn).is_some_and(|s| s.ledger.contains(r))
+                && slot_ref(self.slots.slots(), conn).is_some_and(|s| s.ledger.contains(r))
         });
         if flow == FlowMode::Apply {
             if let Some(target) = self.blocker(conn, &n, returned, &*out) {
@@ -1229,6 +1218,7 @@ where
             watch,
             ..
         } = self;
+        let slots = slots.slots_mut();
         let mut observing = Observing {
             observers,
             limits: &limits,
@@ -1359,24 +1349,24 @@ fn count(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-fn slot_ref<L>(slots: &[Slot<L>], conn: ConnId) -> Option<&Slot<L>> {
+fn slot_ref<L>(slots: &[ConnSlot<L>], conn: ConnId) -> Option<&ConnSlot<L>> {
     let slot = slots.get(conn.index())?;
     (slot.generation == conn.generation() && slot.conn.is_some()).then_some(slot)
 }
 
-fn slot_mut<L>(slots: &mut [Slot<L>], conn: ConnId) -> Option<&mut Slot<L>> {
+fn slot_mut<L>(slots: &mut [ConnSlot<L>], conn: ConnId) -> Option<&mut ConnSlot<L>> {
     let slot = slots.get_mut(conn.index())?;
     (slot.generation == conn.generation() && slot.conn.is_some()).then_some(slot)
 }
 
-fn slot_info<L>(slots: &[Slot<L>], conn: ConnId) -> Option<&ConnInfo> {
+fn slot_info<L>(slots: &[ConnSlot<L>], conn: ConnId) -> Option<&ConnInfo> {
     slot_ref(slots, conn)?.conn.as_ref()
 }
 
 /// Whether registration `r` may receive `n`: not excluded, not found full
 /// in this delivery, open, and local or allowed by an `out` rule.
 fn allowed<L, const RULES: usize, const IFACES: usize>(
-    slots: &[Slot<L>],
+    slots: &[ConnSlot<L>],
     whitelist: &Whitelist<RULES, IFACES>,
     n: &Notify<'_>,
     exclude: Option<ConnId>,
@@ -1396,7 +1386,7 @@ fn allowed<L, const RULES: usize, const IFACES: usize>(
 
 /// Sends to `conn` in its encoding; false when its queue is full or it is
 /// gone.
-fn send<L>(out: &mut impl Outbox, slots: &[Slot<L>], conn: ConnId, msg: &Message<'_>) -> bool {
+fn send<L>(out: &mut impl Outbox, slots: &[ConnSlot<L>], conn: ConnId, msg: &Message<'_>) -> bool {
     match slot_info(slots, conn) {
         Some(info) if info.closing.is_none() => out.send(conn, info.encoding, msg).is_ok(),
         _ => false,
@@ -1409,7 +1399,7 @@ fn send<L>(out: &mut impl Outbox, slots: &[Slot<L>], conn: ConnId, msg: &Message
 /// (the queue, or the ledger, is full).
 fn send_unicast<L: LedgerStorage>(
     out: &mut impl Outbox,
-    slots: &mut [Slot<L>],
+    slots: &mut [ConnSlot<L>],
     conn: ConnId,
     msg: &Message<'_>,
     reference: Option<u64>,
@@ -1475,7 +1465,7 @@ impl Observing<'_> {
     fn tell<L: LedgerStorage>(
         &mut self,
         out: &mut impl Outbox,
-        slots: &mut [Slot<L>],
+        slots: &mut [ConnSlot<L>],
         n: &Notify<'_>,
         to: Option<AppId>,
         full: &mut Vec<ConnId, 8>,

@@ -1,6 +1,8 @@
 //! The broker's storages on Linux, on the heap and grown with use:
-//! [`HeapStorage`] for the routing table, [`HeapLedger`] for each
-//! connection's ledger (the unicasts kept until acknowledged).
+//! [`HeapStorage`] for the routing table, [`HeapConns`] for the connection
+//! slots, [`HeapLedger`] for each connection's ledger (the unicasts kept
+//! until acknowledged). An idle server holds almost nothing of the room
+//! its capacities allow.
 //!
 //! # Routing table
 //!
@@ -16,7 +18,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use nfy_core::broker::{LedgerEntry, LedgerStorage};
+use nfy_core::broker::{ConnSlot, ConnStorage, LedgerEntry, LedgerStorage};
 use nfy_core::route::{Chain, List, TableFull, TableSlot, TableStorage};
 
 use super::out_queue::{INITIAL_OUT_CAPACITY, RETAINED_OUT_CAPACITY};
@@ -67,6 +69,35 @@ impl<const N: usize> TableStorage for HeapStorage<N> {
 
     fn remove_chain(&mut self, list: List, hash: u64) {
         self.index[list as usize].remove(&hash);
+    }
+}
+
+/// The broker's connection slots on the heap, grown (by doubling) as
+/// connections arrive: the broker's `CONNS` bounds them, and a slot freed
+/// by a closed connection is reused, so memory follows the high-water mark
+/// of connections open at once.
+#[derive(Debug, Default)]
+pub struct HeapConns {
+    slots: Vec<ConnSlot<HeapLedger>>,
+}
+
+impl ConnStorage for HeapConns {
+    type Ledger = HeapLedger;
+
+    fn slots(&self) -> &[ConnSlot<HeapLedger>] {
+        &self.slots
+    }
+
+    fn slots_mut(&mut self) -> &mut [ConnSlot<HeapLedger>] {
+        &mut self.slots
+    }
+
+    fn push(&mut self, slot: ConnSlot<HeapLedger>) -> bool {
+        if self.slots.try_reserve(1).is_err() {
+            return false;
+        }
+        self.slots.push(slot);
+        true
     }
 }
 

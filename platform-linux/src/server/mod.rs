@@ -11,7 +11,7 @@
 //! | [`args`] | the `notifysvc` command line |
 //! | [`config`] | finding and reading the whitelist configuration |
 //! | [`listen`] | TCP and Unix listeners, peer classification, one-server rule |
-//! | [`heap_storage`] | the broker's storages on the heap: routing table ([`HeapStorage`]), ledgers ([`HeapLedger`]) |
+//! | [`heap_storage`] | the broker's storages on the heap: routing table ([`HeapStorage`]), connections ([`HeapConns`]), ledgers ([`HeapLedger`]) |
 //! | [`out_queue`] | one connection's output queue and its `send` |
 //! | [`outbox`] | every connection's queue: the broker's `Outbox`, closes and resumes it asks for |
 //! | [`events`] | the broker's events as log lines and counters |
@@ -93,7 +93,7 @@ mod shutdown;
 mod signals;
 
 pub use config::ConfigSource;
-pub use heap_storage::{HeapLedger, HeapStorage};
+pub use heap_storage::{HeapConns, HeapLedger, HeapStorage};
 pub use nfy_core::broker::RemoteLimits;
 
 /// Connections the broker holds at once (local and remote together).
@@ -198,9 +198,9 @@ impl FlowOptions {
 }
 
 /// Stack of the event-loop thread. The broker is built on this stack
-/// before being boxed (its connection slots and whitelist are inline,
-/// about 250 KB; the routing table is on the heap, see [`HeapStorage`]);
-/// the memory is virtual until touched.
+/// before being boxed (its whitelist is inline; the routing table and the
+/// connection slots are on the heap, see [`heap_storage`]); the memory is
+/// virtual until touched.
 pub const EVENT_LOOP_STACK: usize = 64 * 1024 * 1024;
 
 /// The whitelist with this platform's capacities.
@@ -213,7 +213,7 @@ pub type LinuxBroker = Broker<
     MAX_RULES,
     MAX_INTERFACES,
     HeapStorage<MAX_REGISTRATIONS>,
-    HeapLedger,
+    HeapConns,
 >;
 
 /// The broker limits of the Linux server.
@@ -318,14 +318,16 @@ impl Default for Profile {
     }
 }
 
-/// Builds the broker, its routing table's slots and its ledgers on the
-/// heap ([`HeapStorage`], [`HeapLedger`]). Call this on a thread with a
-/// big stack (the event loop runs on one of [`EVENT_LOOP_STACK`] bytes).
+/// Builds the broker, its routing table, connection slots and ledgers on
+/// the heap ([`HeapStorage`], [`HeapConns`], [`HeapLedger`]). Call this on
+/// a thread with a big stack (the event loop runs on one of
+/// [`EVENT_LOOP_STACK`] bytes).
 pub fn new_broker(whitelist: LinuxWhitelist, limits: Limits) -> Box<LinuxBroker> {
     Box::new(Broker::with_storage(
         whitelist,
         limits,
         HeapStorage::default(),
+        HeapConns::default(),
     ))
 }
 

@@ -20,7 +20,7 @@ use crate::msg::{compact, Hello};
 use crate::wire::{encode_header, frames, FrameDecoder};
 
 type PairLedger = InlineLedger<{ 16 * 1024 }, 512>;
-type PairBroker = Broker<16, 64, 4, 2, InlineStorage<64>, PairLedger>;
+type PairBroker = Broker<16, 64, 4, 2, InlineStorage<64>, InlineConns<16, PairLedger>>;
 
 /// Bytes a socket buffer holds, each way.
 const SOCKET: usize = 2048;
@@ -296,6 +296,7 @@ impl Pair {
                 Whitelist::new(),
                 limits(),
                 InlineStorage::new(),
+                InlineConns::new(),
             )),
             sides: StdVec::new(),
             decoders: StdVec::new(),
@@ -886,6 +887,7 @@ fn frame_and_rate_limits_apply_to_input() {
             ..limits()
         },
         InlineStorage::new(),
+        InlineConns::new(),
     );
     let local = b.connect(PeerKind::Local).unwrap();
     let remote = b.connect(PeerKind::Remote).unwrap();
