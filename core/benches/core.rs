@@ -8,11 +8,12 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use nfy_core::broker::{Broker, ConnId, Limits, Outbox, PeerKind, QueueFull};
+use nfy_core::broker::{Broker, ConnId, Handled, Limits, Outbox, PeerKind, QueueFull};
 use nfy_core::msg::{self, Encoding, Message, Notify, RawJson};
 use nfy_core::route::{Route, RoutingTable};
+use nfy_core::time::Timestamp;
 use nfy_core::whitelist::Whitelist;
-use nfy_core::wire::{self, Decoded, FrameDecoder};
+use nfy_core::wire::{self, Decoded, Frame, FrameDecoder};
 use nfy_core::{AppId, Destination, NotificationId};
 
 const CAP: usize = 16384;
@@ -98,6 +99,26 @@ fn bench_broker(c: &mut Criterion) {
         let sender = conns[0];
         g.bench_with_input(BenchmarkId::new("unicast", n), &n, |bch, _| {
             bch.iter(|| b.handle(sender, Message::Notify(n_msg.clone()), &mut out))
+        });
+        // The same as a server gives it: a JSON frame through the frame
+        // limit, decoding, flow control (is the receiver over its mark?)
+        // and routing, against decoding and routing alone.
+        let mut body = vec![0u8; 512];
+        let len = msg::encode(&Message::Notify(n_msg.clone()), Encoding::Json, &mut body).unwrap();
+        body.truncate(len);
+        let frame = Frame {
+            msg_id: Encoding::Json.msg_id(),
+            body: &body,
+        };
+        g.bench_with_input(BenchmarkId::new("unicast_frame", n), &n, |bch, _| {
+            bch.iter(|| b.handle_frame(sender, frame, &mut out))
+        });
+        let now = Timestamp::ZERO;
+        g.bench_with_input(BenchmarkId::new("unicast_input", n), &n, |bch, _| {
+            bch.iter(|| {
+                let handled = b.handle_input(sender, Decoded::Frame(frame), now, &mut out);
+                assert_eq!(handled, Handled::Done);
+            })
         });
     }
     g.finish();

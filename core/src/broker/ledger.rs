@@ -179,6 +179,8 @@ pub struct Ledger<L> {
     end: usize,
     /// Bytes of live frames.
     live: usize,
+    /// The entry area did not grow when asked: it is at its largest.
+    entries_at_most: bool,
 }
 
 impl<L: LedgerStorage> Ledger<L> {
@@ -289,7 +291,9 @@ impl<L: LedgerStorage> Ledger<L> {
             used.rotate_left(self.head.min(cap));
         }
         self.head = 0;
-        self.storage.grow_entries(want) > cap
+        let grew = self.storage.grow_entries(want) > cap;
+        self.entries_at_most = !grew;
+        grew
     }
 
     /// Removes the entry at ring position `i`, moving the older ones up
