@@ -19,9 +19,31 @@
 //! |---|---|
 //! | [`limits`] | [`Limits`] (with [`RemoteLimits`] and [`FlowLimits`]), the refusals |
 //! | [`outbox`] | the [`Outbox`] trait, [`Event`], [`Handled`] |
+//! | [`conns`] | the connection slots and where they live ([`ConnStorage`]) |
 //! | [`ledger`] | per connection: unicasts kept until acknowledged, references sent |
 //! | [`flow`] | flow control: pausing, resuming, stalls (the **Decision**s) |
 //! | [`rate`] | the [`TokenBucket`] of remote peers |
+//!
+//! # Methods
+//!
+//! As quinn-proto's `Connection`, by kind:
+//!
+//! - getters: [`Broker::status`], [`Broker::connection`],
+//!   [`Broker::connections`], [`Broker::is_paused`],
+//!   [`Broker::unacknowledged`], [`Broker::protection`],
+//!   [`Broker::flow_stats`], [`Broker::limits`];
+//! - handlers of what happened outside, named `handle_*`:
+//!   [`Broker::handle_input`] (and, without limits or flow control,
+//!   [`Broker::handle_frame`], [`Broker::handle`]), [`Broker::handle_timeout`];
+//! - mutators the adapter calls as things happen: [`Broker::connect`],
+//!   [`Broker::refused`], [`Broker::sent`], [`Broker::acknowledge_held`],
+//!   [`Broker::close`], [`Broker::return_undelivered`],
+//!   [`Broker::disconnect`];
+//! - the timer: [`Broker::poll_timeout`].
+//!
+//! Output is not polled but pushed into the [`Outbox`] during each call
+//! (a notification may go to many connections at once, and pushing lets the
+//! adapter encode it straight into each queue).
 //!
 //! # References and returned notifications
 //!

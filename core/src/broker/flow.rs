@@ -49,24 +49,35 @@
 //!   over the mark the sender waits; the notification does not go to the
 //!   next candidate instead (priority, not speed, decides who receives
 //!   `"1"`).
-//! - **A connection never waits for itself, nor in a cycle.** Nobody but
-//!   a connection itself could end a wait for its own queue, and a client
-//!   blocked in `write` cannot read: a blocking raw client that writes
-//!   without reading would deadlock. So unicast errors owed to a sender,
-//!   and notifications it sends to its own registrations, are queued
-//!   whatever the marks, bounded by the hard limit
-//!   ([`Limits::max_queue`](super::Limits::max_queue)): a connection that
-//!   does not read its own output is disconnected as an overflow when it
-//!   passes it, as before flow control. The same holds for any wait that
-//!   would close a cycle (`A` waits for `B` while `B` waits for `A`, e.g.
-//!   two clients flooding each other, whose acknowledgements would then go
-//!   unread): the frame is queued past the mark instead.
-//! - **Unicast errors owed to a sender that does not read them** are that
-//!   sender's own output (above): they never pause anyone, and a sender
-//!   that streams unicasts nobody receives without reading the errors is
-//!   disconnected at the hard limit. With flow control a slow receiver no
+//! - **A connection waits for its own queue too.** Unicast errors owed to
+//!   a sender, and notifications it sends to its own registrations, are
+//!   its own output: when its queue is over the mark, its input waits like
+//!   anyone's. A client that reads while it writes (a reader thread, a
+//!   non-blocking loop, our library) drains its queue and goes on; a
+//!   blocking client that writes without ever reading deadlocks, as it
+//!   would against any stream peer, and is disconnected as stalled after
+//!   the stall timeout (before flow control, it was disconnected when its
+//!   queue overflowed). Exempting it instead would let its queue grow to the
+//!   hard limit even while it reads: an error is larger than the notify
+//!   that caused it, so a sender streaming undeliverable unicasts at full
+//!   speed would always overflow.
+//! - **Unicast errors owed to a sender that does not read them** follow
+//!   from that: the sender waits for its own queue (and is disconnected as
+//!   stalled if it never reads). With flow control a slow receiver no
 //!   longer produces unicast errors at all, so this is left to genuinely
 //!   undeliverable unicasts.
+//! - **A wait for acknowledgements that would close a cycle is not
+//!   taken.** A connection whose *queue* is over the mark is always waited
+//!   for: its client drains it by reading, whatever the server does. One
+//!   whose *unacknowledged unicasts* alone are over it drains only when the
+//!   server reads its acks, which it does not while that connection is
+//!   itself paused (beyond a bounded read-ahead, see below). So when such a
+//!   wait would close a cycle (`A` waits for `B`'s acks while `B` waits for
+//!   `A`: two clients of our library flooding each other while their
+//!   callbacks lag), the frame is queued past the mark instead
+//!   ([`FlowStats::cycle_overruns`]); if the acks stay behind long enough,
+//!   a ledger reaches the hard limit and that connection is closed as an
+//!   overflow, what it did not acknowledge going back to its senders.
 //! - **Observers never hold senders back.** An observer hears of every
 //!   delivery of every sender; a slow monitoring tool must not throttle the
 //!   whole bus. Observer events for an observer over the mark are dropped
@@ -77,7 +88,11 @@
 //! - **Acknowledgements are backlog, and progress.** A receiver of our
 //!   library reads eagerly into its callback mailboxes; when its callbacks
 //!   lag, what grows is its ledger, not its queue. Its senders wait for it
-//!   as for a slow reader, and each acknowledgement counts as progress.
+//!   as for a slow reader, and each acknowledgement counts as progress. A
+//!   paused connection's acknowledgements are still read: the adapter reads
+//!   on, up to a bound, into the input it holds, and gives each new part to
+//!   [`Broker::acknowledge_held`](super::Broker::acknowledge_held), which
+//!   releases what those acks acknowledge ahead of the input before them.
 //! - **A returned unicast pauses the connection returning it** when the
 //!   next receiver is over the mark (it is the input being handled).
 //!   Unicasts given back by a connection being closed (unsent, or
