@@ -209,9 +209,12 @@ fn one_waits_for_its_slow_best_receiver() {
     assert!(s.pauses > 0, "{s:?}");
 }
 
-/// A broadcast to 8 receivers of which one is slow: every receiver gets
-/// every notification, in order (the sender waits for the slowest live
-/// subscriber).
+/// A broadcast to 8 receivers (half on TCP, half on the Unix socket) of
+/// which one is slow: every receiver gets every notification, in order
+/// (the sender waits for the slowest live subscriber). The slow one is on
+/// the Unix socket, whose small buffers make the server's queue for it
+/// fill even with the debug build's 20,000 notifications (TCP's may hold
+/// them all).
 #[test]
 fn a_broadcast_waits_for_its_slowest_subscriber() {
     let n = count();
@@ -227,7 +230,7 @@ fn a_broadcast_waits_for_its_slowest_subscriber() {
         let app = format!("r{i}");
         c.register(&app, "all", 0).unwrap();
         assert!(c.barrier(&app).is_empty());
-        if i == 5 {
+        if i == 4 {
             slow = Some(c);
         } else {
             receivers.push(receive_all(c, "all", n, FAST));
