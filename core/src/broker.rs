@@ -397,7 +397,7 @@ where
             closing: None,
             rate_dropped: 0,
         });
-        entry.ledger.set_keep_frames(false);
+        entry.ledger.reset();
         entry.flow = FlowState::default();
         entry.bucket = None;
         match kind {
@@ -781,7 +781,7 @@ where
         self.observers.retain(|c| *c != conn);
         if let Some(slot) = self.slots.slots_mut().get_mut(conn.index()) {
             let mut ledger = ledger;
-            ledger.set_keep_frames(false);
+            ledger.reset();
             slot.ledger = ledger;
             slot.conn = None;
             slot.generation = slot.generation.wrapping_add(1);

@@ -69,6 +69,8 @@
 //! cannot be chosen transparently by the dependency. The constant records
 //! the platform's figure for when the client gets a pool-size option.
 
+#![forbid(unsafe_code)]
+
 use nfy_linux::server::{Profile, ProfileLimits, MIN_MAX_FRAME, MIN_QUEUE_FRAMES};
 
 pub use nfy_linux::{client, defaults, log};

@@ -192,15 +192,24 @@ impl<L: LedgerStorage> Ledger<L> {
     /// Switches between keeping frames (`true`: the connection
     /// acknowledges) and keeping references only; returns how many kept
     /// frames were forgotten (turning acknowledgements off).
+    /// Asking for the mode already in force changes nothing (a second
+    /// `hello` must not forget what is kept).
     pub fn set_keep_frames(&mut self, on: bool) -> usize {
+        let frames = on && L::KEEPS_FRAMES;
+        if frames == self.frames {
+            return 0;
+        }
         let forgotten = if self.frames { self.count } else { 0 };
         self.clear();
-        self.frames = on && L::KEEPS_FRAMES;
-        if on {
-            0
-        } else {
-            forgotten
-        }
+        self.frames = frames;
+        forgotten
+    }
+
+    /// Forgets everything and keeps references only: a new connection's
+    /// ledger.
+    pub fn reset(&mut self) {
+        self.clear();
+        self.frames = false;
     }
 
     /// Unicasts remembered.
@@ -644,6 +653,8 @@ mod tests {
         let mut l = acking();
         l.keep(1, 1000, fill(10, 1)).unwrap();
         l.keep(2, 1000, fill(10, 2)).unwrap();
+        assert_eq!(l.set_keep_frames(true), 0, "already on: nothing changes");
+        assert_eq!(l.frames().count(), 2);
         assert_eq!(l.set_keep_frames(false), 2);
         assert!(l.is_empty() && !l.keeps_frames());
         // A storage without a byte area cannot keep frames.

@@ -11,6 +11,8 @@
 //! another start-up failure, 3 permission, 64 bad command line (4 and 5,
 //! configuration errors, cannot happen: no configuration is read).
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use nfy_verix_sim::server::{self, args};

@@ -938,3 +938,40 @@ fn hello_and_acks_are_reported_to_the_adapter() {
     assert!(!w.b.connection(r).unwrap().acks);
     assert_eq!(w.out.hellos, [(r, true), (r, false)]);
 }
+
+#[test]
+fn admission_refuses_remote_peers_under_a_local_only_profile_and_counts_refusals() {
+    let mut w = world("");
+    w.b = new_broker(
+        Whitelist::new(),
+        Limits {
+            local_only: true,
+            max_connections: 2,
+            ..Limits::default()
+        },
+    );
+    assert_eq!(
+        w.b.connect(PeerKind::Remote),
+        Err(ConnectRefused::LocalOnly)
+    );
+    let _a = w.local();
+    let _b = w.local();
+    assert_eq!(
+        w.b.connect(PeerKind::Local),
+        Err(ConnectRefused::ConnectionLimit)
+    );
+    // Refused by the adapter (no descriptor left): counted the same way.
+    w.b.refused(PeerKind::Remote);
+    let p = w.b.protection();
+    assert_eq!((p.refused, p.remote_refused), (3, 2));
+    let s = w.b.status();
+    assert_eq!((s.local_connections, s.remote_connections), (2, 0));
+    // The frame limits a decoder is sized for.
+    let l = Limits::default();
+    assert_eq!(l.frame_limit(PeerKind::Local), 64 * 1024);
+    assert_eq!(l.frame_limit(PeerKind::Remote), 16 * 1024);
+    assert_eq!(
+        l.decoder_len(PeerKind::Remote),
+        16 * 1024 + RETURN_SLACK + crate::wire::HEADER_LEN
+    );
+}
