@@ -231,6 +231,15 @@ enum Mark {
     LedgerOver,
 }
 
+/// What [`Broker::deliver`] came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    /// Routed (or owed a unicast error).
+    Done,
+    /// Nothing sent: the input's connection must wait for this one.
+    Wait(ConnId),
+}
+
 /// Whether flow control applies to an input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum FlowMode {
@@ -944,17 +953,11 @@ where
         self.watch = watch;
     }
 
-    /// How `conn`'s backlog stands against the high-water mark.
-    fn mark(slots: &[ConnSlot<C::Ledger>], conn: ConnId, high: usize, out: &impl Outbox) -> Mark {
-        match slot_ref(slots, conn) {
-            Some(_) if out.backlog(conn) > high => Mark::QueueOver,
-            Some(s) if s.ledger.live_bytes() > high => Mark::LedgerOver,
-            _ => Mark::Under,
-        }
-    }
-
     /// Resumes the connections waiting for `conn` once it has drained.
     fn maybe_resume(&mut self, conn: ConnId, out: &mut impl Outbox) {
+        if self.paused == 0 {
+            return;
+        }
         let low = self.limits.flow.low_water;
         let drained = slot_ref(self.slots.slots(), conn).is_some_and(|s| {
             s.flow.waiters > 0 && out.backlog(conn) <= low && s.ledger.live_bytes() <= low
@@ -985,89 +988,6 @@ where
         if let Some(t) = self.slot_mut(target) {
             t.flow.waiters = 0;
         }
-    }
-
-    /// True when `target` waits, directly or through others, for
-    /// `sender`: making `sender` wait for it would close a cycle.
-    fn would_cycle(&self, sender: ConnId, target: ConnId) -> bool {
-        let mut at = target;
-        for _ in 0..=self.slots.slots().len() {
-            if at == sender {
-                return true;
-            }
-            match slot_ref(self.slots.slots(), at).and_then(|s| s.flow.waiting_for) {
-                Some(next) => at = next,
-                None => return false,
-            }
-        }
-        false
-    }
-
-    /// The connection `conn` must wait for before `n` can be routed (see
-    /// [`flow`]): a receiver over the high-water mark, or, when nobody
-    /// receives a unicast, the connection its unicast error goes to. A
-    /// receiver whose queue is over the mark is always waited for (`conn`
-    /// itself included: a client that reads drains it, one that does not
-    /// is stalled); one whose unacknowledged unicasts alone are over it is
-    /// not when the wait would close a cycle (its acknowledgements would
-    /// go unread).
-    fn blocker(
-        &mut self,
-        conn: ConnId,
-        n: &Notify<'_>,
-        returned: Option<u64>,
-        out: &impl Outbox,
-    ) -> Option<ConnId> {
-        let high = self.limits.flow.high_water;
-        let exclude = returned.map(|_| conn);
-        let Broker {
-            table,
-            slots,
-            whitelist,
-            ..
-        } = &*self;
-        let slots = slots.slots();
-        let mut overrun = false;
-        let mut wait_for = |c: ConnId| match Self::mark(slots, c, high, out) {
-            Mark::Under => false,
-            Mark::QueueOver => true,
-            Mark::LedgerOver if self.would_cycle(conn, c) => {
-                overrun = true;
-                false
-            }
-            Mark::LedgerOver => true,
-        };
-        let found = if n.to.is_unicast() {
-            let receiver = match table.route(&n.to, &n.notification, |r: &Registration| {
-                allowed(slots, whitelist, n, exclude, &[], r)
-            }) {
-                Route::Unicast(r) => Some(r.conn),
-                _ => None,
-            };
-            // Nobody receives it: the unicast error is owed to the
-            // original sender of a returned unicast, else to `conn`.
-            let target = receiver.or_else(|| {
-                let owed = returned
-                    .map(sender_of)
-                    .filter(|s| slot_info(slots, *s).is_some())
-                    .unwrap_or(conn);
-                slot_info(slots, owed)
-                    .is_some_and(|i| i.unicast_errors && i.closing.is_none())
-                    .then_some(owed)
-            });
-            target.filter(|&c| wait_for(c))
-        } else {
-            table
-                .candidates(&n.notification)
-                .filter(|r| allowed(slots, whitelist, n, exclude, &[], r))
-                .map(|r| r.conn)
-                .find(|&c| wait_for(c))
-        };
-        if overrun && found.is_none() {
-            self.flow_stats.cycle_overruns += 1;
-            self.watch = true;
-        }
-        found
     }
 
     fn pause(&mut self, conn: ConnId, waiting_for: ConnId, out: &mut impl Outbox) {
@@ -1177,60 +1097,70 @@ where
                 && self.connection(sender_of(r)).is_some()
                 && slot_ref(self.slots.slots(), conn).is_some_and(|s| s.ledger.contains(r))
         });
-        if flow == FlowMode::Apply {
-            if let Some(target) = self.blocker(conn, &n, returned, &*out) {
-                self.pause(conn, target, out);
-                return Handled::Paused;
-            }
-        }
-        match returned {
-            Some(r) => {
-                // Returned once: the same reference is not taken again.
-                if let Some(s) = self.slot_mut(conn) {
-                    s.ledger.forget(r);
-                }
-                self.maybe_resume(conn, out);
-                self.reroute(conn, n, out);
-            }
+        let waiter = (flow == FlowMode::Apply).then_some(conn);
+        let delivery = match returned {
+            // The unicast error, if owed, goes to the original sender.
+            Some(r) => self.deliver(sender_of(r), Some(conn), n, waiter, out),
             None => {
                 let mut n = n;
                 n.reference = None;
-                self.deliver(conn, None, n, out);
+                self.deliver(conn, None, n, waiter, out)
+            }
+        };
+        match delivery {
+            Delivery::Wait(target) => {
+                self.pause(conn, target, out);
+                Handled::Paused
+            }
+            Delivery::Done => {
+                if let Some(r) = returned {
+                    // Returned once: the same reference is not taken again.
+                    if let Some(s) = self.slot_mut(conn) {
+                        s.ledger.forget(r);
+                    }
+                    self.maybe_resume(conn, out);
+                }
+                Handled::Done
             }
         }
-        Handled::Done
     }
 
-    /// Routes a returned unicast again, without `returned_by`.
+    /// Routes a unicast given back by closing connection `returned_by`
+    /// again (without flow control: it has no sender to hold back).
     fn reroute(&mut self, returned_by: ConnId, n: Notify<'_>, out: &mut impl Outbox) {
         let sender = n
             .reference
             .map(sender_of)
             .filter(|s| self.connection(*s).is_some());
-        self.deliver(sender.unwrap_or(returned_by), Some(returned_by), n, out);
+        let _ = self.deliver(
+            sender.unwrap_or(returned_by),
+            Some(returned_by),
+            n,
+            None,
+            out,
+        );
     }
 
-    /// Routes `n` from `sender`, skipping `exclude`'s registrations, sends
-    /// it, tells observers, and owes a unicast error when nobody got it.
+    /// Routes `n` from `sender` (to whom a unicast error is owed, when it
+    /// is alive), skipping `exclude`'s registrations, sends it, tells
+    /// observers, and owes a unicast error when nobody got it. With a
+    /// `waiter` (flow control), first decides, on the same routing, whether
+    /// a receiver is over its high-water mark (see [`flow`]): then nothing
+    /// is sent and the answer is [`Delivery::Wait`].
     fn deliver(
         &mut self,
         sender: ConnId,
         exclude: Option<ConnId>,
         n: Notify<'_>,
+        waiter: Option<ConnId>,
         out: &mut impl Outbox,
-    ) {
+    ) -> Delivery {
         // Receivers whose queue turned out full during this delivery; they
         // are skipped and closed afterwards.
         let mut full: Vec<ConnId, 8> = Vec::new();
         let mut delivered = 0u64;
-        let reference = match (n.to.is_unicast(), n.reference) {
-            (true, Some(r)) => Some(r),
-            (true, None) => Some(self.reference_for(sender)),
-            (false, _) => None,
-        };
-        self.next_broadcast = self.next_broadcast.wrapping_add(1).max(1);
-        let stamp = self.next_broadcast;
-        let limits = self.limits;
+        let flow_limits = self.limits.flow;
+        let max_queue = self.limits.max_queue;
         let Broker {
             table,
             slots,
@@ -1238,32 +1168,68 @@ where
             observers,
             flow_stats,
             watch,
+            next_reference,
+            next_broadcast,
             ..
         } = self;
         let slots = slots.slots_mut();
-        let mut observing = Observing {
-            observers,
-            limits: &limits,
-            stats: flow_stats,
-            watch,
+        // Flow control: whether `c` is over the mark and may be waited for.
+        let mut overrun = false;
+        let mut must_wait = |slots: &[ConnSlot<C::Ledger>], waiter: ConnId, c: ConnId| match mark(
+            slots,
+            c,
+            flow_limits.high_water,
+            out,
+        ) {
+            Mark::Under => false,
+            Mark::QueueOver => true,
+            Mark::LedgerOver if would_cycle(slots, waiter, c) => {
+                overrun = true;
+                false
+            }
+            Mark::LedgerOver => true,
         };
         if n.to.is_unicast() {
+            let route = |slots: &[ConnSlot<C::Ledger>], full: &[ConnId]| match table.route(
+                &n.to,
+                &n.notification,
+                |r: &Registration| allowed(slots, whitelist, &n, exclude, full, r),
+            ) {
+                Route::Unicast(r) => Some((r.conn, r.to.clone())),
+                _ => None,
+            };
+            let mut target = route(slots, &full);
+            if let Some(waiter) = waiter {
+                // Nobody receives it: its unicast error is what goes out.
+                let gate = target.as_ref().map(|(c, _)| *c).or_else(|| {
+                    slot_info(slots, sender)
+                        .is_some_and(|i| i.unicast_errors && i.closing.is_none())
+                        .then_some(sender)
+                });
+                if let Some(c) = gate.filter(|&c| must_wait(slots, waiter, c)) {
+                    return Delivery::Wait(c);
+                }
+            }
+            let reference = match n.reference {
+                Some(r) => r,
+                None => {
+                    *next_reference = next_reference.wrapping_add(1);
+                    (u64::from(sender.raw()) << 32) | u64::from(*next_reference)
+                }
+            };
             let msg = Message::Notify(Notify {
-                reference,
+                reference: Some(reference),
                 ..n.clone()
             });
+            let mut observing = Observing {
+                observers,
+                flow: &flow_limits,
+                stats: flow_stats,
+                watch,
+            };
             // Each failed attempt marks one more receiver full, so this ends.
-            loop {
-                let target = match table.route(&n.to, &n.notification, |r: &Registration| {
-                    allowed(slots, whitelist, &n, exclude, &full, r)
-                }) {
-                    Route::Unicast(r) => Some((r.conn, r.to.clone())),
-                    _ => None,
-                };
-                let Some((conn, to)) = target else {
-                    break;
-                };
-                if send_unicast(out, slots, conn, &msg, reference, limits.max_queue) {
+            while let Some((conn, to)) = target.take() {
+                if send_unicast(out, slots, conn, &msg, Some(reference), max_queue) {
                     delivered = 1;
                     observing.tell(out, slots, &n, Some(to), &mut full);
                     break;
@@ -1271,12 +1237,34 @@ where
                 if full.push(conn).is_err() {
                     break;
                 }
+                target = route(slots, &full);
+            }
+            if delivered == 0 {
+                observing.tell(out, slots, &n, None, &mut full);
             }
         } else {
+            if let Some(waiter) = waiter {
+                let blocker = table
+                    .candidates(&n.notification)
+                    .filter(|r| allowed(slots, whitelist, &n, exclude, &[], r))
+                    .map(|r| r.conn)
+                    .find(|&c| must_wait(slots, waiter, c));
+                if let Some(c) = blocker {
+                    return Delivery::Wait(c);
+                }
+            }
+            *next_broadcast = next_broadcast.wrapping_add(1).max(1);
+            let stamp = *next_broadcast;
             let msg = Message::Notify(Notify {
                 reference: None,
                 ..n.clone()
             });
+            let mut observing = Observing {
+                observers,
+                flow: &flow_limits,
+                stats: flow_stats,
+                watch,
+            };
             let mut receivers = table.candidates(&n.notification);
             while let Some(r) = receivers.find(|r| allowed(slots, whitelist, &n, exclude, &full, r))
             {
@@ -1296,9 +1284,13 @@ where
                     break;
                 }
             }
+            if delivered == 0 {
+                observing.tell(out, slots, &n, None, &mut full);
+            }
         }
-        if delivered == 0 {
-            observing.tell(out, slots, &n, None, &mut full);
+        if overrun {
+            self.flow_stats.cycle_overruns += 1;
+            self.watch = true;
         }
         for c in full {
             self.overflow(c, out);
@@ -1307,6 +1299,7 @@ where
         if delivered == 0 && n.to.is_unicast() {
             self.unicast_error(sender, n, out);
         }
+        Delivery::Done
     }
 
     fn unicast_error(&mut self, sender: ConnId, n: Notify<'_>, out: &mut impl Outbox) {
@@ -1333,11 +1326,6 @@ where
                 out.event(Event::Overflow { conn });
             }
         }
-    }
-
-    fn reference_for(&mut self, sender: ConnId) -> u64 {
-        self.next_reference = self.next_reference.wrapping_add(1);
-        (u64::from(sender.raw()) << 32) | u64::from(self.next_reference)
     }
 }
 
@@ -1383,6 +1371,36 @@ fn slot_mut<L>(slots: &mut [ConnSlot<L>], conn: ConnId) -> Option<&mut ConnSlot<
 
 fn slot_info<L>(slots: &[ConnSlot<L>], conn: ConnId) -> Option<&ConnInfo> {
     slot_ref(slots, conn)?.conn.as_ref()
+}
+
+/// How `conn`'s backlog stands against the high-water mark `high`.
+fn mark<L: LedgerStorage>(
+    slots: &[ConnSlot<L>],
+    conn: ConnId,
+    high: usize,
+    out: &impl Outbox,
+) -> Mark {
+    match slot_ref(slots, conn) {
+        Some(_) if out.backlog(conn) > high => Mark::QueueOver,
+        Some(s) if s.ledger.live_bytes() > high => Mark::LedgerOver,
+        _ => Mark::Under,
+    }
+}
+
+/// True when `target` waits, directly or through others, for `waiter`:
+/// making `waiter` wait for it would close a cycle.
+fn would_cycle<L>(slots: &[ConnSlot<L>], waiter: ConnId, target: ConnId) -> bool {
+    let mut at = target;
+    for _ in 0..=slots.len() {
+        if at == waiter {
+            return true;
+        }
+        match slot_ref(slots, at).and_then(|s| s.flow.waiting_for) {
+            Some(next) => at = next,
+            None => return false,
+        }
+    }
+    false
 }
 
 /// Whether registration `r` may receive `n`: not excluded, not found full
@@ -1474,7 +1492,7 @@ fn send_unicast<L: LedgerStorage>(
 /// high-water mark misses events, and never holds a sender back).
 struct Observing<'b> {
     observers: &'b [ConnId],
-    limits: &'b Limits,
+    flow: &'b FlowLimits,
     stats: &'b mut FlowStats,
     watch: &'b mut bool,
 }
@@ -1505,7 +1523,7 @@ impl Observing<'_> {
             high_water,
             low_water,
             ..
-        } = self.limits.flow;
+        } = *self.flow;
         for &o in self.observers {
             let backlog = out.backlog(o);
             if let Some(slot) = slot_mut(slots, o) {

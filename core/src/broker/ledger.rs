@@ -238,16 +238,26 @@ impl<L: LedgerStorage> Ledger<L> {
 
     /// The entry at ring position `i` (0 = oldest).
     fn entry(&self, i: usize) -> Option<&LedgerEntry> {
-        let entries = self.storage.entries();
-        let cap = entries.len();
-        if i >= self.count || cap == 0 {
+        if i >= self.count {
             return None;
         }
-        entries.get((self.head + i) % cap)
+        let entries = self.storage.entries();
+        entries.get(wrap(self.head + i, entries.len()))
     }
 
+    /// The ring position of `reference`. Searched from the oldest, where
+    /// acknowledgements usually land: the two halves of the ring as
+    /// slices, without an index computation per entry.
     fn position(&self, reference: u64) -> Option<usize> {
-        (0..self.count).find(|&i| self.entry(i).is_some_and(|e| e.reference == reference))
+        let entries = self.storage.entries();
+        let cap = entries.len();
+        let end = self.head + self.count;
+        let first = entries.get(self.head..end.min(cap)).unwrap_or_default();
+        let second = entries.get(..end.saturating_sub(cap)).unwrap_or_default();
+        first
+            .iter()
+            .chain(second)
+            .position(|e| e.reference == reference)
     }
 
     /// True when `reference` was sent to this connection and is
@@ -267,7 +277,7 @@ impl<L: LedgerStorage> Ledger<L> {
                 RECENT_UNICASTS
             };
             let want = cap.saturating_mul(2).max(MIN_ENTRIES).min(limit);
-            if want <= cap || !self.grow_ring(want) {
+            if want <= cap || self.entries_at_most || !self.grow_ring(want) {
                 if self.frames || self.count == 0 {
                     return false;
                 }
@@ -279,7 +289,7 @@ impl<L: LedgerStorage> Ledger<L> {
         if cap == 0 {
             return false;
         }
-        let at = (self.head + self.count) % cap;
+        let at = wrap(self.head + self.count, cap);
         match self.storage.entries_mut().get_mut(at) {
             Some(slot) => {
                 *slot = entry;
@@ -315,15 +325,15 @@ impl<L: LedgerStorage> Ledger<L> {
         let removed = *self.entry(i)?;
         let entries = self.storage.entries_mut();
         for k in (0..i).rev() {
-            let from = (self.head + k) % cap;
-            let to = (self.head + k + 1) % cap;
+            let from = wrap(self.head + k, cap);
+            let to = wrap(self.head + k + 1, cap);
             if let Some(e) = entries.get(from).copied() {
                 if let Some(slot) = entries.get_mut(to) {
                     *slot = e;
                 }
             }
         }
-        self.head = (self.head + 1) % cap;
+        self.head = wrap(self.head + 1, cap);
         self.count -= 1;
         Some(removed)
     }
@@ -429,7 +439,7 @@ impl<L: LedgerStorage> Ledger<L> {
         let cap = self.storage.entries().len();
         let mut to = 0usize;
         for i in 0..self.count {
-            let at = (self.head + i) % cap.max(1);
+            let at = wrap(self.head + i, cap);
             let Some(e) = self.storage.entries().get(at).copied() else {
                 continue;
             };
@@ -457,7 +467,7 @@ impl<L: LedgerStorage> Ledger<L> {
         if !self.frames {
             return false;
         }
-        let cap = self.storage.entries().len().max(1);
+        let cap = self.storage.entries().len();
         let found = (0..self.count).find(|&i| {
             self.entry(i)
                 .is_some_and(|e| e.reference == reference && e.len > 0)
@@ -465,7 +475,7 @@ impl<L: LedgerStorage> Ledger<L> {
         let Some(i) = found else {
             return false;
         };
-        let at = (self.head + i) % cap;
+        let at = wrap(self.head + i, cap);
         let Some(e) = self.storage.entries_mut().get_mut(at) else {
             return false;
         };
@@ -505,6 +515,16 @@ impl<L: LedgerStorage> Ledger<L> {
             let e = self.entry(i).filter(|e| self.frames && e.len > 0)?;
             Some((e.reference, self.storage.bytes().get(e.range())?))
         })
+    }
+}
+
+/// `i` wrapped into a ring of `cap` entries (`i < 2 cap`): a subtraction,
+/// not a division.
+fn wrap(i: usize, cap: usize) -> usize {
+    if i >= cap {
+        i - cap
+    } else {
+        i
     }
 }
 

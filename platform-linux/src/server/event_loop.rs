@@ -85,6 +85,9 @@ pub(super) struct EventLoop {
     pub(super) stats: Stats,
     /// The origin of the broker's timestamps.
     epoch: Instant,
+    /// The time of this iteration (read once, when the poll returned):
+    /// what the broker is given for the input of the iteration.
+    pub(super) iteration_time: Timestamp,
     stop: bool,
     // Last: the socket file goes once the listener is closed.
     _socket_file: SocketFile,
@@ -148,6 +151,7 @@ impl EventLoop {
             profile: opts.profile,
             stats: Stats::default(),
             epoch: Instant::now(),
+            iteration_time: Timestamp::ZERO,
             stop: false,
             _socket_file: socket_file,
         })
@@ -188,6 +192,7 @@ impl EventLoop {
                     source: e,
                 });
             }
+            self.iteration_time = self.now();
             for event in events.iter() {
                 let closed = event.is_read_closed() || event.is_error();
                 self.dispatch(
@@ -273,7 +278,7 @@ impl EventLoop {
 
     /// Gives the broker the time when its timer is due (stall judgement).
     fn handle_timer(&mut self) {
-        let now = self.now();
+        let now = self.iteration_time;
         if self.broker.poll_timeout().is_some_and(|at| at <= now) {
             self.broker.handle_timeout(now, &mut self.out);
         }

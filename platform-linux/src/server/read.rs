@@ -81,14 +81,15 @@ impl EventLoop {
             return;
         };
         let id = conn.id;
-        if self.broker.is_paused(id) {
+        // A paused connection holds at least the input it was paused on.
+        if !conn.held.is_empty() && self.broker.is_paused(id) {
             self.read_while_paused(idx, id);
             return;
         }
         if !conn.held.is_empty() {
             let held = std::mem::take(&mut conn.held);
             conn.held_scanned = 0;
-            let now = self.now();
+            let now = self.iteration_time;
             if self.feed(idx, &held, now, Feeding::Open) != Fed::All {
                 return;
             }
@@ -121,7 +122,7 @@ impl EventLoop {
                 Ok(n) => {
                     let short = n < self.rbuf.len();
                     let rbuf = std::mem::take(&mut self.rbuf);
-                    let now = self.now();
+                    let now = self.iteration_time;
                     let fed = self.feed(idx, rbuf.get(..n).unwrap_or_default(), now, Feeding::Open);
                     self.rbuf = rbuf;
                     if fed != Fed::All || (short && !closed) {
@@ -239,7 +240,7 @@ impl EventLoop {
                     return Fed::Paused;
                 }
             }
-            if feeding == Feeding::Open && self.out.is_closing(idx) {
+            if feeding == Feeding::Open && self.out.has_closes() && self.out.is_closing(idx) {
                 return Fed::Stopped;
             }
         }
@@ -261,7 +262,7 @@ impl EventLoop {
             return;
         }
         let held = std::mem::take(&mut conn.held);
-        let now = self.now();
+        let now = self.iteration_time;
         let _ = self.feed(idx, &held, now, Feeding::Closing);
         if self.broker.unacknowledged(id) == 0 {
             return;
