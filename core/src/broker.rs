@@ -563,6 +563,14 @@ where
         out: &mut impl Outbox,
     ) -> Handled {
         let encoding = Encoding::from_msg_id(frame.msg_id);
+        if encoding == Encoding::Compact {
+            // The most frequent message of our library's receivers: its
+            // one field is read without the general decoding.
+            if let Some(reference) = msg::compact::ack_reference(frame.body) {
+                self.acknowledge(conn, reference, out);
+                return Handled::Done;
+            }
+        }
         if frame.body.len() > self.limits.frame_limit(kind)
             && msg::notify_reference(encoding, frame.body).is_none()
         {
@@ -646,23 +654,7 @@ where
                     c.unicast_errors = on;
                 }
             }
-            Message::Ack(reference) => {
-                let kept = self.slot_mut(conn).is_some_and(|s| {
-                    let kept = s.ledger.keeps_frames() && s.ledger.forget(reference);
-                    if kept {
-                        s.flow.progress += 1;
-                    }
-                    kept
-                });
-                if kept {
-                    self.maybe_resume(conn, out);
-                }
-                out.event(Event::Acked {
-                    conn,
-                    reference,
-                    kept,
-                });
-            }
+            Message::Ack(reference) => self.acknowledge(conn, reference, out),
             Message::StatusRequest => {
                 if local_after_hello(conn, kind, hello, Refusal::RemoteStatus, out)
                     && out
@@ -688,6 +680,27 @@ where
             }),
         }
         Handled::Done
+    }
+
+    /// `conn` acknowledged the unicast with this reference: its ledger
+    /// forgets it (progress for the stall judgement; senders waiting for
+    /// `conn` may go on).
+    fn acknowledge(&mut self, conn: ConnId, reference: u64, out: &mut impl Outbox) {
+        let kept = self.slot_mut(conn).is_some_and(|s| {
+            let kept = s.ledger.keeps_frames() && s.ledger.forget(reference);
+            if kept {
+                s.flow.progress += 1;
+            }
+            kept
+        });
+        if kept {
+            self.maybe_resume(conn, out);
+        }
+        out.event(Event::Acked {
+            conn,
+            reference,
+            kept,
+        });
     }
 
     /// Every open connection, in slot order.
