@@ -805,7 +805,7 @@ impl Inner {
     /// connection it came on. The ack is held back ([`AckQueue`]) and goes
     /// with the client's next write, or on its own once [`ACK_BATCH`]
     /// are waiting or the pool runs dry ([`pool::LINGER`]).
-    fn completed(&self, event: &Event) {
+    pub(crate) fn completed(&self, event: &Event) {
         let Event::Notify(n) = event else {
             return;
         };
@@ -995,6 +995,31 @@ impl Inner {
             }
         }
         let _ = self.write_acked(&bytes, n.ack());
+    }
+
+    /// Sends a unicast back unchanged with its ack (an ack token's
+    /// `give_back`), only on the connection it came on: after a reconnect
+    /// that server has already routed it again.
+    pub(crate) fn give_back(&self, n: &Incoming) {
+        let mut bytes = Vec::new();
+        let Some(m) = n.to_notify() else {
+            return;
+        };
+        if encode_into(&m, &mut bytes).is_err() {
+            return;
+        }
+        let Some((epoch, reference)) = n.ack() else {
+            return;
+        };
+        let mut w = lock(&self.writer);
+        let Some(cur) = w.as_mut().filter(|cur| cur.epoch == epoch) else {
+            return;
+        };
+        cur.buf.clear();
+        cur.buf.extend_from_slice(&bytes);
+        push_ack(reference, &mut cur.buf);
+        self.take_acks(cur.epoch, &mut cur.buf);
+        let _ = Self::write_buf(&mut w);
     }
 
     fn bounce_unicasts(&self, events: &[Event]) {

@@ -132,6 +132,9 @@ pub(crate) trait Hooks {
 pub(crate) type NotifyFn = dyn Fn(&Delivery<'_>) + Send + Sync + 'static;
 /// An observer callback of the idiomatic API.
 pub(crate) type ObserveFn = dyn Fn(&Observed<'_>) + Send + Sync + 'static;
+/// A notification callback that acknowledges by itself: it is handed the
+/// received notification, which the I/O layer turns into an ack token.
+pub(crate) type DeferredFn = dyn Fn(&Delivery<'_>, &Arc<Incoming>) + Send + Sync + 'static;
 
 /// A subscriber's callback.
 #[derive(Clone)]
@@ -140,6 +143,9 @@ pub(crate) enum Handler {
     Notify(Arc<NotifyFn>),
     /// Observers.
     Observe(Arc<ObserveFn>),
+    /// Registrations whose callback acknowledges each unicast itself
+    /// (`Client::register_deferred`): no ack after the callback returns.
+    Deferred(Arc<DeferredFn>),
 }
 
 /// The identity of a callback registered through the ADK-style functions
@@ -538,7 +544,9 @@ impl Pool {
             if outcome.is_err() {
                 self.panics.fetch_add(1, Ordering::Relaxed);
             }
-            hooks.done(&event);
+            if !matches!(handler, Handler::Deferred(_)) {
+                hooks.done(&event);
+            }
             g = lock(&sub.inner);
             g.running = None;
             if g.waiters > 0 {
@@ -557,6 +565,7 @@ impl Pool {
 fn run(handler: &Handler, event: &Event) {
     match (handler, event) {
         (Handler::Notify(f), Event::Notify(n)) => f(&n.delivery()),
+        (Handler::Deferred(f), Event::Notify(n)) => f(&n.delivery(), n),
         (Handler::Observe(f), Event::Observed(o)) => f(&Observed {
             from: o.from.as_str(),
             to: o.to.as_ref().map_or("", |t| t.as_str()),
