@@ -124,8 +124,15 @@ impl Mosquitto {
         } else {
             format!("listener {} 127.0.0.1\nallow_anonymous true\n", self.port)
         };
+        // Started as root, mosquitto would switch to its own user, who
+        // may not write in our directory: stay who we are.
+        let user = if nix::unistd::Uid::effective().is_root() {
+            "user root\n"
+        } else {
+            ""
+        };
         let conf = format!(
-            "{listener}{extra}\npersistence true\npersistence_location {dir}/\n\
+            "{user}{listener}{extra}\npersistence true\npersistence_location {dir}/\n\
              autosave_interval 3600\nmax_inflight_messages 100\nmax_queued_messages 0\n\
              max_queued_bytes 0\nlog_type error\nlog_type warning\nlog_type notice\n\
              log_dest file {dir}/mosquitto.log\n",
