@@ -66,7 +66,13 @@ impl Stats {
     }
 }
 
-fn fleet(broker: &Mosquitto, dir: &std::path::Path, terminals: usize, n: u64, window: u64) -> (Stats, u64) {
+fn fleet(
+    broker: &Mosquitto,
+    dir: &std::path::Path,
+    terminals: usize,
+    n: u64,
+    window: u64,
+) -> (Stats, u64) {
     let url = broker.url();
     let mut servers = Vec::new();
     let mut bridges = Vec::new();
@@ -134,12 +140,17 @@ fn fleet(broker: &Mosquitto, dir: &std::path::Path, terminals: usize, n: u64, wi
             .notify_raw(
                 &format!("app@T{dst}"),
                 "ping",
-                &format!("{{\"t\":{t},\"i\":{i},\"pad\":\"0123456789012345678901234567890123456789\"}}"),
+                &format!(
+                    "{{\"t\":{t},\"i\":{i},\"pad\":\"0123456789012345678901234567890123456789\"}}"
+                ),
             )
             .unwrap();
     }
     while received.load(Ordering::Relaxed) + errors.load(Ordering::Relaxed) < n {
-        assert!(started.elapsed() < Duration::from_secs(600), "stream did not finish");
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "stream did not finish"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
     let elapsed = started.elapsed();

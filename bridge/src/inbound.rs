@@ -180,7 +180,7 @@ enum Outcome {
 
 /// One notification of a batch.
 struct Item {
-    publish: Box<Publish>,
+    publish: Publish,
     /// The sender's terminal and the id to answer, when it wants one.
     answer: Option<(TerminalId, u64)>,
     /// What to deliver; `None` when refused before delivery.
@@ -255,7 +255,7 @@ impl Worker {
             let mut next = Some(first);
             while let Some(w) = next.take() {
                 match w {
-                    Work::Inject(p) => batch.push(p),
+                    Work::Inject(p) => batch.push(*p),
                     Work::Exports(t, e) => {
                         self.wanted.insert(t, e);
                         self.stale = true;
@@ -344,7 +344,7 @@ impl Worker {
         self.stale = stale;
     }
 
-    fn batch(&mut self, publishes: Vec<Box<Publish>>) {
+    fn batch(&mut self, publishes: Vec<Publish>) {
         let mut items: Vec<Item> = publishes.into_iter().map(|p| self.check(p)).collect();
         let pending = items
             .iter()
@@ -386,12 +386,12 @@ impl Worker {
             }));
         }
         for item in items {
-            let _ = self.shared.cmd.send(Command::AckInbound(*item.publish));
+            let _ = self.shared.cmd.send(Command::AckInbound(item.publish));
         }
     }
 
     /// Reads and checks one publish.
-    fn check(&self, publish: Box<Publish>) -> Item {
+    fn check(&self, publish: Publish) -> Item {
         let c = &self.shared.counters;
         let mut item = Item {
             publish,
