@@ -20,9 +20,12 @@
 //! the holder cannot run again until the handler returns. The broker is
 //! never touched by a handler: handling a frame takes longer than a byte
 //! time, and doing it in an interrupt would hold up the other UARTs'
-//! receive interrupts. It lives in a static `spin::Mutex` that only the
-//! main loop locks (see `main.rs`), which gives safe `&mut` access to a
-//! static without masking interrupts for the length of a broker call.
+//! receive interrupts. Its memory (routing table, frame buffers, output
+//! queues) is a static `spin::Mutex` that the main loop takes once and
+//! keeps (`MutexGuard::leak`, see `main.rs`): safe `&'static mut` access
+//! to a static, without `static mut` and without masking interrupts for
+//! the length of a broker call. That lock is never contended, so it never
+//! spins.
 //!
 //! When a ring is full the receive interrupt is switched off and the byte
 //! left in the UART: the sender then waits (QEMU holds further bytes in its

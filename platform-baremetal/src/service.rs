@@ -128,6 +128,10 @@ pub struct Service<'a, const CONNS: usize, const REGS: usize> {
 impl<'a, const CONNS: usize, const REGS: usize> Service<'a, CONNS, REGS> {
     /// A service in `memory` (fresh) with every port connected and nothing
     /// queued.
+    // Not inlined: its temporaries then leave the stack once it returns
+    // instead of staying in the caller's frame for good (the firmware's
+    // main loop never returns).
+    #[inline(never)]
     pub fn new<const FRAME: usize, const OUT: usize>(
         memory: &'a mut Memory<CONNS, REGS, FRAME, OUT>,
     ) -> Self {
@@ -167,6 +171,8 @@ impl<'a, const CONNS: usize, const REGS: usize> Service<'a, CONNS, REGS> {
     /// One round for port `index`: writes what the port takes of its
     /// queue, then handles what it has received (at most one new chunk).
     /// Returns whether any byte moved. Errors are the port's own.
+    // Not inlined, for the same reason as `new`.
+    #[inline(never)]
     pub fn poll<P: Port>(
         &mut self,
         index: usize,

@@ -9,6 +9,7 @@
 //! | `test` | `cargo test --workspace` (the README's test command) |
 //! | `soak` | `cargo xtask soak --minutes 1` (issue 7's soak, short) |
 //! | `nostd` | `cargo xtask nostd` |
+//! | `baremetal` | `cargo xtask baremetal` (firmware under QEMU) |
 //! | `cross` | `cargo xtask cross` (ARM build of the binaries) |
 //!
 //! Each step prints a summary line with its duration; a failure names the
@@ -21,6 +22,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::baremetal;
 use crate::cmd;
 use crate::cross;
 use crate::error::{Error, Result};
@@ -28,7 +30,16 @@ use crate::nostd;
 use crate::soak;
 
 /// The steps, in the order they run.
-pub const STEPS: [&str; 7] = ["fmt", "clippy", "doc", "test", "soak", "nostd", "cross"];
+pub const STEPS: [&str; 8] = [
+    "fmt",
+    "clippy",
+    "doc",
+    "test",
+    "soak",
+    "nostd",
+    "baremetal",
+    "cross",
+];
 
 /// Test counts summed from `cargo test` output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -81,7 +92,7 @@ pub fn run(root: &Path, skip: &[String]) -> Result<()> {
     let mut counts = None;
     for step in STEPS {
         if skip.iter().any(|s| s == step) {
-            summary.push(format!("ci: {step:<7} skipped"));
+            summary.push(format!("ci: {step:<9} skipped"));
             continue;
         }
         eprintln!("\n==> ci: {step}");
@@ -104,17 +115,18 @@ pub fn run(root: &Path, skip: &[String]) -> Result<()> {
             "test" => run_tests(root).map(|c| counts = Some(c)),
             "soak" => cmd::run(&mut soak::command(root, "1", None, None)),
             "nostd" => nostd::run(root),
+            "baremetal" => baremetal::run(root),
             _ => cross::build(root, cross::DEFAULT_TARGET, cross::Profile::Debug).map(|_| ()),
         };
         let took = start.elapsed();
         match result {
             Ok(()) => {
-                let line = format!("ci: {step:<7} ok      {}", secs(took));
+                let line = format!("ci: {step:<9} ok      {}", secs(took));
                 eprintln!("{line}");
                 summary.push(line);
             }
             Err(e) => {
-                summary.push(format!("ci: {step:<7} FAILED  {}", secs(took)));
+                summary.push(format!("ci: {step:<9} FAILED  {}", secs(took)));
                 print_summary(&summary, total.elapsed(), counts);
                 return Err(Error::Other(format!("ci step `{step}` failed: {e}")));
             }

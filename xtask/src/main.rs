@@ -7,6 +7,7 @@
 //! |---|---|
 //! | `ci` | [`ci`] |
 //! | `nostd` | [`nostd`] |
+//! | `baremetal` | [`baremetal`] |
 //! | `cross` | [`cross`] |
 //! | `dist` | [`dist`], format in [`package`] |
 //! | `flash` | [`flash`] |
@@ -16,6 +17,7 @@
 //! Toolchain discovery is in [`toolchain`]. Every external command is echoed
 //! before it runs ([`cmd`]).
 
+mod baremetal;
 mod ci;
 mod cmd;
 mod cross;
@@ -39,11 +41,18 @@ cargo xtask <command> [options]
 
 commands:
   ci [--skip STEP]...
-      Everything CI checks, in order: fmt, clippy, doc, test, nostd, cross.
+      Everything CI checks, in order: fmt, clippy, doc, test, soak, nostd,
+      baremetal, cross.
       Stops at the first failing step and names it. --skip leaves a step out.
   nostd
       Builds nfy-core for thumbv7em-none-eabihf and riscv32imc-unknown-none-elf
       and prints the code size of a small firmware-like program over it.
+  baremetal
+      Builds the bare-metal firmware (platform-baremetal: the broker on an
+      MPS2 AN386 Cortex-M4 board, one UART per connection) for
+      thumbv7em-none-eabihf, prints its flash and RAM use against the targets
+      (48 KiB, 16 KiB), runs it under qemu-system-arm and runs
+      platform-baremetal/tests/qemu.rs against it.
   cross [--target T] [--release] [--test] [-- CARGO-TEST-ARGS]
       Builds notifysvc, notifysvc-verix and nfy for T (default
       armv7-unknown-linux-gnueabihf). --test then runs the workspace tests for
@@ -107,6 +116,10 @@ fn run(args: Vec<String>) -> Result<()> {
         "nostd" => {
             args.finish()?;
             nostd::run(&root)
+        }
+        "baremetal" => {
+            args.finish()?;
+            baremetal::run(&root)
         }
         "cross" => {
             let target = args

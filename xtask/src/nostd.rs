@@ -78,8 +78,9 @@ fn build_probe(root: &Path, tc: &Toolchain) -> Result<PathBuf> {
     Ok(tc.artifact_dir("release").join(PROBE_BIN))
 }
 
-/// Finds an LLVM linker for the probe (see the module docs).
-fn find_lld(tc: &Toolchain) -> Result<PathBuf> {
+/// Finds an LLVM linker for the probe (see the module docs); the
+/// bare-metal firmware uses the same ([`crate::baremetal`]).
+pub fn find_lld(tc: &Toolchain) -> Result<PathBuf> {
     let host = toolchain::host_triple()?;
     let mut rustcs: Vec<PathBuf> = tc
         .env
