@@ -34,17 +34,27 @@
 //!
 //! | region | address | size | holds |
 //! |---|---|---|---|
-//! | FLASH | `0x0000_0000` | 48 KiB (the budget; the board has 4 MiB of SSRAM there) | vector table, code, read-only data, `.data`'s initial values |
-//! | RAM | `0x2000_0000` | 16 KiB (the budget) | the stack (at the bottom: an overflow faults instead of corrupting data), then `.data`, `.bss` |
+//! | FLASH | `0x0000_0000` | 48 KiB (the target; the board has 4 MiB of SSRAM there) | vector table, code, read-only data, `.data`'s initial values |
+//! | RAM | `0x2000_0000` | 32 KiB (the board has 4 MiB) | `.stack` (6 KiB, at the bottom: an overflow leaves RAM instead of overwriting the statics), then `.data`, `.bss` |
+//!
+//! `.bss` holds the service's [`FirmwareMemory`] (routing table, frame
+//! buffers, output queues; all zeroes at reset, so it takes no flash and
+//! is never copied through the stack) and the UARTs' receive rings. The
+//! service's own state (broker, decoders' positions, queue indexes, about
+//! 1.5 KiB) is on the stack of the main loop, which never returns.
 //!
 //! UART0–3 (`0x4000_4000`, `0x4000_5000`, `0x4000_6000`, `0x4000_7000`;
 //! receive/transmit interrupts 0/1, 2/3, 4/5, 18/19) are the connections;
 //! UART4 (`0x4000_9000`) is the log console. The linker refuses a firmware
-//! that outgrows the budget; `cargo xtask baremetal` prints what it uses.
+//! that outgrows `memory.x`; `cargo xtask baremetal` prints what it uses
+//! (about 34 KiB of flash, 24 KiB of RAM: over the 16 KiB target, because
+//! the routing table alone takes 13 KiB for 64 registrations; README,
+//! "The bare-metal profile").
 //!
 //! ## Porting to real hardware
 //!
-//! 1. `memory.x`: the part's flash and RAM (keep the stack region first).
+//! 1. `memory.x`: the part's flash and RAM (keep the stack region first,
+//!    sized from the high-water mark the firmware logs).
 //! 2. A driver per connection implementing `embedded_io`'s `Read`,
 //!    `ReadReady`, `Write` and `WriteReady` (most HALs' blocking UARTs
 //!    do); keep received bytes in an interrupt-fed buffer, as `board` does,
@@ -54,7 +64,10 @@
 //!    interrupts masked, then `wfi`, so no wake-up is missed).
 //! 4. The interrupt priorities do not matter to the service: only the
 //!    receive buffers are shared with interrupt handlers, under
-//!    `critical-section`.
+//!    `critical-section` (on a multi-core part, pick a `critical-section`
+//!    implementation that covers the other cores).
+//! 5. A panic or a fault writes one line to the console and halts; a part
+//!    with a watchdog would reset instead.
 //!
 //! ## What the profile leaves out
 //!
