@@ -168,15 +168,9 @@ impl<'a, const CONNS: usize, const REGS: usize> Bus<'a, CONNS, REGS> {
             ));
             return;
         }
-        let mut sink = Sink {
-            conns: &self.conns,
-            recent: &mut self.recent,
-            queues: &mut *queues,
-            log: &mut *log,
-            overflowed: [false; CONNS],
-        };
+        let (broker, mut sink) = self.split(queues, log);
         match json::decode(frame.body) {
-            Ok(msg) => self.broker.handle(conn, msg, &mut sink),
+            Ok(msg) => broker.handle(conn, msg, &mut sink),
             Err(error) => sink.event(Event::BadMessage { conn, error }),
         }
         let overflowed = sink.overflowed;
@@ -185,20 +179,30 @@ impl<'a, const CONNS: usize, const REGS: usize> Bus<'a, CONNS, REGS> {
         }
     }
 
+    /// The broker, and the outbox it answers into.
+    fn split<'s, 'q, L>(
+        &'s mut self,
+        queues: &'s mut [OutQueue<'q>; CONNS],
+        log: &'s mut L,
+    ) -> (&'s mut BareBroker<'a, CONNS, REGS>, Sink<'s, 'q, L, CONNS>) {
+        let sink = Sink {
+            conns: &self.conns,
+            recent: &mut self.recent,
+            queues,
+            log,
+            overflowed: [false; CONNS],
+        };
+        (&mut self.broker, sink)
+    }
+
     /// Closes `port`'s connection and opens a new one for it.
     fn reset(&mut self, port: usize, queues: &mut [OutQueue<'_>; CONNS], log: &mut impl Log) {
         let Some(slot) = self.conns.get_mut(port) else {
             return;
         };
         if let Some(conn) = slot.take() {
-            let mut sink = Sink {
-                conns: &self.conns,
-                recent: &mut self.recent,
-                queues: &mut *queues,
-                log: &mut *log,
-                overflowed: [false; CONNS],
-            };
-            self.broker.disconnect(conn, &mut sink);
+            let (broker, mut sink) = self.split(queues, log);
+            broker.disconnect(conn, &mut sink);
         }
         let conn = self.broker.connect(PeerKind::Local).ok();
         if let Some(slot) = self.conns.get_mut(port) {
