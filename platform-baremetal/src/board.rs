@@ -310,7 +310,12 @@ impl embedded_io::Read for UartPort {
                 return Ok(n);
             }
             // The receive interrupt wakes us.
-            cortex_m::asm::wfi();
+            let index = self.index;
+            sleep_unless(|| {
+                RX.get(index).is_none_or(|rx| {
+                    critical_section::with(|cs| !rx.borrow_ref(cs).ring.is_empty())
+                })
+            });
         }
     }
 }
@@ -419,15 +424,15 @@ impl Board {
 
 /// Sleeps until an interrupt, unless `has_work` says there is work.
 /// `has_work` runs with interrupts masked, so an interrupt that comes after
-/// it cannot be missed: it ends the sleep.
+/// it cannot be missed: it is left pending, which ends the sleep (`wfi`
+/// wakes for a pending interrupt even while they are masked), and its
+/// handler runs once the mask is lifted.
 pub fn sleep_unless(has_work: impl FnOnce() -> bool) {
-    cortex_m::interrupt::disable();
-    if !has_work() {
-        cortex_m::asm::wfi();
-    }
-    // SAFETY: the main loop calls this outside any critical section, so
-    // interrupts were enabled on entry.
-    unsafe { cortex_m::interrupt::enable() };
+    critical_section::with(|_| {
+        if !has_work() {
+            cortex_m::asm::wfi();
+        }
+    });
 }
 
 /// The stack's high-water mark in bytes, and its size: the stack is
