@@ -6,6 +6,7 @@
 //! the host, it is a stub that says so.
 
 #![cfg_attr(all(target_arch = "arm", target_os = "none"), no_std, no_main)]
+#![forbid(unsafe_code)]
 
 #[cfg(all(target_arch = "arm", target_os = "none"))]
 mod firmware {
