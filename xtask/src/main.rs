@@ -20,6 +20,7 @@ mod ci;
 mod cmd;
 mod cross;
 mod dist;
+mod elf;
 mod error;
 mod flash;
 mod nostd;
