@@ -214,28 +214,32 @@ pub fn check_build_id(build: &str) -> Result<()> {
 
 /// `[workspace.package] version` from the root `Cargo.toml`.
 pub fn workspace_version(root: &Path) -> Result<String> {
+    workspace_field(root, "version")
+}
+
+/// A string field of `[workspace.package]` in the root `Cargo.toml`.
+pub fn workspace_field(root: &Path, key: &str) -> Result<String> {
     let path = root.join("Cargo.toml");
     let text = fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
-    parse_workspace_version(&text).ok_or_else(|| {
+    parse_workspace_field(&text, key).ok_or_else(|| {
         Error::Other(format!(
-            "no `version = \"...\"` under [workspace.package] in {}",
+            "no `{key} = \"...\"` under [workspace.package] in {}",
             path.display()
         ))
     })
 }
 
-fn parse_workspace_version(toml: &str) -> Option<String> {
+fn parse_workspace_field(toml: &str, key: &str) -> Option<String> {
     let mut in_section = false;
     for line in toml.lines() {
         let line = line.trim();
         if line.starts_with('[') {
             in_section = line == "[workspace.package]";
         } else if in_section {
-            if let Some(v) = line
-                .strip_prefix("version")
-                .map(str::trim_start)
-                .and_then(|r| r.strip_prefix('='))
-            {
+            let Some(rest) = line.strip_prefix(key).map(str::trim_start) else {
+                continue;
+            };
+            if let Some(v) = rest.strip_prefix('=') {
                 let v = v.trim().strip_prefix('"')?.split('"').next()?;
                 return Some(v.to_string());
             }
@@ -510,10 +514,26 @@ pub(crate) mod tests {
     #[test]
     fn workspace_version_is_read_from_its_section() {
         let toml = "[package]\nversion = \"9.9.9\"\n[workspace.package]\nedition = \"2021\"\nversion = \"0.1.0\"\n";
-        assert_eq!(parse_workspace_version(toml).as_deref(), Some("0.1.0"));
         assert_eq!(
-            parse_workspace_version("[package]\nversion = \"1\"\n"),
+            parse_workspace_field(toml, "version").as_deref(),
+            Some("0.1.0")
+        );
+        assert_eq!(
+            parse_workspace_field(toml, "edition").as_deref(),
+            Some("2021")
+        );
+        assert_eq!(
+            parse_workspace_field("[package]\nversion = \"1\"\n", "version"),
             None
+        );
+        // `version` is not mistaken for a longer key that starts with it.
+        assert_eq!(
+            parse_workspace_field(
+                "[workspace.package]\nversion-x = \"2\"\nversion = \"3\"\n",
+                "version"
+            )
+            .as_deref(),
+            Some("3")
         );
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
         assert!(!workspace_version(root).unwrap().is_empty());
