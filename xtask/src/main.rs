@@ -23,6 +23,7 @@ mod ci;
 mod cmd;
 mod cross;
 mod dist;
+mod doclinks;
 mod elf;
 mod error;
 mod flash;
