@@ -8,7 +8,7 @@
 //!    `rust-lld` against the crate's `memory.x`: a firmware that outgrows
 //!    the flash or RAM given there does not link.
 //! 2. Prints its flash and RAM use, read from the ELF section headers
-//!    ([`nostd::sections`]), against the targets [`FLASH_TARGET`] and
+//!    ([`elf::sections`]), against the targets [`FLASH_TARGET`] and
 //!    [`RAM_TARGET`]; RAM is split into the reserved stack and the static
 //!    data.
 //! 3. Runs `platform-baremetal/tests/qemu.rs` (ignored in a plain `cargo
@@ -23,8 +23,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::cmd;
+use crate::elf::{self, Section, SHF_ALLOC, SHF_WRITE, SHT_NOBITS};
 use crate::error::{Error, Result};
-use crate::nostd::{self, Section, Sizes};
+use crate::nostd::{self, Sizes};
 use crate::toolchain;
 
 /// The firmware's target: Cortex-M4F.
@@ -45,7 +46,7 @@ pub fn run(root: &Path) -> Result<()> {
     let elf = build(root)?;
     let data = fs::read(&elf).map_err(|e| Error::io("read", &elf, e))?;
     let sections =
-        nostd::sections(&data).map_err(|e| Error::Other(format!("{}: {e}", elf.display())))?;
+        elf::sections(&data).map_err(|e| Error::Other(format!("{}: {e}", elf.display())))?;
     let usage = Usage::of(&sections);
     println!("{}", usage.report(None));
     if cmd::find_in_path(QEMU).is_none() {
@@ -94,13 +95,6 @@ fn parse_stack_report(s: &str) -> Option<u64> {
         .find_map(|w| w.strip_prefix("stack_used="))
         .and_then(|n| n.parse().ok())
 }
-
-/// `sh_type` of sections without file content.
-const SHT_NOBITS: u32 = 8;
-/// `sh_flags`: writable.
-const SHF_WRITE: u64 = 1;
-/// `sh_flags`: occupies memory at run time.
-const SHF_ALLOC: u64 = 2;
 
 /// Flash and RAM use of the firmware.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

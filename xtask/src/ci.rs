@@ -3,6 +3,7 @@
 //!
 //! | step | runs |
 //! |---|---|
+//! | `toolchain` | `cargo xtask toolchain`: compilers and locked dependencies against the minimum Rust |
 //! | `fmt` | `cargo fmt --all -- --check` |
 //! | `clippy` | `cargo clippy --workspace --all-targets -- -D warnings` |
 //! | `doc` | `RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps` |
@@ -26,11 +27,13 @@ use crate::baremetal;
 use crate::cmd;
 use crate::cross;
 use crate::error::{Error, Result};
+use crate::msrv;
 use crate::nostd;
 use crate::soak;
 
 /// The steps, in the order they run.
-pub const STEPS: [&str; 8] = [
+pub const STEPS: [&str; 9] = [
+    "toolchain",
     "fmt",
     "clippy",
     "doc",
@@ -98,6 +101,7 @@ pub fn run(root: &Path, skip: &[String]) -> Result<()> {
         eprintln!("\n==> ci: {step}");
         let start = Instant::now();
         let result = match step {
+            "toolchain" => msrv::run(root),
             "fmt" => cmd::run(cargo(root).args(["fmt", "--all", "--", "--check"])),
             "clippy" => cmd::run(cargo(root).args([
                 "clippy",
@@ -152,7 +156,7 @@ fn print_summary(lines: &[String], total: Duration, counts: Option<TestCounts>) 
     for l in lines {
         let _ = writeln!(err, "{l}");
     }
-    let _ = writeln!(err, "ci: total   {}", secs(total));
+    let _ = writeln!(err, "ci: total     {}", secs(total));
     drop(err);
     if let Some(c) = counts {
         // Alone on the last line of standard output, for CI to read.
