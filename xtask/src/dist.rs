@@ -426,6 +426,7 @@ pub(crate) mod tests {
                 "opt/nfy/MANIFEST",
                 "opt/nfy/VERSION",
                 "opt/nfy/bin/nfy",
+                "opt/nfy/bin/nfy-bridge",
                 "opt/nfy/bin/notifysvc",
                 "opt/nfy/bin/notifysvc-verix",
                 "opt/nfy/bin/start-notifysvc",
@@ -434,7 +435,7 @@ pub(crate) mod tests {
             ]
         );
         assert_eq!(pkg.kind, Kind::Install);
-        assert_eq!(pkg.manifest.lines.len(), 8);
+        assert_eq!(pkg.manifest.lines.len(), 9);
         let file = |path: &str| &pkg.files.iter().find(|f| f.path == path).unwrap().data;
         assert_eq!(file(UNIT_PATH), SYSTEMD_UNIT.as_bytes());
         assert_eq!(file(LOGROTATE_PATH), LOGROTATE_CONF.as_bytes());
