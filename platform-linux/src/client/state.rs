@@ -27,10 +27,11 @@
 //!
 //! - `to` = app ID X: the registration (X, notification);
 //! - `to` = `"1"`: the registration for the notification with the highest
-//!   priority, ties to the most recently registered (the same rule the
-//!   server applied, so the same one, since priorities and registration
-//!   order are kept identical on both sides — [`ClientState::handshake`]
-//!   replays registrations oldest first);
+//!   priority, ties to the most recently registered: the core's
+//!   [`nfy_core::route::best`] over [`nfy_core::route::Rank`], the rule the
+//!   server's routing table applies, so the same one (priorities and
+//!   registration order are kept identical on both sides —
+//!   [`ClientState::handshake`] replays registrations oldest first);
 //! - `to` = `"*"`: every registration for the notification (the server
 //!   sends a broadcast once per connection).
 //!
@@ -42,6 +43,7 @@
 use std::collections::HashMap;
 
 use nfy_core::msg::{compact, Hello, Message, Register, Status, Unregister};
+use nfy_core::route::{best, Rank};
 use nfy_core::{AppId, Destination, NotificationId};
 
 /// One local registration.
@@ -332,9 +334,7 @@ impl<T: Clone> ClientState<T> {
                 .filter(|e| e.to == *app)
                 .map(|e| e.value.clone())
                 .collect(),
-            Destination::One => list
-                .iter()
-                .max_by_key(|e| (e.priority, e.seq))
+            Destination::One => best(list, |e| Rank::new(e.priority, e.seq))
                 .map(|e| vec![e.value.clone()])
                 .unwrap_or_default(),
             Destination::All => list.iter().map(|e| e.value.clone()).collect(),
