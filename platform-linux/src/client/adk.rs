@@ -26,6 +26,7 @@ use std::sync::{Arc, OnceLock};
 
 use nfy_core::{AppId, NotifyResult};
 
+use super::conn::{Change, HandlerKind, Inner, WhileDown};
 use super::pool::{Handler, Ident};
 use super::{Client, Delivery, Error, NotifyCallback, NotifyObserver, Observed, ServerAddr};
 
@@ -35,7 +36,7 @@ static GLOBAL: OnceLock<Client> = OnceLock::new();
 fn global() -> &'static Client {
     GLOBAL.get_or_init(|| match ServerAddr::from_env() {
         Ok(addr) => Client::connect_in_background(addr),
-        Err(_) => Client::wrap(super::conn::Inner::closed(ServerAddr {
+        Err(_) => Client::wrap(Inner::closed(ServerAddr {
             unix: None,
             tcp: None,
         })),
@@ -44,6 +45,16 @@ fn global() -> &'static Client {
 
 fn code(r: Result<(), Error>) -> NotifyResult {
     NotifyResult::from(r)
+}
+
+/// The result code of a registration change: a change kept while the
+/// server is down reports why it is down.
+fn change_code(inner: &Inner, r: Result<Change, Error>) -> NotifyResult {
+    match r {
+        Ok(Change::Sent) => NotifyResult::Ok,
+        Ok(Change::Kept) => code(Err(inner.down_error())),
+        Err(e) => code(Err(e)),
+    }
 }
 
 /// `ipcSetAppID`: sets the process's app ID (source of notifications,
@@ -77,7 +88,7 @@ pub fn ipc_notify(
     code(
         global()
             .inner()
-            .notify(to, notification_id, &text, flags, Some(from)),
+            .notify(to, notification_id, &text, flags, Some(from), None),
     )
 }
 
@@ -104,15 +115,16 @@ pub fn ipc_register_notification_cb(
     let Some(cb) = cb else {
         return ipc_unregister_notification_cb(notification_id, None, None, to);
     };
-    let (_, result) = global().inner().register(
+    let inner = global().inner();
+    let result = inner.register(
         Some(to),
         notification_id,
         priority,
         notify_handler(cb, data),
         Ident::Notify(cb, data),
-        true,
+        WhileDown::Keep,
     );
-    code(result)
+    change_code(inner, result.map(|(_, change)| change))
 }
 
 /// `ipcUnregisterNotificationCB`: removes the registration of
@@ -144,20 +156,28 @@ pub fn ipc_register_unicast_error(cb: Option<NotifyCallback>, data: usize) -> No
         return ipc_unregister_unicast_error(None, None);
     };
     let inner = global().inner();
-    if inner.has_handler(false, |s| s.ident().matches_notify(Some(cb), Some(data))) {
-        return if inner.is_connected() {
-            NotifyResult::Ok
-        } else {
-            NotifyResult::ErrServer
-        };
+    if inner.has_handler(HandlerKind::UnicastError, |s| {
+        s.ident().matches_notify(Some(cb), Some(data))
+    }) {
+        return already(inner);
     }
-    let (_, result) = inner.add_handler(
-        false,
+    let result = inner.add_handler(
+        HandlerKind::UnicastError,
         notify_handler(cb, data),
         Ident::Notify(cb, data),
-        true,
+        WhileDown::Keep,
     );
-    code(result)
+    change_code(inner, result.map(|(_, change)| change))
+}
+
+/// The result of registering a handler already registered: as if
+/// registered again (`ERR_SERVER` while the server is down).
+fn already(inner: &Inner) -> NotifyResult {
+    if inner.is_connected() {
+        NotifyResult::Ok
+    } else {
+        code(Err(inner.down_error()))
+    }
 }
 
 /// `ipcUnregisterUnicastError`: removes the unicast-error callbacks that
@@ -168,7 +188,9 @@ pub fn ipc_unregister_unicast_error(
 ) -> NotifyResult {
     global()
         .inner()
-        .remove_handlers(false, |s| s.ident().matches_notify(cb, data));
+        .remove_handlers(HandlerKind::UnicastError, |s| {
+            s.ident().matches_notify(cb, data)
+        });
     NotifyResult::Ok
 }
 
@@ -181,18 +203,21 @@ pub fn ipc_register_observer(cb: Option<NotifyObserver>, data: usize) -> NotifyR
         return ipc_unregister_observer(None, None);
     };
     let inner = global().inner();
-    if inner.has_handler(true, |s| s.ident().matches_observer(Some(cb), Some(data))) {
-        return if inner.is_connected() {
-            NotifyResult::Ok
-        } else {
-            NotifyResult::ErrServer
-        };
+    if inner.has_handler(HandlerKind::Observer, |s| {
+        s.ident().matches_observer(Some(cb), Some(data))
+    }) {
+        return already(inner);
     }
     let handler = Handler::Observe(Arc::new(move |o: &Observed<'_>| {
         cb(data, o.from, o.to, o.notification, o.flags)
     }));
-    let (_, result) = inner.add_handler(true, handler, Ident::Observer(cb, data), true);
-    code(result)
+    let result = inner.add_handler(
+        HandlerKind::Observer,
+        handler,
+        Ident::Observer(cb, data),
+        WhileDown::Keep,
+    );
+    change_code(inner, result.map(|(_, change)| change))
 }
 
 /// `ipcUnregisterObserver`: removes the observers that match the filters;
@@ -200,7 +225,9 @@ pub fn ipc_register_observer(cb: Option<NotifyObserver>, data: usize) -> NotifyR
 pub fn ipc_unregister_observer(cb: Option<NotifyObserver>, data: Option<usize>) -> NotifyResult {
     global()
         .inner()
-        .remove_handlers(true, |s| s.ident().matches_observer(cb, data));
+        .remove_handlers(HandlerKind::Observer, |s| {
+            s.ident().matches_observer(cb, data)
+        });
     NotifyResult::Ok
 }
 

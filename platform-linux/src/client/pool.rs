@@ -50,7 +50,7 @@ use std::time::Duration;
 use nfy_core::msg::{Message, Notify, RawJson};
 use nfy_core::{AppId, Destination, NotificationId};
 
-use super::{Delivery, NotifyCallback, NotifyObserver, Observed};
+use super::{ConnectionEvent, Delivery, NotifyCallback, NotifyObserver, Observed};
 
 /// Worker threads per client.
 pub const WORKERS: usize = 4;
@@ -132,6 +132,9 @@ pub(crate) type NotifyFn = dyn Fn(&Delivery<'_>) + Send + Sync + 'static;
 /// An observer callback of the idiomatic API.
 pub(crate) type ObserveFn = dyn Fn(&Observed<'_>) + Send + Sync + 'static;
 
+/// A connection-change callback.
+pub(crate) type ConnectionFn = dyn Fn(ConnectionEvent) + Send + Sync + 'static;
+
 /// A subscriber's callback.
 #[derive(Clone)]
 pub(crate) enum Handler {
@@ -139,6 +142,8 @@ pub(crate) enum Handler {
     Notify(Arc<NotifyFn>),
     /// Observers.
     Observe(Arc<ObserveFn>),
+    /// Connection-change handlers.
+    Connection(Arc<ConnectionFn>),
 }
 
 /// The identity of a callback registered through the ADK-style functions,
@@ -223,7 +228,11 @@ impl Incoming {
     }
 
     /// The notify to send back unchanged (`reference` included); `None`
-    /// if the parameter no longer validates (it did when received).
+    /// when the parameter is not JSON. The library does not check what
+    /// its server sends ([`nfy_core::msg::compact::decode_trusted`]): the
+    /// server checked it when it accepted it, so `None` means a server
+    /// bug, which [`crate::client::conn`] handles without losing the
+    /// unicast.
     pub(crate) fn to_notify(&self) -> Option<Message<'_>> {
         Some(Message::Notify(Notify {
             from: self.from.clone(),
@@ -263,6 +272,8 @@ pub(crate) enum Event {
     Notify(Arc<Incoming>),
     /// An observer event.
     Observed(Arc<ObservedEvent>),
+    /// The connection to the server ended or was made.
+    Connection(ConnectionEvent),
 }
 
 impl Event {
@@ -565,6 +576,7 @@ fn run(handler: &Handler, event: &Event) {
             notification: o.notification.as_str(),
             flags: o.flags,
         }),
+        (Handler::Connection(f), Event::Connection(e)) => f(*e),
         // A subscriber only ever receives its own kind of event.
         _ => {}
     }
