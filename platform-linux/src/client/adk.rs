@@ -38,7 +38,8 @@ use std::sync::{Arc, OnceLock};
 use nfy_core::{AppId, NotifyResult};
 
 use super::conn::{Change, HandlerKind, Inner, WhileDown};
-use super::pool::{Handler, Ident};
+use super::event::Handler;
+use super::ident::Ident;
 use super::{Client, Delivery, Error, NotifyCallback, NotifyObserver, Observed, ServerAddr};
 
 static GLOBAL: OnceLock<Client> = OnceLock::new();

@@ -14,6 +14,8 @@
 //! | [`addr`] | where the server listens (`NFY_SOCKET`, `NFY_PORT`, defaults) |
 //! | [`state`] | the sans-IO core: registrations, dispatch, replay on reconnect |
 //! | [`pool`] | the bounded callback pool with one mailbox per registration |
+//! | [`event`] | what the callbacks are given (events) and the callbacks themselves |
+//! | [`ident`] | the identity of an ADK-style callback, for the unregister filters |
 //! | [`conn`] | the connection: socket, output, reader, link thread, operations |
 //! | [`ready_poll`] | the epoll instance the pool's idle workers wait on |
 //! | [`report`] | the server's report for `nfy status` |
@@ -83,6 +85,8 @@
 pub mod addr;
 pub mod adk;
 pub mod conn;
+pub mod event;
+pub mod ident;
 pub mod pool;
 pub mod ready_poll;
 pub mod report;
@@ -103,7 +107,9 @@ pub use nfy_core::msg::Status as ServerStatus;
 pub use report::{server_report, ServerReport};
 
 use conn::{FirstAttempt, HandlerKind, Inner, RegToken, WhileDown};
-use pool::{Handler, Ident, Sub};
+use event::Handler;
+use ident::Ident;
+use pool::Sub;
 
 /// The original's notification callback: `data` is the opaque word given
 /// at registration (the C `void*`), then from, to (as sent: app ID, `"1"`

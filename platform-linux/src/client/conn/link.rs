@@ -29,7 +29,8 @@ use std::time::{Duration, Instant};
 use nfy_core::msg::{self, Encoding, Message};
 use nfy_core::wire::PREFIX;
 
-use super::super::pool::{lock, Event, Refused};
+use super::super::event::Event;
+use super::super::pool::{lock, Refused};
 use super::super::{ConnectionEvent, Error};
 use super::output::{encode_into, Flushed, WriteHalf};
 use super::reader::ReadSide;

@@ -122,7 +122,9 @@ use nfy_core::msg::{Message, Notify, RawJson, Status};
 use nfy_core::{AppId, Destination, NotificationId};
 
 use super::addr::ServerAddr;
-use super::pool::{self, lock, Event, Handler, Ident, Pool, Sub, Wake};
+use super::event::{Event, Handler};
+use super::ident::Ident;
+use super::pool::{self, lock, Pool, Sub, Wake};
 use super::ready_poll::{ReadyPoll, Woken};
 use super::state::ClientState;
 use super::Error;

@@ -21,7 +21,8 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{recv, MsgFlags};
 
-use super::super::pool::{lock, Event, Incoming, ObservedEvent, Refused};
+use super::super::event::{Event, Incoming, ObservedEvent};
+use super::super::pool::{lock, Refused};
 use super::super::ready_poll::ReadyPoll;
 use super::super::state::Action;
 use super::output::encode_into;
