@@ -563,7 +563,7 @@ impl Client {
 
     /// Runs `callback` each time the connection to the server ends
     /// ([`ConnectionEvent::Disconnected`]) and each time it is made again
-    /// ([`ConnectionEvent::Connected`], once everything is re-established),
+    /// ([`ConnectionEvent::Connected`], once everything is sent again),
     /// on the pool like any callback, in order. Purely local; it is told
     /// the changes after this call. Dropping the [`Handle`] removes it.
     pub fn on_connection_change<F>(&self, callback: F) -> Handle
