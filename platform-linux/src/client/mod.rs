@@ -544,20 +544,24 @@ impl Client {
     where
         F: Fn(&Delivery<'_>) + Send + Sync + 'static,
     {
+        self.local_handler(
+            HandlerKind::UnicastError,
+            Handler::Notify(Arc::new(callback)),
+        )
+    }
+
+    /// Adds a handler that needs no answer from the server (kept while
+    /// disconnected; nothing on a closed client).
+    fn local_handler(&self, kind: HandlerKind, handler: Handler) -> Handle {
         let sub = self
             .inner
-            .add_handler(
-                HandlerKind::UnicastError,
-                Handler::Notify(Arc::new(callback)),
-                Ident::Closure,
-                WhileDown::Keep,
-            )
+            .add_handler(kind, handler, Ident::Closure, WhileDown::Keep)
             .ok()
             .map(|(sub, _)| sub);
         Handle {
             inner: Arc::downgrade(&self.inner),
             sub: sub.as_ref().map(Arc::downgrade),
-            kind: HandlerKind::UnicastError,
+            kind,
         }
     }
 
@@ -570,21 +574,10 @@ impl Client {
     where
         F: Fn(ConnectionEvent) + Send + Sync + 'static,
     {
-        let sub = self
-            .inner
-            .add_handler(
-                HandlerKind::Connection,
-                Handler::Connection(Arc::new(callback)),
-                Ident::Closure,
-                WhileDown::Keep,
-            )
-            .ok()
-            .map(|(sub, _)| sub);
-        Handle {
-            inner: Arc::downgrade(&self.inner),
-            sub: sub.as_ref().map(Arc::downgrade),
-            kind: HandlerKind::Connection,
-        }
+        self.local_handler(
+            HandlerKind::Connection,
+            Handler::Connection(Arc::new(callback)),
+        )
     }
 
     /// Runs `callback` for every delivery the server makes (and once with

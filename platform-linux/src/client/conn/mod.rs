@@ -463,15 +463,7 @@ impl Inner {
         out: &mut Vec<u8>,
     ) -> Result<(), Error> {
         let msg = self.notify_message(to, notification, parameter, flags, from)?;
-        let start = out.len();
-        output::encode_into(&msg, out)?;
-        let size = out.len() - start - nfy_core::wire::HEADER_LEN;
-        let limit = self.frame_limit();
-        if size > limit {
-            out.truncate(start);
-            return Err(Error::TooLarge { size, limit });
-        }
-        Ok(())
+        output::encode_within(&msg, self.frame_limit(), out)
     }
 
     /// Writes frames encoded by [`Inner::encode_notify`] with one write.

@@ -102,6 +102,23 @@ pub(crate) fn encode_into(msg: &Message<'_>, out: &mut Vec<u8>) -> Result<(), Er
     Err(Error::Encode)
 }
 
+/// Appends `msg` as one compact frame to `out` if its body is at most
+/// `limit` bytes ([`Error::TooLarge`] otherwise, `out` unchanged).
+pub(super) fn encode_within(
+    msg: &Message<'_>,
+    limit: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), Error> {
+    let start = out.len();
+    encode_into(msg, out)?;
+    let size = out.len() - start - HEADER_LEN;
+    if size > limit {
+        out.truncate(start);
+        return Err(Error::TooLarge { size, limit });
+    }
+    Ok(())
+}
+
 /// The write half of one connection.
 pub(super) struct WriteHalf {
     socket: Socket,
@@ -456,19 +473,9 @@ impl Writing<'_> {
         limit: usize,
         deadline: Option<Instant>,
     ) -> Result<(), Error> {
-        self.take_queued();
-        let Some(half) = self.half.as_mut() else {
-            return Err(Error::Server);
-        };
-        let start = half.unsent.len();
-        if let Err(e) = encode_into(msg, &mut half.unsent) {
-            half.unsent.truncate(start);
-            return Err(e);
-        }
-        let size = half.unsent.len() - start - HEADER_LEN;
-        if size > limit {
-            half.unsent.truncate(start);
-            return Err(Error::TooLarge { size, limit });
+        let start = self.pending()?;
+        if let Some(half) = self.half.as_mut() {
+            encode_within(msg, limit, &mut half.unsent)?;
         }
         self.write_from(start, deadline)
     }
@@ -480,13 +487,21 @@ impl Writing<'_> {
         frames: &[u8],
         deadline: Option<Instant>,
     ) -> Result<(), Error> {
-        self.take_queued();
-        let Some(half) = self.half.as_mut() else {
-            return Err(Error::Server);
-        };
-        let start = half.unsent.len();
-        half.unsent.extend_from_slice(frames);
+        let start = self.pending()?;
+        if let Some(half) = self.half.as_mut() {
+            half.unsent.extend_from_slice(frames);
+        }
         self.write_from(start, deadline)
+    }
+
+    /// Takes what is queued behind the unsent bytes; returns where a
+    /// caller's own frame starts.
+    fn pending(&mut self) -> Result<usize, Error> {
+        self.take_queued();
+        self.half
+            .as_ref()
+            .map(|h| h.unsent.len())
+            .ok_or(Error::Server)
     }
 
     /// Writes until `queued` is written, waiting for room.
