@@ -6,8 +6,9 @@
 //! One short-lived connection of its own, with blocking I/O: `hello`,
 //! `StatusRequest`, `ConnectionsRequest`, then the answers up to
 //! `ConnectionsEnd` (a server older than the `Registration` message sends
-//! no registrations: the list is then empty while the counts are not). The asking connection is in the list too (a local
-//! one with this process's credentials and no app ID).
+//! no registrations: the list is then empty while the counts are not).
+//! The asking connection is in the list too (a local one with this
+//! process's credentials and no app ID).
 //! Local connections only: the server refuses these requests from remote
 //! peers.
 
