@@ -206,6 +206,14 @@ fn the_library_exports_exactly_the_c_abi() {
     // Nothing else of ours: no Rust or C++ symbols.
     let other: Vec<&String> = exported.difference(&c_abi).collect();
     assert!(other.is_empty(), "also exported: {other:?}");
+    // Programs record it by this name, however they were linked.
+    let dynamic = Command::new(t.cxx.replace("g++", "readelf"))
+        .arg("-d")
+        .arg(t.lib_dir.join("libvfiipc.so"))
+        .output()
+        .unwrap();
+    let dynamic = String::from_utf8_lossy(&dynamic.stdout);
+    assert!(dynamic.contains("soname: [libvfiipc.so]"), "{dynamic}");
 }
 
 #[test]
