@@ -263,3 +263,28 @@ fn a_unicast_to_a_cpp_app_that_dies_in_its_callback_comes_back() {
     assert_eq!(back.parameter, json!({"why": "test"}));
     assert_eq!(pong.wait().code(), Some(3));
 }
+
+#[test]
+fn the_readme_example_runs() {
+    let readme = fs::read_to_string(common::crate_dir().join("../README.md")).unwrap();
+    let section = &readme[readme.find("## Existing C++ apps").unwrap()..];
+    let start = section.find("```cpp\n").unwrap() + "```cpp\n".len();
+    let code = &section[start..start + section[start..].find("```").unwrap()];
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("hello.cpp"), code).unwrap();
+    let exe = common::build(
+        dir.path().join("hello.cpp").to_str().unwrap(),
+        &[],
+        common::Link::Shared,
+    );
+    let server = Server::start();
+    let out = common::run_ok(&exe, &[], &server.env());
+    assert!(
+        out.contains("hello -> hello: greeting \"Grüezi\" (1250)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("nobody received greeting sent to nobody"),
+        "{out}"
+    );
+}

@@ -77,31 +77,8 @@ fn output(cmd: &mut Command) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-#[test]
-fn pkg_config_builds_an_app() {
-    if !have("pkg-config") {
-        skip("pkg_config_builds_an_app", "pkg-config is not installed");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = dir.path().join("opt/nfy");
-    stage(&prefix);
-    let pkg_config = |args: &[&str]| {
-        output(
-            Command::new("pkg-config")
-                .env("PKG_CONFIG_PATH", prefix.join("lib/pkgconfig"))
-                .env_remove("PKG_CONFIG_SYSROOT_DIR")
-                .arg(format!("--define-variable=prefix={}", prefix.display()))
-                .args(args),
-        )
-    };
-    assert_eq!(pkg_config(&["--modversion", "vfiipc"]).trim(), VERSION);
-    let flags = pkg_config(&["--cflags", "--libs", "vfiipc"]);
-    assert!(flags.contains("-lvfiipc"), "{flags}");
-    let static_flags = pkg_config(&["--static", "--libs", "vfiipc"]);
-    assert!(static_flags.contains("-ldl"), "{static_flags}");
-
-    let exe = dir.path().join("app");
+/// Compiles the JSObject test program with `flags` into `exe`.
+fn compile_with(flags: &str, exe: &Path) {
     let mut args: Vec<String> = common::WARNINGS.iter().map(|w| w.to_string()).collect();
     args.push(format!("-I{}", crate_dir().join("tests/cpp").display()));
     args.push(
@@ -113,8 +90,65 @@ fn pkg_config_builds_an_app() {
     args.extend(flags.split_whitespace().map(str::to_owned));
     args.extend(["-o".to_owned(), exe.display().to_string()]);
     run_compiler(&tools().cxx, &args);
-    // The rpath from the .pc finds the library.
-    assert!(run_ok(&exe, &[], &[]).contains("jsobject ok"));
+}
+
+#[test]
+fn pkg_config_builds_apps() {
+    if !have("pkg-config") {
+        skip("pkg_config_builds_apps", "pkg-config is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sysroot = dir.path().join("sysroot");
+    let prefix = sysroot.join("opt/nfy");
+    stage(&prefix);
+    let pkg_config = |args: &[&str]| {
+        let mut cmd = Command::new("pkg-config");
+        cmd.env_remove("PKG_CONFIG_PATH")
+            .env_remove("PKG_CONFIG_SYSROOT_DIR")
+            .env("PKG_CONFIG_LIBDIR", prefix.join("lib/pkgconfig"))
+            .args(args);
+        cmd
+    };
+    assert_eq!(
+        output(&mut pkg_config(&["--modversion", "vfiipc"])).trim(),
+        VERSION
+    );
+    let static_flags = output(&mut pkg_config(&["--static", "--libs", "vfiipc"]));
+    assert!(static_flags.contains("-ldl"), "{static_flags}");
+
+    // As the README says for an SDK sysroot: paths into the sysroot, the
+    // terminal's rpath.
+    let flags = output(
+        pkg_config(&["--cflags", "--libs", "vfiipc"]).env("PKG_CONFIG_SYSROOT_DIR", &sysroot),
+    );
+    assert!(
+        flags.contains(&format!("-I{}/include", prefix.display())),
+        "{flags}"
+    );
+    assert!(flags.contains("-Wl,-rpath,/opt/nfy/lib"), "{flags}");
+    let exe = dir.path().join("app-sysroot");
+    compile_with(&flags, &exe);
+    let lib = vec![(
+        "LD_LIBRARY_PATH".to_owned(),
+        prefix.join("lib").display().to_string(),
+    )];
+    assert!(run_ok(&exe, &[], &lib).contains("jsobject ok"));
+
+    // Unpacked elsewhere: the prefix moved.
+    let flags = output(&mut pkg_config(&[
+        &format!("--define-variable=prefix={}", prefix.display()),
+        "--cflags",
+        "--libs",
+        "vfiipc",
+    ]));
+    assert!(
+        flags.contains(&format!("-L{}/lib", prefix.display())),
+        "{flags}"
+    );
+    let exe = dir.path().join("app-moved");
+    compile_with(&flags, &exe);
+    assert!(run_ok(&exe, &[], &lib).contains("jsobject ok"));
 }
 
 #[test]
