@@ -7,8 +7,8 @@
 //! |---|---|
 //! | `ci` | [`ci`] |
 //! | `nostd` | [`nostd`] |
-//! | `cross` | [`cross`] |
-//! | `dist` | [`dist`], format in [`package`] |
+//! | `cross` | [`cross`], libvfiipc in [`capi`] |
+//! | `dist` | [`dist`], format in [`package`], libvfiipc in [`capi`] |
 //! | `flash` | [`flash`] |
 //! | `bench` | runs `cargo bench -p nfy-linux --bench bus` (issue 6's bus benchmark) |
 //! | `soak` | runs the soak test, `nfy-tests`' ignored `tests/soak.rs` (issue 7) |
@@ -16,6 +16,7 @@
 //! Toolchain discovery is in [`toolchain`]. Every external command is echoed
 //! before it runs ([`cmd`]).
 
+mod capi;
 mod ci;
 mod cmd;
 mod cross;
@@ -45,13 +46,13 @@ commands:
       Builds nfy-core for thumbv7em-none-eabihf and riscv32imc-unknown-none-elf
       and prints the code size of a small firmware-like program over it.
   cross [--target T] [--release] [--test] [-- CARGO-TEST-ARGS]
-      Builds notifysvc, notifysvc-verix and nfy for T (default
+      Builds notifysvc, notifysvc-verix, nfy and libvfiipc for T (default
       armv7-unknown-linux-gnueabihf). --test then runs the workspace tests for
       T under qemu (arguments after -- go to cargo test).
   dist [--target T] [--bin-dir DIR] [--build ID] [--out DIR]
       Builds release binaries for T and writes the terminal packages
       target/dist/dl.notifysvc-<version>-<build>.tgz and its removal package
-      ...-rm.tgz. --bin-dir packages the binaries in DIR instead of building;
+      ...-rm.tgz, and dl.libvfiipc-<version>-<build>.tgz (the C/C++ library). --bin-dir packages the binaries in DIR instead of building;
       --build overrides the build id (default: the commit's first 10 hex digits).
   flash --package FILE --to DEST
       Verifies FILE against its manifest and installs it (or applies a removal
