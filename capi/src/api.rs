@@ -32,22 +32,29 @@ macro_rules! arg {
 /// `nfy_result_text`: a static description of a result code.
 #[no_mangle]
 pub extern "C" fn nfy_result_text(result: c_int) -> *const c_char {
-    let text: &'static CStr = match NotifyResult::from_code(result) {
-        Some(NotifyResult::Ok) => c"NOTIFY_OK: no error",
-        Some(NotifyResult::ErrServer) => c"NOTIFY_ERR_SERVER: notification server is not running",
-        Some(NotifyResult::ErrAppId) => c"NOTIFY_ERR_APP_ID: the application ID has not been set",
-        Some(NotifyResult::ErrPermission) => {
-            c"NOTIFY_ERR_PERMISSION: no permission to create the notification socket"
-        }
-        Some(NotifyResult::ErrConfigFile) => {
-            c"NOTIFY_ERR_CONFIG_FILE: the configuration file could not be opened for reading"
-        }
-        Some(NotifyResult::ErrConfigSyntax) => {
-            c"NOTIFY_ERR_CONFIG_SYNTAX: the configuration file contained invalid input"
-        }
-        None => c"unknown result code",
-    };
-    text.as_ptr()
+    let unknown = c"unknown result code";
+    guard::run("nfy_result_text", unknown.as_ptr(), || {
+        let text: &'static CStr = match NotifyResult::from_code(result) {
+            Some(NotifyResult::Ok) => c"NOTIFY_OK: no error",
+            Some(NotifyResult::ErrServer) => {
+                c"NOTIFY_ERR_SERVER: notification server is not running"
+            }
+            Some(NotifyResult::ErrAppId) => {
+                c"NOTIFY_ERR_APP_ID: the application ID has not been set"
+            }
+            Some(NotifyResult::ErrPermission) => {
+                c"NOTIFY_ERR_PERMISSION: no permission to create the notification socket"
+            }
+            Some(NotifyResult::ErrConfigFile) => {
+                c"NOTIFY_ERR_CONFIG_FILE: the configuration file could not be opened for reading"
+            }
+            Some(NotifyResult::ErrConfigSyntax) => {
+                c"NOTIFY_ERR_CONFIG_SYNTAX: the configuration file contained invalid input"
+            }
+            None => unknown,
+        };
+        text.as_ptr()
+    })
 }
 
 /// `nfy_version`: the library's version.
@@ -58,7 +65,7 @@ pub extern "C" fn nfy_version() -> *const c_char {
             Ok(v) => v,
             Err(_) => c"unknown",
         };
-    VERSION.as_ptr()
+    guard::run("nfy_version", VERSION.as_ptr(), || VERSION.as_ptr())
 }
 
 /// `nfy_set_app_id`.
