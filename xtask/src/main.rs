@@ -51,9 +51,11 @@ commands:
       T under qemu (arguments after -- go to cargo test).
   dist [--target T] [--bin-dir DIR] [--build ID] [--out DIR]
       Builds release binaries for T and writes the terminal packages
-      target/dist/dl.notifysvc-<version>-<build>.tgz and its removal package
-      ...-rm.tgz, and dl.libvfiipc-<version>-<build>.tgz (the C/C++ library). --bin-dir packages the binaries in DIR instead of building;
-      --build overrides the build id (default: the commit's first 10 hex digits).
+      target/dist/dl.notifysvc-<version>-<build>.tgz, its removal package
+      ...-rm.tgz and dl.libvfiipc-<version>-<build>.tgz (the C/C++ library).
+      --bin-dir packages the binaries (and libraries) in DIR instead of
+      building; --build overrides the build id (default: the commit's first
+      10 hex digits).
   flash --package FILE --to DEST
       Verifies FILE against its manifest and installs it (or applies a removal
       package) onto DEST: a directory standing for the terminal's root

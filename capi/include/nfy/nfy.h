@@ -163,7 +163,9 @@ int nfy_notification_server(const char *config_file);
  * the unregister filters as for the functions above (remove such a
  * registration with nfy_unregister*, casting the callback). invoke returns
  * 0, or nonzero when the callback failed (e.g. threw an exception), which
- * the library logs. invoke NULL: NFY_ERR_SERVER, nothing registered.
+ * the library logs. callback NULL: as a NULL cb above (discards the
+ * registration, removes every unicast-error callback or observer).
+ * callback set but invoke NULL: NFY_ERR_SERVER, nothing registered.
  */
 typedef void (*nfy_fn)(void);
 typedef int (*nfy_notify_invoke)(nfy_fn callback, void *data, const char *from,
