@@ -123,14 +123,18 @@ pub unsafe extern "C" fn nfy_notify(
 ) -> c_int {
     const ENTRY: &str = "nfy_notify";
     guard::result(ENTRY, || {
-        // SAFETY (all four): the header's contract for string arguments.
+        // SAFETY: the header's contract for string arguments (null or
+        // NUL-terminated, unchanged during the call).
         let to = arg!(ENTRY, unsafe { required(to, "to", Kind::Identifier) });
+        // SAFETY: as for `to`.
         let id = arg!(ENTRY, unsafe {
             required(notification_id, "notification_id", Kind::Identifier)
         });
+        // SAFETY: as for `to`.
         let param = arg!(ENTRY, unsafe {
             optional(param_json, "param_json", Kind::Parameter)
         });
+        // SAFETY: as for `to`.
         let from = arg!(ENTRY, unsafe { optional(from, "from", Kind::Identifier) });
         adk::ipc_notify_json(to, id, param.unwrap_or("null"), flags, from.unwrap_or(""))
     })
@@ -150,10 +154,11 @@ unsafe fn register(
     priority: c_int,
     to: *const c_char,
 ) -> NotifyResult {
-    // SAFETY (both): the header's contract for string arguments.
+    // SAFETY: the header's contract for string arguments.
     let id = arg!(entry, unsafe {
         required(notification_id, "notification_id", Kind::Identifier)
     });
+    // SAFETY: as for `notification_id`.
     let to = arg!(entry, unsafe { optional(to, "to", Kind::Identifier) }).unwrap_or("");
     match cb {
         Some((address, handler)) => adk::ipc_register_notification_foreign(
@@ -236,10 +241,11 @@ pub unsafe extern "C" fn nfy_unregister(
 ) -> c_int {
     const ENTRY: &str = "nfy_unregister";
     guard::result(ENTRY, || {
-        // SAFETY (both): the header's contract for string arguments.
+        // SAFETY: the header's contract for string arguments.
         let id = arg!(ENTRY, unsafe {
             required(notification_id, "notification_id", Kind::Identifier)
         });
+        // SAFETY: as for `notification_id`.
         let to = arg!(ENTRY, unsafe { optional(to, "to", Kind::Identifier) }).unwrap_or("");
         let filter = callback::filter(cb.map(|f| f as usize), data);
         adk::ipc_unregister_notification_foreign(id, filter, to)

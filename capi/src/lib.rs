@@ -55,6 +55,9 @@
 //! NUL: identifiers exclude it, and the parameter is JSON text validated
 //! by the server (a NUL inside a JSON string is escaped as `\u0000`).
 
+// Every unsafe block says why it is sound.
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 pub mod api;
 mod args;
 mod callback;
