@@ -2,22 +2,25 @@
 //! target's `libvfiipc.so` and `libvfiipc.a`, and its package
 //! `dl.libvfiipc-<version>-<build>.tgz`, written next to the server's.
 //!
-//! The package uses the terminal packages' format ([`crate::package`]:
-//! paths relative to the terminal's root, a manifest at
-//! `opt/nfy/MANIFEST`, reproducible the same way) and holds:
+//! The package is an archive in the terminal packages' format
+//! ([`crate::package`]: paths relative to the terminal's root, a manifest
+//! at `opt/nfy/MANIFEST`, reproducible the same way) and holds:
 //!
 //! | path | what |
 //! |---|---|
-//! | `opt/nfy/lib/libvfiipc.so` | the shared library (SONAME `libvfiipc.so`) |
+//! | `opt/nfy/lib/libvfiipc.so` | the shared library (SONAME `libvfiipc.so`), checked to be an ELF shared object for the target |
 //! | `opt/nfy/lib/libvfiipc.a` | the static library |
 //! | `opt/nfy/include/nfy/nfy.h`, `opt/nfy/include/ipc/*.h` | the C ABI and the drop-in C++ headers |
 //! | `opt/nfy/lib/pkgconfig/vfiipc.pc` | for `pkg-config` (prefix `/opt/nfy`) |
 //! | `opt/nfy/lib/cmake/vfiipc/vfiipcConfig*.cmake` | for CMake's `find_package(vfiipc)` (relocatable) |
 //!
-//! `cargo xtask flash` installs it like the server package. **Known
-//! limit**: both packages keep their manifest at `opt/nfy/MANIFEST` (the
-//! format has one place for it), so on the terminal it is the manifest of
-//! the package flashed last; there is no removal package for the library.
+//! **Decision**: it is the SDK a developer unpacks into a sysroot (and
+//! onto a terminal with `tar`), not an install package for `cargo xtask
+//! flash`: an install package names its target in `opt/nfy/VERSION` and
+//! keeps its manifest at `opt/nfy/MANIFEST`, both of which belong to the
+//! server package on the terminal. (Flashing the runtime library would
+//! want it in the server package, or the format to allow a second
+//! package.)
 //!
 //! Under `cross --test` the workspace tests include `nfy-capi`'s: they
 //! compile the C and C++ test apps with `arm-linux-gnueabihf-g++`/`-gcc`
@@ -29,6 +32,7 @@ use std::path::{Path, PathBuf};
 use crate::cmd;
 use crate::cross::{self, Profile};
 use crate::dist;
+use crate::elf;
 use crate::error::{Error, Result};
 use crate::package::{FileEntry, PREFIX};
 use crate::toolchain::Toolchain;
@@ -89,7 +93,14 @@ pub fn package_files(
     let mut files = Vec::new();
     for (name, path) in libraries {
         let data = fs::read(path).map_err(|e| Error::io("read", path, e))?;
-        let mode = if name.ends_with(".so") { 0o755 } else { 0o644 };
+        let shared = name.ends_with(".so");
+        if shared {
+            elf::check_for_target(&data, &spec.target).map_err(|error| Error::Binary {
+                path: path.clone(),
+                error,
+            })?;
+        }
+        let mode = if shared { 0o755 } else { 0o644 };
         files.push(FileEntry {
             path: format!("{PREFIX}/lib/{name}"),
             mode,
@@ -184,15 +195,15 @@ pub fn make_package(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dist::tests::{fake_bin_dir, spec_for};
-    use crate::package::{Kind, Package, MANIFEST_PATH};
+    use crate::dist::tests::{fake_bin_dir, fake_bin_dir_for, spec_for};
+    use crate::package::{read_tgz, Manifest, MANIFEST_PATH};
     use crate::testutil::TempDir;
 
-    fn capi_dir() -> PathBuf {
+    fn root() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
             .unwrap()
-            .join("capi")
+            .to_path_buf()
     }
 
     #[test]
@@ -201,11 +212,10 @@ mod tests {
         let libs = fake_bin_dir(&tmp.path().join("libs"), &LIBRARIES);
         let spec = spec_for(&tmp.path().join("no-binaries"));
         let found = find_libraries(&libs);
-        let root = capi_dir().parent().unwrap().to_path_buf();
-        let first = make_package(&root, &spec, &found, &tmp.path().join("a"))
+        let first = make_package(&root(), &spec, &found, &tmp.path().join("a"))
             .unwrap()
             .unwrap();
-        let second = make_package(&root, &spec, &found, &tmp.path().join("b"))
+        let second = make_package(&root(), &spec, &found, &tmp.path().join("b"))
             .unwrap()
             .unwrap();
         assert_eq!(
@@ -214,9 +224,8 @@ mod tests {
         );
         assert_eq!(fs::read(&first).unwrap(), fs::read(&second).unwrap());
 
-        let pkg = Package::from_bytes(&fs::read(&first).unwrap()).unwrap();
-        assert_eq!(pkg.kind, Kind::Install);
-        let paths: Vec<&str> = pkg.files.iter().map(|f| f.path.as_str()).collect();
+        let files = read_tgz(&fs::read(&first).unwrap()).unwrap();
+        let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(
             paths,
             [
@@ -231,30 +240,43 @@ mod tests {
                 "opt/nfy/lib/pkgconfig/vfiipc.pc",
             ]
         );
-        let pc = pkg
-            .files
-            .iter()
-            .find(|f| f.path.ends_with("vfiipc.pc"))
-            .unwrap();
-        let pc = String::from_utf8(pc.data.clone()).unwrap();
-        assert!(pc.contains("Version: 0.1.0\n"), "{pc}");
-        assert!(!pc.contains('@'), "{pc}");
-        let so = pkg.files.iter().find(|f| f.path.ends_with(".so")).unwrap();
-        assert_eq!(so.mode, 0o755);
-        let manifest = &pkg.files[0];
+        let manifest = &files[0];
         assert_eq!(manifest.path, MANIFEST_PATH);
-        let manifest = String::from_utf8(manifest.data.clone()).unwrap();
-        assert!(manifest.starts_with(
+        let text = String::from_utf8(manifest.data.clone()).unwrap();
+        assert!(text.starts_with(
             "# dl.libvfiipc-0.1.0-0123456789.tgz for armv7-unknown-linux-gnueabihf\n"
         ));
+        Manifest::parse(&text).unwrap().check(&files).unwrap();
+        let file = |suffix: &str| files.iter().find(|f| f.path.ends_with(suffix)).unwrap();
+        let pc = String::from_utf8(file("vfiipc.pc").data.clone()).unwrap();
+        assert!(pc.contains("Version: 0.1.0\n"), "{pc}");
+        assert!(!pc.contains('@'), "{pc}");
+        assert_eq!(file(".so").mode, 0o755);
+        assert_eq!(file(".a").mode, 0o644);
+    }
+
+    #[test]
+    fn a_library_for_another_target_is_refused() {
+        let tmp = TempDir::new();
+        let libs = fake_bin_dir_for(
+            &tmp.path().join("libs"),
+            &LIBRARIES,
+            "x86_64-unknown-linux-gnu",
+        );
+        let spec = spec_for(&tmp.path().join("none"));
+        let err = make_package(&root(), &spec, &find_libraries(&libs), tmp.path()).unwrap_err();
+        assert!(matches!(err, Error::Binary { .. }), "{err}");
+        assert!(!tmp
+            .path()
+            .join(package_name("0.1.0", "0123456789"))
+            .exists());
     }
 
     #[test]
     fn no_libraries_no_package() {
         let tmp = TempDir::new();
         let spec = spec_for(&tmp.path().join("none"));
-        let root = capi_dir().parent().unwrap().to_path_buf();
-        assert!(make_package(&root, &spec, &[], tmp.path())
+        assert!(make_package(&root(), &spec, &[], tmp.path())
             .unwrap()
             .is_none());
         assert!(find_libraries(tmp.path()).is_empty());
