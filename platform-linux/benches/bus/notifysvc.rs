@@ -1,4 +1,4 @@
-//! A real `notifysvc` process for the nfy systems: found next to the
+//! The `notifysvc` process of the nfy systems: found next to the
 //! benchmark, started on a fresh socket and free port, optionally pinned
 //! (`taskset -c CPU`) or wrapped (`valgrind`, `strace`), stopped with
 //! SIGTERM.
