@@ -60,6 +60,7 @@ mod floor;
 mod jsonproto;
 mod latency;
 mod notifysvc;
+mod process;
 mod report;
 mod runner;
 mod targets;

@@ -3,26 +3,19 @@
 //! (`taskset -c CPU`) or wrapped (`valgrind`, `strace`), stopped with
 //! SIGTERM.
 
-use std::collections::VecDeque;
-use std::io::{BufRead, BufReader};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::thread;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
-
 use crate::common::{err, lock, Res};
+use crate::process::{Group, Process};
 
 /// How long a server may take to say it is ready (valgrind is slow).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
-/// Log lines kept for error messages.
-const KEPT_LINES: usize = 40;
 
 /// Where the `notifysvc` binary is: `$NFY_BENCH_NOTIFYSVC`, else the one
 /// Cargo built for this benchmark (`CARGO_BIN_EXE_notifysvc`, the release
@@ -65,14 +58,13 @@ pub struct Launch {
 
 /// A running `notifysvc`.
 pub struct Server {
-    child: Child,
-    /// The server leads its own process group (when wrapped).
-    group: bool,
+    process: Process,
     /// Its Unix socket.
     pub socket: PathBuf,
     /// Its loopback TCP address.
     pub tcp: SocketAddr,
-    log: Arc<Mutex<VecDeque<String>>>,
+    /// The statistics line it logs when it stops.
+    stopped: Arc<Mutex<Option<String>>>,
     _dir: tempfile::TempDir,
 }
 
@@ -96,38 +88,30 @@ impl Server {
             args.push(q.clone());
         }
         args.push(config.display().to_string());
-        let exe = exe.display().to_string();
         let mut argv: Vec<String> = Vec::new();
         if let Some(cpu) = launch.cpu {
             argv.extend(["taskset".into(), "-c".into(), cpu.to_string()]);
         }
         argv.extend(launch.wrap.iter().cloned());
-        argv.push(exe);
+        argv.push(exe.display().to_string());
         argv.extend(args);
         let (program, rest) = argv.split_first().ok_or_else(|| err("empty command"))?;
         let mut command = Command::new(program);
-        if !launch.wrap.is_empty() {
-            // A wrapper (strace) may not pass SIGTERM on: the server gets
-            // its own process group, and the stop signal goes to the group.
-            command.process_group(0);
-        }
-        let mut child = command
+        command
             .args(rest)
             .env("RUST_LOG", "info")
-            .env_remove("NFY_LOGMASK")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| err(format!("cannot start {program}: {e}")))?;
-        let stderr = child.stderr.take().ok_or_else(|| err("no stderr pipe"))?;
-        let log = Arc::new(Mutex::new(VecDeque::new()));
+            .env_remove("NFY_LOGMASK");
+        let group = if launch.wrap.is_empty() {
+            Group::Same
+        } else {
+            Group::Own
+        };
         let (tx, rx) = mpsc::channel::<Option<SocketAddr>>();
-        let log2 = Arc::clone(&log);
-        thread::Builder::new()
-            .name("notifysvc-log".into())
-            .stack_size(128 * 1024)
-            .spawn(move || drain_log(stderr, &log2, &tx))?;
+        let stopped = Arc::new(Mutex::new(None));
+        let stopped2 = Arc::clone(&stopped);
+        let mut process = Process::spawn("notifysvc", command, group, move |line| {
+            watch_log(line, &tx, &stopped2);
+        })?;
         let mut tcp = None;
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
@@ -136,30 +120,27 @@ impl Server {
                 Ok(Some(addr)) => tcp = Some(addr),
                 Ok(None) => break, // ready
                 Err(_) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    let lines: Vec<String> = lock(&log).iter().cloned().collect();
+                    process.kill();
                     return Err(err(format!(
                         "notifysvc did not become ready:\n{}",
-                        lines.join("\n")
+                        process.log_tail()
                     )));
                 }
             }
         }
         let tcp = tcp.ok_or_else(|| err("notifysvc did not say its TCP port"))?;
         Ok(Server {
-            child,
-            group: !launch.wrap.is_empty(),
+            process,
             socket,
             tcp,
-            log,
+            stopped,
             _dir: dir,
         })
     }
 
     /// The process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
 
     /// A field of `/proc/PID/status` in KiB (`VmHWM`, `VmRSS`).
@@ -179,65 +160,91 @@ impl Server {
     }
 
     /// Stops the server with SIGTERM (SIGKILL after 30 s).
-    pub fn stop(mut self) -> Res<()> {
-        self.terminate()
+    pub fn stop(self) -> Res<()> {
+        self.stop_with_stats().map(|_| ())
     }
 
-    fn terminate(&mut self) -> Res<()> {
-        if self.child.try_wait()?.is_some() {
-            return Ok(());
+    /// Stops the server and returns the statistics it logged on the way
+    /// out (`None` when it logged none).
+    pub fn stop_with_stats(mut self) -> Res<Option<ExitStats>> {
+        let status = self.process.stop()?;
+        if !status.success() {
+            eprintln!(
+                "bus: notifysvc exited with {status}:\n{}",
+                self.process.log_tail()
+            );
         }
-        let pid = i32::try_from(self.pid()).unwrap_or(i32::MAX);
-        let target = if self.group { -pid } else { pid };
-        let _ = kill(Pid::from_raw(target), Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait()? {
-                if !status.success() {
-                    let lines: Vec<String> = lock(&self.log).iter().cloned().collect();
-                    eprintln!("bus: notifysvc exited with {status}:\n{}", lines.join("\n"));
-                }
-                return Ok(());
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        Err(err("notifysvc did not stop on SIGTERM"))
+        let line = lock(&self.stopped).take();
+        Ok(line.map(|l| ExitStats::parse(&l)))
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.terminate();
+/// The counters of notifysvc's last log line (`stopped: …; 12 accepted,
+/// …, 3 unicast errors, 1 overflow disconnects`), by label.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExitStats {
+    /// Each "<number> <label>" of the line.
+    pub counters: BTreeMap<String, u64>,
+}
+
+impl ExitStats {
+    /// Reads the counters of a `stopped:` line; parts that are not
+    /// "<number> <label>" are skipped, parenthesised asides dropped.
+    pub fn parse(line: &str) -> ExitStats {
+        let rest = line.split_once("stopped:").map_or(line, |(_, r)| r);
+        let mut counters = BTreeMap::new();
+        for part in rest.split([',', ';']) {
+            let part = match part.split_once('(') {
+                Some((before, _)) => before,
+                None => part,
+            };
+            let mut words = part.split_whitespace();
+            let Some(Ok(n)) = words.next().map(str::parse::<u64>) else {
+                continue;
+            };
+            let label = words.collect::<Vec<_>>().join(" ");
+            if !label.is_empty() {
+                *counters.entry(label).or_insert(0) += n;
+            }
+        }
+        ExitStats { counters }
+    }
+
+    /// Unicast errors the server sent back (`None`: not in the line).
+    pub fn unicast_errors(&self) -> Option<u64> {
+        self.counters.get("unicast errors").copied()
+    }
+
+    /// Connections the server ended for its own reasons: every counter
+    /// whose label names disconnects (`overflow disconnects`, and any
+    /// other kind a later server counts). `None`: not in the line.
+    pub fn disconnects(&self) -> Option<u64> {
+        let mut found = None;
+        for (label, n) in &self.counters {
+            if label.contains("disconnect") {
+                *found.get_or_insert(0) += n;
+            }
+        }
+        found
     }
 }
 
-/// Reads the server's log: reports the TCP address and readiness, keeps
-/// the last lines, echoes warnings and errors.
-fn drain_log(
-    stderr: std::process::ChildStderr,
-    log: &Mutex<VecDeque<String>>,
-    tx: &mpsc::Sender<Option<SocketAddr>>,
-) {
-    for line in BufReader::new(stderr).lines() {
-        let Ok(line) = line else { return };
-        if let Some(rest) = line.split("listening on tcp 127.0.0.1:").nth(1) {
-            let port = rest.split_whitespace().next().unwrap_or("");
-            if let Ok(port) = port.parse::<u16>() {
-                let _ = tx.send(Some(SocketAddr::from(([127, 0, 0, 1], port))));
-            }
+/// Watches the server's log: reports the TCP address and readiness, keeps
+/// the statistics line, echoes warnings and errors.
+fn watch_log(line: &str, tx: &mpsc::Sender<Option<SocketAddr>>, stopped: &Mutex<Option<String>>) {
+    if let Some(rest) = line.split("listening on tcp 127.0.0.1:").nth(1) {
+        let port = rest.split_whitespace().next().unwrap_or("");
+        if let Ok(port) = port.parse::<u16>() {
+            let _ = tx.send(Some(SocketAddr::from(([127, 0, 0, 1], port))));
         }
-        if line.contains(" ready (") {
-            let _ = tx.send(None);
-        }
-        if line.contains(" WARN ") || line.contains(" ERROR ") {
-            eprintln!("notifysvc: {line}");
-        }
-        let mut l = lock(log);
-        if l.len() == KEPT_LINES {
-            l.pop_front();
-        }
-        l.push_back(line);
+    }
+    if line.contains(" ready (") {
+        let _ = tx.send(None);
+    }
+    if line.contains(" stopped: ") {
+        *lock(stopped) = Some(line.to_owned());
+    }
+    if line.contains(" WARN ") || line.contains(" ERROR ") {
+        eprintln!("notifysvc: {line}");
     }
 }
