@@ -7,10 +7,11 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nfy_linux::client::{Client, ServerAddr};
 
+use crate::burst::{self, Burst, Tally};
 use crate::common::{
     err, finish, fresh_id, lock, nanos, wait_window, Counter, Rate, Res, PARAM, STALL,
 };
@@ -204,6 +205,76 @@ pub fn fanout(socket: &Path, n: u64, receivers: usize, window: u64, batched: boo
     }
     a.close();
     Ok(rate)
+}
+
+/// How the burst's sender hands its notifications to the library.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BurstSender {
+    /// One `Client::notify` per notification (one write each).
+    PerCall,
+    /// `Client::batch`, sent every so many notifications.
+    Batch(u64),
+}
+
+/// The burst: A sends `n` notifications to B as fast as it can (a
+/// `Serialize` parameter, as an application passes it); B's callback
+/// decodes each parameter.
+pub fn burst(socket: &Path, n: u64, idle: Duration, sender: BurstSender) -> Res<Burst> {
+    let run = fresh_id();
+    let b_id = format!("b{run}");
+    let a = connect(socket, &format!("a{run}"))?;
+    let b = connect(socket, &b_id)?;
+    let tally = Arc::new(Tally::new(n));
+    let t2 = Arc::clone(&tally);
+    let _rb = b.register("t", 0, move |d| {
+        match burst::decode_seq(d.parameter.as_bytes()) {
+            Ok(seq) => t2.hit(seq),
+            Err(e) => t2.stop(&e),
+        }
+    })?;
+    let errors = Arc::new(AtomicU64::new(0));
+    let e2 = Arc::clone(&errors);
+    let _h = a.on_unicast_error(move |_| {
+        e2.fetch_add(1, Ordering::Relaxed);
+    });
+    b.sync()?;
+    a.sync()?;
+    let start = tally.now_ns();
+    let mut sent = 0;
+    let sending = (|| -> Res<()> {
+        match sender {
+            BurstSender::PerCall => {
+                for i in 0..n {
+                    a.notify(&b_id, "t", &burst::Param::at(i))?;
+                    sent += 1;
+                }
+            }
+            BurstSender::Batch(every) => {
+                let mut batch = a.batch();
+                for i in 0..n {
+                    batch.notify(&b_id, "t", &burst::Param::at(i))?;
+                    if (i + 1) % every.max(1) == 0 {
+                        batch.send()?;
+                    }
+                    // What the batch still holds has not been written.
+                    sent = i + 1 - batch.len() as u64;
+                }
+                batch.send()?;
+                sent = n;
+            }
+        }
+        Ok(())
+    })();
+    let waited = tally.wait(sent, idle);
+    let result = tally.result(n, start, sent, &sending, waited);
+    let what = match sender {
+        BurstSender::PerCall => "burst, per call",
+        BurstSender::Batch(_) => "burst, batched",
+    };
+    report_losses(what, &b, errors.load(Ordering::Relaxed));
+    a.close();
+    b.close();
+    Ok(result)
 }
 
 fn report_losses(what: &str, receiver: &Client, unicast_errors: u64) {

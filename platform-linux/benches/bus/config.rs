@@ -2,9 +2,12 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::catalog::{Sys, Work, SYSTEMS};
 use crate::common::{self, Res};
+use crate::{burst, nats_server};
+
 /// What to run and how much.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -17,6 +20,15 @@ pub struct Config {
     /// Rounds of throughput and notifications per round.
     pub tp_rounds: usize,
     pub tp_n: u64,
+    /// Rounds of the burst, notifications per round.
+    pub burst_rounds: usize,
+    pub burst_n: u64,
+    /// The burst's `Client::batch` sender writes every so many
+    /// notifications.
+    pub burst_batch: u64,
+    /// A burst whose receiver sees nothing (or whose sender cannot write)
+    /// for this long ends and reports what arrived.
+    pub idle: Duration,
     /// Rounds of fanout, broadcasts per round, receivers.
     pub fan_rounds: usize,
     pub fan_n: u64,
@@ -37,15 +49,22 @@ pub struct Config {
     pub wrap: Vec<String>,
     pub max_queue: Option<String>,
     pub out_dir: PathBuf,
+    /// The `nats-server` executable (`None`: NATS is not measured).
+    pub nats_server: Option<PathBuf>,
+    /// Said under the table (what was left out and why).
+    pub notes: Vec<String>,
 }
 
 pub const USAGE: &str = "\
 usage: cargo bench -p nfy-linux --bench bus -- [OPTIONS]
   --quick               small counts (smoke test, a few seconds)
   --pinned | --unpinned run one phase only (default: both)
-  --only LIST           workloads, comma-separated: rtt,scale,throughput,fanout,memory
-  --systems LIST        systems, comma-separated: floor,compact,json,raw-unix
-  --window N            flow-control window of the one-way workloads (default 8192)
+  --only LIST           workloads, comma-separated: rtt,scale,throughput,burst,fanout,memory
+  --systems LIST        systems, comma-separated: floor,compact,json,raw-unix,batch,nats
+  --window N            flow-control window of throughput and fanout (default 8192)
+  --burst N             notifications per burst (default 200000; at most 900000)
+  --burst-batch N       the burst's Client::batch sends every N notifications (default 256)
+  --idle SECS           a burst ends when nothing arrives for SECS (default 3)
   --max-queue SIZE      notifysvc --max-queue (default: the server's, 4 MiB)
   --wrap 'CMD ARGS'     run notifysvc under CMD (e.g. 'valgrind --tool=callgrind')
   --out DIR             output directory (default: target/bench)
@@ -60,6 +79,7 @@ impl Config {
         let mut works: Option<BTreeSet<Work>> = None;
         let mut systems: Option<BTreeSet<Sys>> = None;
         let mut window = None;
+        let mut burst_n = None;
         while let Some(a) = args.next() {
             let mut value = |name: &str| {
                 args.next()
@@ -95,6 +115,9 @@ impl Config {
                     systems = Some(set);
                 }
                 "--window" => window = Some(value("--window")?.parse()?),
+                "--burst" => burst_n = Some(value("--burst")?.parse()?),
+                "--burst-batch" => c.burst_batch = value("--burst-batch")?.parse::<u64>()?.max(1),
+                "--idle" => c.idle = Duration::from_secs_f64(value("--idle")?.parse::<f64>()?),
                 "--max-queue" => c.max_queue = Some(value("--max-queue")?),
                 "--wrap" => {
                     c.wrap = value("--wrap")?
@@ -120,15 +143,39 @@ impl Config {
                 tp_n: 20_000,
                 fan_rounds: 1,
                 fan_n: 2_000,
+                burst_rounds: 1,
+                burst_n: 20_000,
                 ..c
             };
+        }
+        if let Some(n) = burst_n {
+            c.burst_n = n;
+        }
+        if c.burst_n > burst::MAX_N {
+            return Err(common::err(format!("--burst: at most {}", burst::MAX_N)));
         }
         c.phases = phases;
         if let Some(w) = works {
             c.works = w;
         }
+        let explicit_nats = systems.as_ref().is_some_and(|s| s.contains(&Sys::Nats));
         if let Some(s) = systems {
             c.systems = s;
+        }
+        if c.systems.contains(&Sys::Nats) {
+            c.nats_server = nats_server::nats_server_path();
+            if c.nats_server.is_none() {
+                if explicit_nats {
+                    return Err(common::err(
+                        "nats-server not found (apt-get install nats-server, or set \
+                         NFY_BENCH_NATS_SERVER)",
+                    ));
+                }
+                c.systems.remove(&Sys::Nats);
+                c.notes.push(
+                    "NATS not measured: nats-server not found (apt-get install nats-server)".into(),
+                );
+            }
         }
         if let Some(w) = window {
             c.window = w;
@@ -144,6 +191,10 @@ impl Config {
             rtt_warmup: 500,
             tp_rounds: 2,
             tp_n: 200_000,
+            burst_rounds: 2,
+            burst_n: 200_000,
+            burst_batch: 256,
+            idle: Duration::from_secs(3),
             fan_rounds: 2,
             fan_n: 20_000,
             receivers: 8,
@@ -157,6 +208,7 @@ impl Config {
                 Work::Rtt,
                 Work::Scale,
                 Work::Throughput,
+                Work::Burst,
                 Work::Fanout,
                 Work::Memory,
             ]
@@ -166,15 +218,25 @@ impl Config {
             wrap: Vec::new(),
             max_queue: None,
             out_dir: default_out_dir(),
+            nats_server: None,
+            notes: Vec::new(),
         }
     }
 
+    /// Whether workload `w` runs.
     pub fn has(&self, w: Work) -> bool {
         self.works.contains(&w)
     }
 
+    /// Whether a system on `notifysvc` runs.
     pub fn nfy(&self) -> bool {
-        self.systems.iter().any(|s| *s != Sys::Floor)
+        self.systems.iter().any(|s| s.is_nfy())
+    }
+
+    /// Whether NATS runs a workload other than the burst (which starts its
+    /// own servers): the phase's `nats-server` is needed.
+    pub fn nats_phase_server(&self) -> bool {
+        self.systems.contains(&Sys::Nats) && (self.has(Work::Rtt) || self.has(Work::Fanout))
     }
 }
 

@@ -26,8 +26,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use crate::burst::{self, Burst, Tally};
 use crate::common::{finish, fresh_id, lock, nanos, wait_window, Counter, Rate, Res, PARAM, STALL};
 
 /// Destinations with this bit set mean "every member of group `dest &
@@ -195,6 +196,8 @@ pub struct Conn {
     wr: UnixStream,
     out: Vec<u8>,
     inbuf: Vec<u8>,
+    /// Room to format a burst parameter.
+    param: Vec<u8>,
 }
 
 impl Conn {
@@ -225,6 +228,7 @@ impl Conn {
             wr,
             out,
             inbuf: vec![0u8; HEADER],
+            param: Vec::with_capacity(FLOOR_PAYLOAD),
         })
     }
 
@@ -235,6 +239,29 @@ impl Conn {
         }
         self.wr.write_all(&self.out)?;
         Ok(())
+    }
+
+    /// Sends one frame to `dest` carrying the burst's parameter for
+    /// `index` (one `write`).
+    pub fn send_param(&mut self, dest: u32, index: u64) -> Res<()> {
+        self.param.clear();
+        burst::write_param(&mut self.param, index);
+        if let Some(p) = self.out.get_mut(HEADER..HEADER + self.param.len()) {
+            p.copy_from_slice(&self.param);
+        }
+        self.send(dest)
+    }
+
+    /// Reads and writes that block longer than `limit` fail.
+    pub fn set_timeouts(&self, limit: Duration) -> Res<()> {
+        self.wr.set_read_timeout(Some(limit))?;
+        self.wr.set_write_timeout(Some(limit))?;
+        Ok(())
+    }
+
+    /// The payload of the frame [`Conn::recv`] read last.
+    pub fn payload(&self) -> &[u8] {
+        self.inbuf.get(HEADER..).unwrap_or_default()
     }
 
     /// Broadcasts one frame to the members of `group`.
@@ -336,6 +363,50 @@ pub fn throughput(path: &Path, n: u64, window: u64) -> Res<Rate> {
     b_closer.close();
     let _ = rx.join();
     Ok(rate)
+}
+
+/// The burst: A sends `n` frames to B as fast as it can, with no window
+/// (the kernel's socket buffers slow it down when the relay or B falls
+/// behind); B decodes each parameter.
+pub fn burst(path: &Path, n: u64, idle: Duration) -> Res<Burst> {
+    let mut a = Conn::connect(path, 0)?;
+    let mut b = Conn::connect(path, 0)?;
+    a.set_timeouts(idle)?;
+    b.set_timeouts(idle)?;
+    let b_id = b.id;
+    let b_closer = b.closer()?;
+    let tally = Arc::new(Tally::new(n));
+    let t2 = Arc::clone(&tally);
+    let rx = thread::Builder::new()
+        .name("floor-burst".into())
+        .stack_size(STACK)
+        .spawn(move || {
+            let got = (|| -> Res<()> {
+                while t2.count() < n {
+                    b.recv()?;
+                    t2.hit(burst::decode_seq(b.payload())?);
+                }
+                Ok(())
+            })();
+            if let Err(e) = got {
+                t2.stop(&e);
+            }
+        })?;
+    let start = tally.now_ns();
+    let mut sent = 0;
+    let sender = (|| -> Res<()> {
+        for i in 0..n {
+            a.send_param(b_id, i)?;
+            sent += 1;
+        }
+        Ok(())
+    })();
+    let waited = tally.wait(sent, idle);
+    let result = tally.result(n, start, sent, &sender, waited);
+    b_closer.close();
+    drop(a);
+    let _ = rx.join();
+    Ok(result)
 }
 
 /// A broadcasts `n` frames to `receivers` group members.

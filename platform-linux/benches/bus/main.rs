@@ -1,10 +1,11 @@
-//! The bus benchmark of issue 6: nfy against the machine's floor.
+//! The bus benchmark of issues 6 and 12: nfy against the machine's floor
+//! and against NATS.
 //!
 //! ```text
 //! cargo bench -p nfy-linux --bench bus -- [--quick] [OPTIONS]
 //! ```
 //!
-//! Three systems carry the same notifications (64-byte JSON parameter):
+//! The systems carry the same notifications (64-byte JSON parameter):
 //!
 //! - **floor** ([`floor`]): a minimal relay over Unix sockets written here
 //!   (blocking, one thread per connection, length-prefixed frames routed
@@ -15,27 +16,43 @@
 //!   client over TCP loopback written here from the spec;
 //! - **nfy raw/unix** (diagnostic): that raw client over the Unix socket,
 //!   which shows the server's own cost, without our library's and without
-//!   TCP's.
+//!   TCP's;
 //! - **nfy batch** (one-way workloads only): our library again, the
-//!   sender using `Client::batch` (32 notifications per write), which
-//!   shows what batching the sender's writes buys.
+//!   sender using `Client::batch` (32 notifications per write; the burst:
+//!   `--burst-batch`, 256), which shows what batching the sender's writes
+//!   buys;
+//! - **nats** ([`nats`]): a real `nats-server` ([`nats_server`]) on a free
+//!   loopback port and a client of its text protocol written here, which
+//!   buffers publishes as the official clients do (rtt, burst, fanout).
 //!
 //! Workloads: `rtt` (A notifies B, B's callback answers A), `throughput`
-//! (A → B one way), `fanout` (A broadcasts to 8 receivers), `scale` (rtt
-//! while 1,000 other connections hold 10,000 unrelated registrations) and
-//! `memory` (peak RSS of notifysvc idle and with 256 connections × 16
-//! registrations). Each runs twice: every thread and process pinned to one
-//! CPU, then unpinned. Within a phase, rounds interleave the systems (their
-//! order rotating each round) so machine noise hits all alike.
+//! (A → B one way, windowed), `burst` ([`burst`]: A → B one way as fast as
+//! the sender can, no window; delivered, lost, out of order, unicast
+//! errors and disconnects are counted, the nfy systems and NATS on a
+//! server of their own per run), `fanout` (A broadcasts to 8 receivers),
+//! `scale` (rtt while 1,000 other connections hold 10,000 unrelated
+//! registrations) and `memory` (peak RSS of notifysvc idle and with 256
+//! connections × 16 registrations). Each runs twice: every thread and
+//! process pinned to one CPU, then unpinned. Within a phase, rounds
+//! interleave the systems (their order rotating each round) so machine
+//! noise hits all alike.
 //!
 //! Output: a table on stdout (each figure and its ratio to the floor, the
-//! targets of issue 6 and whether each is met), `target/bench/bus.json`
-//! and `target/bench/rtt.svg` (latency histograms).
+//! targets of issues 6 and 12 and whether each is met, NATS beside what
+//! issue 12 measured of it), `target/bench/bus.json` and
+//! `target/bench/rtt.svg` (latency histograms).
 //!
-//! The one-way workloads use a flow-control window ([`Config::window`](config::Config::window)
-//! unreceived notifications at most, the same for every system): no
-//! broker gives end-to-end back-pressure, and a sender that outruns its
-//! receiver would measure queue limits instead of throughput.
+//! `throughput` and `fanout` use a flow-control window
+//! ([`Config::window`](config::Config::window) unreceived notifications at
+//! most, the same for every system), so that they measure the path rather
+//! than queue limits. `burst` has none: whatever slows its sender down is
+//! the system's own back-pressure, and where there is none the loss is
+//! reported. Its waits are bounded (`--idle`): a sender that cannot write,
+//! or a receiver that sees nothing, for that long ends the run.
+//!
+//! Every server the benchmark starts is stopped by PID, and killed when
+//! its guard is dropped ([`process`]): a failing or panicking run leaves
+//! nothing behind.
 //!
 //! Files:
 //!
@@ -45,13 +62,16 @@
 //! | `config.rs` | the command line and the counts (full, `--quick`) |
 //! | `catalog.rs` | the systems (columns) and workloads (rows) |
 //! | `runner.rs` | one phase: servers and relays, rounds, figures |
-//! | `floor.rs`, `compact.rs`, `jsonproto.rs` | each system's clients and workloads |
-//! | `notifysvc.rs` | the `notifysvc` process the nfy systems use |
+//! | `floor.rs`, `compact.rs`, `jsonproto.rs`, `nats.rs` | each system's clients and workloads |
+//! | `burst.rs` | the burst's parameter, receiver tally and result |
+//! | `process.rs` | a server process: log, stop by PID, kill on drop |
+//! | `notifysvc.rs`, `nats_server.rs` | the two servers |
 //! | `common.rs` | error type, payload, CPU pinning, rates, waiting |
 //! | `latency.rs` | latency percentiles |
 //! | `targets.rs` | the targets, computed from the figures |
 //! | `report/` | the table, `bus.json`, the SVG histograms |
 
+mod burst;
 mod catalog;
 mod common;
 mod compact;
@@ -59,6 +79,8 @@ mod config;
 mod floor;
 mod jsonproto;
 mod latency;
+mod nats;
+mod nats_server;
 mod notifysvc;
 mod process;
 mod report;

@@ -2,13 +2,17 @@
 //! and relays, interleaves the systems round by round and collects the
 //! figures.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::burst::Burst;
 use crate::catalog::{Sys, Work, NSYS, SYSTEMS};
 use crate::common::{self, Cpus, Rate, Res};
+use crate::compact::BurstSender;
 use crate::config::Config;
+use crate::nats_server::NatsServer;
 use crate::notifysvc::{Launch, Server};
-use crate::{compact, floor, jsonproto};
+use crate::{compact, floor, jsonproto, nats};
 
 /// The figures of one phase.
 #[derive(Default)]
@@ -18,6 +22,7 @@ pub struct Phase {
     pub scale: [Vec<u64>; NSYS],
     pub tp: [Option<Rate>; NSYS],
     pub fan: [Option<Rate>; NSYS],
+    pub burst: [Option<Burst>; NSYS],
     pub mem_idle_kib: Option<u64>,
     pub mem_loaded_kib: Option<u64>,
     /// Peak RSS of the workload server after every workload.
@@ -58,7 +63,19 @@ pub fn raise_nofile() -> Res<u64> {
     Ok(hard)
 }
 
-pub fn run_phase(cfg: &Config, cpus: &Cpus, exe: &std::path::Path, pinned: bool) -> Res<Phase> {
+/// What one phase's runs use: the servers and relays it started.
+struct Env<'a> {
+    cfg: &'a Config,
+    exe: &'a Path,
+    launch: &'a Launch,
+    relay: &'a floor::Relay,
+    scale_relay: Option<&'a floor::Relay>,
+    srv: Option<&'a Server>,
+    scale_srv: Option<&'a Server>,
+    nats: Option<&'a NatsServer>,
+}
+
+pub fn run_phase(cfg: &Config, cpus: &Cpus, exe: &Path, pinned: bool) -> Res<Phase> {
     let started = Instant::now();
     let mut ph = Phase {
         pinned,
@@ -91,7 +108,33 @@ pub fn run_phase(cfg: &Config, cpus: &Cpus, exe: &std::path::Path, pinned: bool)
         _nfy_crowd = jsonproto::crowd(&s.socket, cfg.scale_conns, cfg.scale_regs)?;
         scale_srv = Some(s);
     }
-    let rounds = cfg.rtt_rounds.max(cfg.tp_rounds).max(cfg.fan_rounds);
+    let nats = match (&cfg.nats_server, cfg.nats_phase_server()) {
+        (Some(nats_exe), true) => Some(NatsServer::start(nats_exe, launch.cpu)?),
+        _ => None,
+    };
+    let env = Env {
+        cfg,
+        exe,
+        launch: &launch,
+        relay: &relay,
+        scale_relay: scale_relay.as_ref(),
+        srv: srv.as_ref(),
+        scale_srv: scale_srv.as_ref(),
+        nats: nats.as_ref(),
+    };
+    let plan = [
+        (Work::Rtt, cfg.rtt_rounds),
+        (Work::Scale, cfg.rtt_rounds),
+        (Work::Throughput, cfg.tp_rounds),
+        (Work::Burst, cfg.burst_rounds),
+        (Work::Fanout, cfg.fan_rounds),
+    ];
+    let rounds = plan
+        .iter()
+        .filter(|(w, _)| cfg.has(*w))
+        .map(|(_, r)| *r)
+        .max()
+        .unwrap_or(0);
     for round in 0..rounds {
         let mut order: Vec<Sys> = SYSTEMS
             .into_iter()
@@ -107,43 +150,14 @@ pub fn run_phase(cfg: &Config, cpus: &Cpus, exe: &std::path::Path, pinned: bool)
             round + 1,
             started.elapsed().as_secs_f64()
         );
-        for (work, rounds_of) in [
-            (Work::Rtt, cfg.rtt_rounds),
-            (Work::Scale, cfg.rtt_rounds),
-            (Work::Throughput, cfg.tp_rounds),
-            (Work::Fanout, cfg.fan_rounds),
-        ] {
+        for (work, rounds_of) in plan {
             if !cfg.has(work) || round >= rounds_of {
                 continue;
             }
             for &sys in order.iter().filter(|s| s.runs(work)) {
-                let (relay_path, server) = match work {
-                    Work::Scale => (scale_relay.as_ref().map(|r| r.path()), scale_srv.as_ref()),
-                    _ => (Some(relay.path()), srv.as_ref()),
-                };
                 let what = format!("{work:?} {}", sys.key());
-                let result = run_one(cfg, sys, work, relay_path, server);
-                match result {
-                    Ok(Outcome::Samples(s)) => {
-                        let store = if work == Work::Scale {
-                            &mut ph.scale
-                        } else {
-                            &mut ph.rtt
-                        };
-                        if let Some(v) = store.get_mut(sys.index()) {
-                            v.extend(s);
-                        }
-                    }
-                    Ok(Outcome::Rate(r)) => {
-                        let store = if work == Work::Fanout {
-                            &mut ph.fan
-                        } else {
-                            &mut ph.tp
-                        };
-                        if let Some(slot) = store.get_mut(sys.index()) {
-                            add_rate(slot, r);
-                        }
-                    }
+                match run_one(&env, sys, work) {
+                    Ok(outcome) => ph.record(sys, work, outcome),
                     Err(e) => ph.fail(what, &e),
                 }
             }
@@ -159,6 +173,9 @@ pub fn run_phase(cfg: &Config, cpus: &Cpus, exe: &std::path::Path, pinned: bool)
     }
     if let Some(s) = scale_srv {
         s.stop()?;
+    }
+    if let Some(n) = nats {
+        n.stop()?;
     }
     drop(scale_relay);
     drop(relay);
@@ -178,33 +195,83 @@ pub fn run_phase(cfg: &Config, cpus: &Cpus, exe: &std::path::Path, pinned: bool)
 enum Outcome {
     Samples(Vec<u64>),
     Rate(Rate),
+    Burst(Burst),
 }
 
-fn run_one(
-    cfg: &Config,
-    sys: Sys,
-    work: Work,
-    relay: Option<&std::path::Path>,
-    server: Option<&Server>,
-) -> Res<Outcome> {
+impl Phase {
+    fn record(&mut self, sys: Sys, work: Work, outcome: Outcome) {
+        let i = sys.index();
+        match outcome {
+            Outcome::Samples(s) => {
+                let store = if work == Work::Scale {
+                    &mut self.scale
+                } else {
+                    &mut self.rtt
+                };
+                if let Some(v) = store.get_mut(i) {
+                    v.extend(s);
+                }
+            }
+            Outcome::Rate(r) => {
+                let store = if work == Work::Fanout {
+                    &mut self.fan
+                } else {
+                    &mut self.tp
+                };
+                if let Some(slot) = store.get_mut(i) {
+                    add_rate(slot, r);
+                }
+            }
+            Outcome::Burst(b) => {
+                if let Some(slot) = self.burst.get_mut(i) {
+                    slot.get_or_insert_with(Burst::default).add(b);
+                }
+            }
+        }
+    }
+}
+
+fn run_one(env: &Env<'_>, sys: Sys, work: Work) -> Res<Outcome> {
+    let cfg = env.cfg;
+    if work == Work::Burst {
+        return run_burst(env, sys).map(Outcome::Burst);
+    }
+    if work == Work::Memory {
+        return Err(common::err("memory is measured per phase"));
+    }
     let (warm, n) = (cfg.rtt_warmup, cfg.rtt_n);
     if sys == Sys::Floor {
-        let relay = relay.ok_or_else(|| common::err("no relay"))?;
+        let relay = match work {
+            Work::Scale => env.scale_relay.ok_or_else(|| common::err("no relay"))?,
+            _ => env.relay,
+        }
+        .path();
         return Ok(match work {
-            Work::Rtt | Work::Scale => Outcome::Samples(floor::rtt(relay, warm, n)?),
             Work::Throughput => Outcome::Rate(floor::throughput(relay, cfg.tp_n, cfg.window)?),
             Work::Fanout => {
                 Outcome::Rate(floor::fanout(relay, cfg.fan_n, cfg.receivers, cfg.window)?)
             }
-            Work::Memory => return Err(common::err("memory is measured per phase")),
+            _ => Outcome::Samples(floor::rtt(relay, warm, n)?),
         });
     }
-    let server = server.ok_or_else(|| common::err("no server"))?;
+    if sys == Sys::Nats {
+        let addr = env.nats.ok_or_else(|| common::err("no nats-server"))?.addr;
+        return Ok(match work {
+            Work::Fanout => {
+                Outcome::Rate(nats::fanout(addr, cfg.fan_n, cfg.receivers, cfg.window)?)
+            }
+            _ => Outcome::Samples(nats::rtt(addr, warm, n)?),
+        });
+    }
+    let server = match work {
+        Work::Scale => env.scale_srv,
+        _ => env.srv,
+    }
+    .ok_or_else(|| common::err("no server"))?;
     if sys == Sys::Compact || sys == Sys::Batch {
         let socket = &server.socket;
         let batched = sys == Sys::Batch;
         return Ok(match work {
-            Work::Rtt | Work::Scale => Outcome::Samples(compact::rtt(socket, warm, n)?),
             Work::Throughput => {
                 Outcome::Rate(compact::throughput(socket, cfg.tp_n, cfg.window, batched)?)
             }
@@ -215,7 +282,7 @@ fn run_one(
                 cfg.window,
                 batched,
             )?),
-            Work::Memory => return Err(common::err("memory is measured per phase")),
+            _ => Outcome::Samples(compact::rtt(socket, warm, n)?),
         });
     }
     let addr = if sys == Sys::Json {
@@ -224,7 +291,6 @@ fn run_one(
         jsonproto::Addr::Unix(server.socket.clone())
     };
     Ok(match work {
-        Work::Rtt | Work::Scale => Outcome::Samples(jsonproto::rtt(&addr, warm, n)?),
         Work::Throughput => Outcome::Rate(jsonproto::throughput(&addr, cfg.tp_n, cfg.window)?),
         Work::Fanout => Outcome::Rate(jsonproto::fanout(
             &addr,
@@ -232,14 +298,51 @@ fn run_one(
             cfg.receivers,
             cfg.window,
         )?),
-        Work::Memory => return Err(common::err("memory is measured per phase")),
+        _ => Outcome::Samples(jsonproto::rtt(&addr, warm, n)?),
     })
+}
+
+/// One burst. The nfy systems and NATS get a server of their own, so its
+/// exit statistics (unicast errors, disconnects; NATS: slow consumers)
+/// are this burst's alone.
+fn run_burst(env: &Env<'_>, sys: Sys) -> Res<Burst> {
+    let cfg = env.cfg;
+    let (n, idle) = (cfg.burst_n, cfg.idle);
+    match sys {
+        Sys::Floor => floor::burst(env.relay.path(), n, idle),
+        Sys::Nats => {
+            let exe = cfg
+                .nats_server
+                .as_deref()
+                .ok_or_else(|| common::err("no nats-server"))?;
+            let server = NatsServer::start(exe, env.launch.cpu)?;
+            let mut b = nats::burst(server.addr, n, idle)?;
+            b.server_disconnects = Some(server.stop()?);
+            Ok(b)
+        }
+        Sys::Compact | Sys::Batch | Sys::Json | Sys::RawUnix => {
+            let server = Server::start(env.exe, env.launch)?;
+            let mut b = match sys {
+                Sys::Compact => compact::burst(&server.socket, n, idle, BurstSender::PerCall)?,
+                Sys::Batch => {
+                    compact::burst(&server.socket, n, idle, BurstSender::Batch(cfg.burst_batch))?
+                }
+                Sys::Json => jsonproto::burst(&jsonproto::Addr::Tcp(server.tcp), n, idle)?,
+                _ => jsonproto::burst(&jsonproto::Addr::Unix(server.socket.clone()), n, idle)?,
+            };
+            if let Some(stats) = server.stop_with_stats()? {
+                b.unicast_errors = stats.unicast_errors();
+                b.server_disconnects = stats.disconnects();
+            }
+            Ok(b)
+        }
+    }
 }
 
 /// Peak RSS (KiB) of a fresh notifysvc idle, and of another with the
 /// memory crowd (each connection also received one notification, so its
 /// output queue exists).
-fn memory(cfg: &Config, exe: &std::path::Path, launch: &Launch) -> Res<(u64, u64)> {
+fn memory(cfg: &Config, exe: &Path, launch: &Launch) -> Res<(u64, u64)> {
     let idle = Server::start(exe, launch)?;
     std::thread::sleep(Duration::from_millis(100));
     let idle_kib = idle.peak_rss_kib()?;

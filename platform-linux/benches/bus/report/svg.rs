@@ -3,8 +3,12 @@
 use crate::catalog::{Sys, NSYS, SYSTEMS};
 use crate::report::histogram::{histogram_svg, Panel, Series};
 use crate::runner::Phase;
+
+/// The round-trip histograms, one panel per phase.
 pub fn svg_report(phases: &[Phase]) -> String {
-    const COLORS: [&str; NSYS] = ["#555555", "#1f77b4", "#ff7f0e", "#9467bd", "#2ca02c"];
+    const COLORS: [&str; NSYS] = [
+        "#555555", "#1f77b4", "#ff7f0e", "#9467bd", "#2ca02c", "#d62728",
+    ];
     let panels: Vec<Panel<'_>> = phases
         .iter()
         .map(|ph| {
