@@ -11,7 +11,8 @@
 //! ends the run, which then reports what arrived.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -23,6 +24,8 @@ use crate::common::{lock, nanos, Error, Res};
 pub const FIRST_SEQ: u64 = 100_000;
 /// The largest burst whose parameters stay 64 bytes long.
 pub const MAX_N: u64 = 900_000;
+/// Stack of a receiving thread.
+const STACK: usize = 256 * 1024;
 
 /// The burst's parameter: 64 bytes of JSON,
 /// `{"amount":123,"currency":"EUR","terminal":"T-0001","seq":100000}`.
@@ -177,19 +180,19 @@ impl Tally {
         }
     }
 
-    /// The result of a burst of `n` whose sender started at `start_ns`
-    /// (on this tally's clock), wrote `sent` and ended with `sender`;
-    /// `waited` is how waiting for the receiver ended. A sender or
-    /// receiver whose connection failed (not timed out) counts as a
-    /// disconnect the clients saw.
-    pub fn result(
-        &self,
-        n: u64,
-        start_ns: u64,
-        sent: u64,
-        sender: &Res<()>,
-        waited: Waited,
-    ) -> Burst {
+    /// Waits for the receiver (see [`Tally::wait`]) and returns the
+    /// result of the burst whose sender started at `start_ns` (on this
+    /// tally's clock), wrote `sent` and ended with `sender`.
+    pub fn finish(&self, start_ns: u64, sent: u64, sender: &Res<()>, idle: Duration) -> Burst {
+        let waited = self.wait(sent, idle);
+        self.result(start_ns, sent, sender, waited)
+    }
+
+    /// The result so far; `waited` is how waiting for the receiver
+    /// ended. A sender or receiver whose connection failed (not timed
+    /// out) counts as a disconnect the clients saw.
+    fn result(&self, start_ns: u64, sent: u64, sender: &Res<()>, waited: Waited) -> Burst {
+        let n = self.target;
         let delivered = self.count();
         let last = self.last_ns.load(Ordering::Relaxed);
         let mut notes = Vec::new();
@@ -225,6 +228,39 @@ impl Tally {
             notes,
         }
     }
+}
+
+/// Starts B's receiving thread: `next` reads one notification and returns
+/// its sequence number; the thread reads until `tally` has all it
+/// expects, or `next` fails (recorded with [`Tally::stop`]).
+pub fn spawn_receiver(
+    name: &str,
+    tally: &Arc<Tally>,
+    mut next: impl FnMut() -> Res<u64> + Send + 'static,
+) -> Res<JoinHandle<()>> {
+    let tally = Arc::clone(tally);
+    Ok(thread::Builder::new()
+        .name(name.into())
+        .stack_size(STACK)
+        .spawn(move || {
+            while tally.count() < tally.target {
+                match next() {
+                    Ok(seq) => tally.hit(seq),
+                    Err(e) => return tally.stop(&e),
+                }
+            }
+        })?)
+}
+
+/// Sends the burst of `n`: `send(i)` for each index until one fails.
+/// Returns how many were sent and how sending ended.
+pub fn send_all(n: u64, mut send: impl FnMut(u64) -> Res<()>) -> (u64, Res<()>) {
+    for i in 0..n {
+        if let Err(e) = send(i) {
+            return (i, Err(e));
+        }
+    }
+    (n, Ok(()))
 }
 
 /// The result of one burst (or the sum of several rounds).

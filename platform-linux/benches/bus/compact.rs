@@ -13,7 +13,8 @@ use nfy_linux::client::{Client, ServerAddr};
 
 use crate::burst::{self, Burst, Tally};
 use crate::common::{
-    err, finish, fresh_id, lock, nanos, wait_window, Counter, Rate, Res, PARAM, STALL,
+    err, finish, finish_fanout, fresh_id, lock, nanos, wait_window, Counter, Rate, Res, PARAM,
+    STALL,
 };
 
 fn connect(socket: &Path, app: &str) -> Res<Client> {
@@ -189,15 +190,7 @@ pub fn fanout(socket: &Path, n: u64, receivers: usize, window: u64, batched: boo
         batch.notify_raw("*", "f", PARAM)?;
     }
     batch.send()?;
-    let mut last = Some(start);
-    for (_, c, _) in &members {
-        last = match (last, c.wait(STALL)) {
-            (Some(l), Some(d)) => Some(l.max(d)),
-            _ => None,
-        };
-    }
-    let received: u64 = members.iter().map(|(_, c, _)| c.get()).sum();
-    let rate = finish(start, last, n * receivers as u64, received);
+    let rate = finish_fanout(start, n, members.iter().map(|(_, c, _)| &**c));
     for (c, _, reg) in members {
         report_losses("fanout", &c, 0);
         drop(reg);
@@ -240,33 +233,29 @@ pub fn burst(socket: &Path, n: u64, idle: Duration, sender: BurstSender) -> Res<
     b.sync()?;
     a.sync()?;
     let start = tally.now_ns();
-    let mut sent = 0;
-    let sending = (|| -> Res<()> {
-        match sender {
-            BurstSender::PerCall => {
-                for i in 0..n {
-                    a.notify(&b_id, "t", &burst::Param::at(i))?;
-                    sent += 1;
+    let (sent, sending) = match sender {
+        BurstSender::PerCall => {
+            burst::send_all(n, |i| Ok(a.notify(&b_id, "t", &burst::Param::at(i))?))
+        }
+        BurstSender::Batch(every) => {
+            let mut batch = a.batch();
+            let (mut sent, mut sending) = burst::send_all(n, |i| {
+                batch.notify(&b_id, "t", &burst::Param::at(i))?;
+                if (i + 1) % every.max(1) == 0 {
+                    batch.send()?;
                 }
-            }
-            BurstSender::Batch(every) => {
-                let mut batch = a.batch();
-                for i in 0..n {
-                    batch.notify(&b_id, "t", &burst::Param::at(i))?;
-                    if (i + 1) % every.max(1) == 0 {
-                        batch.send()?;
-                    }
-                    // What the batch still holds has not been written.
-                    sent = i + 1 - batch.len() as u64;
-                }
-                batch.send()?;
+                Ok(())
+            });
+            // What the batch still holds has not been written yet.
+            sent -= batch.len() as u64;
+            if sending.is_ok() {
+                sending = batch.send().map(|_| ()).map_err(Into::into);
                 sent = n;
             }
+            (sent, sending)
         }
-        Ok(())
-    })();
-    let waited = tally.wait(sent, idle);
-    let result = tally.result(n, start, sent, &sending, waited);
+    };
+    let result = tally.finish(start, sent, &sending, idle);
     let what = match sender {
         BurstSender::PerCall => "burst, per call",
         BurstSender::Batch(_) => "burst, batched",

@@ -29,7 +29,9 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crate::burst::{self, Burst, Tally};
-use crate::common::{finish, fresh_id, lock, nanos, wait_window, Counter, Rate, Res, PARAM, STALL};
+use crate::common::{
+    finish, finish_fanout, fresh_id, lock, nanos, wait_window, Counter, Rate, Res, PARAM, STALL,
+};
 
 /// Destinations with this bit set mean "every member of group `dest &
 /// !GROUP_BIT`" (a broadcast).
@@ -376,33 +378,13 @@ pub fn burst(path: &Path, n: u64, idle: Duration) -> Res<Burst> {
     let b_id = b.id;
     let b_closer = b.closer()?;
     let tally = Arc::new(Tally::new(n));
-    let t2 = Arc::clone(&tally);
-    let rx = thread::Builder::new()
-        .name("floor-burst".into())
-        .stack_size(STACK)
-        .spawn(move || {
-            let got = (|| -> Res<()> {
-                while t2.count() < n {
-                    b.recv()?;
-                    t2.hit(burst::decode_seq(b.payload())?);
-                }
-                Ok(())
-            })();
-            if let Err(e) = got {
-                t2.stop(&e);
-            }
-        })?;
+    let rx = burst::spawn_receiver("floor-burst", &tally, move || {
+        b.recv()?;
+        burst::decode_seq(b.payload())
+    })?;
     let start = tally.now_ns();
-    let mut sent = 0;
-    let sender = (|| -> Res<()> {
-        for i in 0..n {
-            a.send_param(b_id, i)?;
-            sent += 1;
-        }
-        Ok(())
-    })();
-    let waited = tally.wait(sent, idle);
-    let result = tally.result(n, start, sent, &sender, waited);
+    let (sent, sender) = burst::send_all(n, |i| a.send_param(b_id, i));
+    let result = tally.finish(start, sent, &sender, idle);
     b_closer.close();
     drop(a);
     let _ = rx.join();
@@ -427,15 +409,7 @@ pub fn fanout(path: &Path, n: u64, receivers: usize, window: u64) -> Res<Rate> {
         wait_window(sent, window, slowest)?;
         a.broadcast(group)?;
     }
-    let mut last = Some(start);
-    for (c, _, _) in &members {
-        last = match (last, c.wait(STALL)) {
-            (Some(l), Some(d)) => Some(l.max(d)),
-            _ => None,
-        };
-    }
-    let received: u64 = members.iter().map(|(c, _, _)| c.get()).sum();
-    let rate = finish(start, last, n * receivers as u64, received);
+    let rate = finish_fanout(start, n, members.iter().map(|(c, _, _)| &**c));
     drop(a);
     for (_, rx, closer) in members {
         closer.close();

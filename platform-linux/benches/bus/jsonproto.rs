@@ -27,7 +27,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::burst::{self, Burst, Tally};
-use crate::common::{err, finish, fresh_id, nanos, wait_window, Counter, Rate, Res, PARAM, STALL};
+use crate::common::{
+    err, finish, finish_fanout, fresh_id, nanos, wait_window, Counter, Rate, Res, PARAM, STALL,
+};
 
 /// Stack of receiver threads.
 const STACK: usize = 256 * 1024;
@@ -448,37 +450,17 @@ pub fn burst(addr: &Addr, n: u64, idle: Duration) -> Res<Burst> {
     let b_closer = b.closer()?;
     let a_closer = a.closer()?;
     let tally = Arc::new(Tally::new(n));
-    let t2 = Arc::clone(&tally);
-    let rx = thread::Builder::new()
-        .name("json-burst".into())
-        .stack_size(STACK)
-        .spawn(move || {
-            let got = (|| -> Res<()> {
-                while t2.count() < n {
-                    let m: BurstIncoming<'_> = serde_json::from_slice(b.recv()?)?;
-                    if m.kind != "notify" {
-                        return Err(err(format!("expected a notify, got a {}", m.kind)));
-                    }
-                    t2.hit(m.parameter.seq);
-                }
-                Ok(())
-            })();
-            if let Err(e) = got {
-                t2.stop(&e);
-            }
-        })?;
+    let rx = burst::spawn_receiver("json-burst", &tally, move || {
+        let m: BurstIncoming<'_> = serde_json::from_slice(b.recv()?)?;
+        if m.kind != "notify" {
+            return Err(err(format!("expected a notify, got a {}", m.kind)));
+        }
+        Ok(m.parameter.seq)
+    })?;
     let mut msg = NotifyWriter::new(&a_id, &b_id, "t");
     let start = tally.now_ns();
-    let mut sent = 0;
-    let sender = (|| -> Res<()> {
-        for i in 0..n {
-            a.send(msg.burst_frame(i))?;
-            sent += 1;
-        }
-        Ok(())
-    })();
-    let waited = tally.wait(sent, idle);
-    let result = tally.result(n, start, sent, &sender, waited);
+    let (sent, sender) = burst::send_all(n, |i| a.send(msg.burst_frame(i)));
+    let result = tally.finish(start, sent, &sender, idle);
     a_closer.close();
     b_closer.close();
     let _ = rx.join();
@@ -505,15 +487,7 @@ pub fn fanout(addr: &Addr, n: u64, receivers: usize, window: u64) -> Res<Rate> {
         wait_window(sent, window, slowest)?;
         a.send(msg.next_frame())?;
     }
-    let mut last = Some(start);
-    for (c, _, _) in &members {
-        last = match (last, c.wait(STALL)) {
-            (Some(l), Some(d)) => Some(l.max(d)),
-            _ => None,
-        };
-    }
-    let received: u64 = members.iter().map(|(c, _, _)| c.get()).sum();
-    let rate = finish(start, last, n * receivers as u64, received);
+    let rate = finish_fanout(start, n, members.iter().map(|(c, _, _)| &**c));
     for (_, rx, closer) in members {
         closer.close();
         let _ = rx.join();

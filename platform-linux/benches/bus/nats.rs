@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use serde_json::value::RawValue;
 
 use crate::burst::{self, Burst, Tally};
-use crate::common::{err, finish, fresh_id, nanos, wait_window, Counter, Rate, Res, PARAM, STALL};
+use crate::common::{err, finish_fanout, fresh_id, nanos, wait_window, Counter, Rate, Res, PARAM};
 
 /// The publish buffer: the Go client's default.
 const WRITE_BUF: usize = 32 * 1024;
@@ -296,15 +296,7 @@ pub fn fanout(addr: SocketAddr, n: u64, receivers: usize, window: u64) -> Res<Ra
         a.publish(&subject, PARAM.as_bytes())?;
     }
     a.flush()?;
-    let mut last = Some(start);
-    for (c, _, _) in &members {
-        last = match (last, c.wait(STALL)) {
-            (Some(l), Some(d)) => Some(l.max(d)),
-            _ => None,
-        };
-    }
-    let received: u64 = members.iter().map(|(c, _, _)| c.get()).sum();
-    let rate = finish(start, last, n * receivers as u64, received);
+    let rate = finish_fanout(start, n, members.iter().map(|(c, _, _)| &**c));
     for (_, rx, closer) in members {
         closer.close();
         let _ = rx.join();
@@ -325,35 +317,18 @@ pub fn burst(addr: SocketAddr, n: u64, idle: Duration) -> Res<Burst> {
     let b_closer = b.closer()?;
     let a_closer = a.closer()?;
     let tally = Arc::new(Tally::new(n));
-    let t2 = Arc::clone(&tally);
-    let rx = thread::Builder::new()
-        .name("nats-burst".into())
-        .stack_size(STACK)
-        .spawn(move || {
-            let got = (|| -> Res<()> {
-                while t2.count() < n {
-                    t2.hit(burst::decode_seq(b.next_msg()?)?);
-                }
-                Ok(())
-            })();
-            if let Err(e) = got {
-                t2.stop(&e);
-            }
-        })?;
+    let rx = burst::spawn_receiver("nats-burst", &tally, move || {
+        burst::decode_seq(b.next_msg()?)
+    })?;
     let mut param = Vec::with_capacity(64);
     let start = tally.now_ns();
-    let mut sent = 0;
-    let sender = (|| -> Res<()> {
-        for i in 0..n {
-            param.clear();
-            burst::write_param(&mut param, i);
-            a.publish(&subject, &param)?;
-            sent += 1;
-        }
-        a.flush()
-    })();
-    let waited = tally.wait(sent, idle);
-    let result = tally.result(n, start, sent, &sender, waited);
+    let (sent, sender) = burst::send_all(n, |i| {
+        param.clear();
+        burst::write_param(&mut param, i);
+        a.publish(&subject, &param)
+    });
+    let sender = sender.and_then(|()| a.flush());
+    let result = tally.finish(start, sent, &sender, idle);
     a_closer.close();
     b_closer.close();
     let _ = rx.join();

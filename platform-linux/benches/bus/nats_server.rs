@@ -59,21 +59,7 @@ impl NatsServer {
         let mut process = Process::spawn("nats-server", command, Group::Same, move |line| {
             watch_log(line, &tx, &slow2);
         })?;
-        let mut addr = None;
-        loop {
-            match rx.recv_timeout(START_TIMEOUT) {
-                Ok(Some(a)) => addr = Some(a),
-                Ok(None) => break, // ready
-                Err(_) => {
-                    process.kill();
-                    return Err(err(format!(
-                        "nats-server did not become ready:\n{}",
-                        process.log_tail()
-                    )));
-                }
-            }
-        }
-        let addr = addr.ok_or_else(|| err("nats-server did not say its port"))?;
+        let addr = process.wait_ready(&rx, START_TIMEOUT)?;
         Ok(NatsServer {
             process,
             addr,

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common::{err, lock, Res};
 use crate::process::{Group, Process};
@@ -112,23 +112,7 @@ impl Server {
         let mut process = Process::spawn("notifysvc", command, group, move |line| {
             watch_log(line, &tx, &stopped2);
         })?;
-        let mut tcp = None;
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(Some(addr)) => tcp = Some(addr),
-                Ok(None) => break, // ready
-                Err(_) => {
-                    process.kill();
-                    return Err(err(format!(
-                        "notifysvc did not become ready:\n{}",
-                        process.log_tail()
-                    )));
-                }
-            }
-        }
-        let tcp = tcp.ok_or_else(|| err("notifysvc did not say its TCP port"))?;
+        let tcp = process.wait_ready(&rx, START_TIMEOUT)?;
         Ok(Server {
             process,
             socket,

@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -97,6 +98,34 @@ impl Process {
         };
         drained?; // on error, `process` is dropped: the child is killed
         Ok(process)
+    }
+
+    /// Waits until the log watcher reports readiness on `rx`: the address
+    /// the server listens on (`Some`), then ready (`None`). A server that
+    /// is not ready within `timeout` is killed.
+    pub fn wait_ready(
+        &mut self,
+        rx: &mpsc::Receiver<Option<SocketAddr>>,
+        timeout: Duration,
+    ) -> Res<SocketAddr> {
+        let deadline = Instant::now() + timeout;
+        let mut addr = None;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(Some(a)) => addr = Some(a),
+                Ok(None) => break,
+                Err(_) => {
+                    self.kill();
+                    return Err(err(format!(
+                        "{} did not become ready:\n{}",
+                        self.name,
+                        self.log_tail()
+                    )));
+                }
+            }
+        }
+        addr.ok_or_else(|| err(format!("{} did not say its port", self.name)))
     }
 
     /// The process id.
