@@ -224,6 +224,7 @@ impl Tally {
             unicast_errors: None,
             server_disconnects: None,
             client_disconnects,
+            server_peak_kib: None,
             secs: last.saturating_sub(start_ns) as f64 / 1e9,
             notes,
         }
@@ -282,6 +283,10 @@ pub struct Burst {
     pub server_disconnects: Option<u64>,
     /// Connections the clients saw end (a reset, an end of stream).
     pub client_disconnects: u64,
+    /// The server's peak resident set size at the end, in KiB (the
+    /// largest of the rounds; `None` for the floor, which runs in the
+    /// bench).
+    pub server_peak_kib: Option<u64>,
     /// From the first send to the last reception.
     pub secs: f64,
     /// What went wrong, in words (empty for a clean run).
@@ -304,6 +309,7 @@ impl Burst {
         self.unicast_errors = sum(self.unicast_errors, other.unicast_errors);
         self.server_disconnects = sum(self.server_disconnects, other.server_disconnects);
         self.client_disconnects += other.client_disconnects;
+        self.server_peak_kib = self.server_peak_kib.max(other.server_peak_kib);
         self.secs += other.secs;
         self.notes.extend(other.notes);
     }

@@ -67,6 +67,11 @@ impl NatsServer {
         })
     }
 
+    /// Peak resident set size so far, in KiB.
+    pub fn peak_rss_kib(&self) -> Res<u64> {
+        self.process.peak_rss_kib()
+    }
+
     /// Stops the server by PID (SIGTERM); returns how many slow consumers
     /// it logged.
     pub fn stop(mut self) -> Res<u64> {

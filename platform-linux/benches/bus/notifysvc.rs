@@ -122,25 +122,9 @@ impl Server {
         })
     }
 
-    /// The process id.
-    pub fn pid(&self) -> u32 {
-        self.process.pid()
-    }
-
-    /// A field of `/proc/PID/status` in KiB (`VmHWM`, `VmRSS`).
-    pub fn status_kib(&self, field: &str) -> Res<u64> {
-        let text = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
-        text.lines()
-            .find_map(|l| {
-                let rest = l.strip_prefix(field)?.strip_prefix(':')?;
-                rest.trim().trim_end_matches("kB").trim().parse().ok()
-            })
-            .ok_or_else(|| err(format!("no {field} in /proc/{}/status", self.pid())))
-    }
-
     /// Peak resident set size so far, in KiB.
     pub fn peak_rss_kib(&self) -> Res<u64> {
-        self.status_kib("VmHWM")
+        self.process.peak_rss_kib()
     }
 
     /// Stops the server with SIGTERM (SIGKILL after 30 s).

@@ -133,6 +133,19 @@ impl Process {
         self.child.id()
     }
 
+    /// Peak resident set size so far (`VmHWM` of `/proc/PID/status`), in
+    /// KiB.
+    pub fn peak_rss_kib(&self) -> Res<u64> {
+        let pid = self.pid();
+        let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        text.lines()
+            .find_map(|l| {
+                let rest = l.strip_prefix("VmHWM:")?;
+                rest.trim().trim_end_matches("kB").trim().parse().ok()
+            })
+            .ok_or_else(|| err(format!("no VmHWM in /proc/{pid}/status")))
+    }
+
     /// The last lines of its log.
     pub fn log_tail(&self) -> String {
         lock(&self.log)

@@ -317,6 +317,7 @@ fn run_burst(env: &Env<'_>, sys: Sys) -> Res<Burst> {
                 .ok_or_else(|| common::err("no nats-server"))?;
             let server = NatsServer::start(exe, env.launch.cpu)?;
             let mut b = nats::burst(server.addr, n, idle)?;
+            b.server_peak_kib = server.peak_rss_kib().ok();
             b.server_disconnects = Some(server.stop()?);
             Ok(b)
         }
@@ -330,6 +331,7 @@ fn run_burst(env: &Env<'_>, sys: Sys) -> Res<Burst> {
                 Sys::Json => jsonproto::burst(&jsonproto::Addr::Tcp(server.tcp), n, idle)?,
                 _ => jsonproto::burst(&jsonproto::Addr::Unix(server.socket.clone()), n, idle)?,
             };
+            b.server_peak_kib = server.peak_rss_kib().ok();
             if let Some(stats) = server.stop_with_stats()? {
                 b.unicast_errors = stats.unicast_errors();
                 b.server_disconnects = stats.disconnects();

@@ -33,6 +33,7 @@ pub fn json_report(cfg: &Config, phases: &[Phase], cpus: usize) -> Value {
                    "unicast_errors": b.unicast_errors, "disconnects": b.disconnects(),
                    "server_disconnects": b.server_disconnects,
                    "client_disconnects": b.client_disconnects, "secs": b.secs,
+                   "server_peak_rss_kib": b.server_peak_kib,
                    "clean": b.clean(), "notes": b.notes})
         })
     };

@@ -117,6 +117,12 @@ fn print_phase(ph: &Phase) {
         false,
     );
     burst_row("disconnects", &|b| Some(b.disconnects() as f64), 0, false);
+    burst_row(
+        "server peak MiB",
+        &|b| b.server_peak_kib.map(|k| k as f64 / 1024.0),
+        2,
+        false,
+    );
     rate_rows("fanout", &ph.fan, "k deliveries/s");
     let mib = |v: Option<u64>| v.map(|k| k as f64 / 1024.0);
     for (name, v) in [
