@@ -40,7 +40,7 @@
 
 use core::fmt;
 
-use heapless::index_map::FnvIndexMap;
+use heapless::FnvIndexMap;
 use heapless::Vec;
 
 use crate::broker::ConnId;

@@ -50,7 +50,8 @@ use std::time::Duration;
 use nfy_core::msg::{Message, Notify, RawJson};
 use nfy_core::{AppId, Destination, NotificationId};
 
-use super::{Delivery, NotifyCallback, NotifyObserver, Observed};
+use super::adk::{CallbackFilter, CallbackId};
+use super::{Delivery, Observed};
 
 /// Worker threads per client.
 pub const WORKERS: usize = 4;
@@ -141,39 +142,36 @@ pub(crate) enum Handler {
     Observe(Arc<ObserveFn>),
 }
 
-/// The identity of a callback registered through the ADK-style functions,
-/// for their unregister filters (absent callback or data = any).
+/// The identity of a callback registered through the ADK-style functions
+/// (Rust `fn`s and foreign callbacks alike), for their unregister filters.
 #[derive(Clone, Copy)]
 pub(crate) enum Ident {
     /// Registered through the idiomatic API.
     Closure,
-    /// An ADK notification or unicast-error callback and its data word.
-    Notify(NotifyCallback, usize),
-    /// An ADK observer and its data word.
-    Observer(NotifyObserver, usize),
+    /// An ADK notification or unicast-error callback.
+    Notify(CallbackId),
+    /// An ADK observer.
+    Observer(CallbackId),
 }
 
 impl Ident {
-    /// True when this identity matches the ADK filter (cb, data).
-    pub(crate) fn matches_notify(&self, cb: Option<NotifyCallback>, data: Option<usize>) -> bool {
+    /// True when this notification or unicast-error callback matches the
+    /// ADK filter.
+    pub(crate) fn matches_notify(&self, filter: CallbackFilter) -> bool {
         match self {
-            Ident::Notify(c, d) => {
-                cb.is_none_or(|f| std::ptr::fn_addr_eq(f, *c)) && data.is_none_or(|x| x == *d)
-            }
-            // An absent callback matches any, closures included.
-            Ident::Closure => cb.is_none() && data.is_none(),
-            Ident::Observer(..) => false,
+            Ident::Notify(id) => filter.matches(*id),
+            // A filter that matches any callback matches closures too.
+            Ident::Closure => filter.is_any(),
+            Ident::Observer(_) => false,
         }
     }
 
-    /// True when this identity matches the ADK observer filter (cb, data).
-    pub(crate) fn matches_observer(&self, cb: Option<NotifyObserver>, data: Option<usize>) -> bool {
+    /// True when this observer matches the ADK filter.
+    pub(crate) fn matches_observer(&self, filter: CallbackFilter) -> bool {
         match self {
-            Ident::Observer(c, d) => {
-                cb.is_none_or(|f| std::ptr::fn_addr_eq(f, *c)) && data.is_none_or(|x| x == *d)
-            }
-            Ident::Closure => cb.is_none() && data.is_none(),
-            Ident::Notify(..) => false,
+            Ident::Observer(id) => filter.matches(*id),
+            Ident::Closure => filter.is_any(),
+            Ident::Notify(_) => false,
         }
     }
 }
@@ -1065,17 +1063,19 @@ mod tests {
 
     #[test]
     fn adk_identity_filters() {
-        fn a(_: usize, _: &str, _: &str, _: &str, _: &serde_json::Value, _: u32) {}
-        fn b(_: usize, _: &str, _: &str, _: &str, _: &serde_json::Value, _: u32) {}
-        let id = Ident::Notify(a, 5);
-        assert!(id.matches_notify(None, None));
-        assert!(id.matches_notify(Some(a), None));
-        assert!(id.matches_notify(Some(a), Some(5)));
-        assert!(id.matches_notify(None, Some(5)));
-        assert!(!id.matches_notify(Some(b), None));
-        assert!(!id.matches_notify(Some(a), Some(6)));
-        assert!(Ident::Closure.matches_notify(None, None));
-        assert!(!Ident::Closure.matches_notify(Some(a), None));
-        assert!(!id.matches_observer(None, None));
+        let filter = |callback, data| CallbackFilter { callback, data };
+        let id = Ident::Notify(CallbackId {
+            callback: 0x1000,
+            data: 5,
+        });
+        assert!(id.matches_notify(CallbackFilter::ANY));
+        assert!(id.matches_notify(filter(Some(0x1000), None)));
+        assert!(id.matches_notify(filter(Some(0x1000), Some(5))));
+        assert!(id.matches_notify(filter(None, Some(5))));
+        assert!(!id.matches_notify(filter(Some(0x2000), None)));
+        assert!(!id.matches_notify(filter(Some(0x1000), Some(6))));
+        assert!(Ident::Closure.matches_notify(CallbackFilter::ANY));
+        assert!(!Ident::Closure.matches_notify(filter(Some(0x1000), None)));
+        assert!(!id.matches_observer(CallbackFilter::ANY));
     }
 }
