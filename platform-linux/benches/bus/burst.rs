@@ -82,10 +82,21 @@ pub struct Tally {
     out_of_order: AtomicU64,
     /// Nanoseconds from `epoch` to the last reception.
     last_ns: AtomicU64,
-    /// Set when the receiver stopped early: why, and whether it timed out.
-    stopped: Mutex<Option<(String, bool)>>,
+    /// Set when the receiver stopped early: why, and how.
+    stopped: Mutex<Option<(String, Ended)>>,
     done: Mutex<bool>,
     cv: Condvar,
+}
+
+/// How a receiver that stopped early ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// Its read waited the idle time.
+    TimedOut,
+    /// Its connection ended (reset, end of stream).
+    Disconnected,
+    /// What came did not decode.
+    Failed,
 }
 
 /// How waiting for the receiver ended.
@@ -140,7 +151,14 @@ impl Tally {
     /// The receiver stopped early with `e` (its read timed out, its
     /// connection ended, or what came did not decode).
     pub fn stop(&self, e: &Error) {
-        *lock(&self.stopped) = Some((e.to_string(), is_timeout(e)));
+        let how = if is_timeout(e) {
+            Ended::TimedOut
+        } else if is_io(e) {
+            Ended::Disconnected
+        } else {
+            Ended::Failed
+        };
+        *lock(&self.stopped) = Some((e.to_string(), how));
         let _done = lock(&self.done);
         self.cv.notify_all();
     }
@@ -162,8 +180,8 @@ impl Tally {
                 return Waited::Complete;
             }
             match &*lock(&self.stopped) {
-                Some((_, true)) => return Waited::Idle,
-                Some((_, false)) => return Waited::Stopped,
+                Some((_, Ended::TimedOut)) => return Waited::Idle,
+                Some(_) => return Waited::Stopped,
                 None => {}
             }
             if now != seen {
@@ -207,13 +225,12 @@ impl Tally {
                 "receiver saw nothing for the idle time: {delivered} of {sent} sent arrived"
             )),
             Waited::Stopped => {
-                let why = lock(&self.stopped)
-                    .as_ref()
-                    .map_or_else(String::new, |(m, _)| m.clone());
-                notes.push(format!(
-                    "receiver stopped after {delivered} of {sent} sent: {why}"
-                ));
-                client_disconnects += 1;
+                if let Some((why, how)) = &*lock(&self.stopped) {
+                    notes.push(format!(
+                        "receiver stopped after {delivered} of {sent} sent: {why}"
+                    ));
+                    client_disconnects += u64::from(*how == Ended::Disconnected);
+                }
             }
         }
         Burst {

@@ -117,7 +117,10 @@ impl Config {
                 "--window" => window = Some(value("--window")?.parse()?),
                 "--burst" => burst_n = Some(value("--burst")?.parse()?),
                 "--burst-batch" => c.burst_batch = value("--burst-batch")?.parse::<u64>()?.max(1),
-                "--idle" => c.idle = Duration::from_secs_f64(value("--idle")?.parse::<f64>()?),
+                "--idle" => {
+                    c.idle = Duration::try_from_secs_f64(value("--idle")?.parse::<f64>()?)
+                        .map_err(|e| common::err(format!("--idle: {e}")))?;
+                }
                 "--max-queue" => c.max_queue = Some(value("--max-queue")?),
                 "--wrap" => {
                     c.wrap = value("--wrap")?

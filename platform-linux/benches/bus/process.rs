@@ -79,8 +79,13 @@ impl Process {
             .stack_size(128 * 1024)
             .spawn(move || {
                 let _done = done_tx; // dropped (channel closed) at the end
-                for line in BufReader::new(stderr).lines() {
-                    let Ok(line) = line else { return };
+                let mut rd = BufReader::new(stderr);
+                let mut raw = Vec::new();
+                // Read to the end whatever comes (a line that is not UTF-8
+                // included): a pipe nobody drains would block the server.
+                while matches!(rd.read_until(b'\n', &mut raw), Ok(n) if n > 0) {
+                    let line = String::from_utf8_lossy(&raw).trim_end().to_owned();
+                    raw.clear();
                     on_line(&line);
                     let mut l = lock(&log2);
                     if l.len() == KEPT_LINES {
