@@ -58,7 +58,7 @@ use heapless::Vec;
 use crate::ids::AppId;
 use crate::msg::{
     self, ConnectionReport, DecodeError, Encoding, Guard, Message, Notify, Observation, PeerAddr,
-    Register, Status, Unregister,
+    Register, RegistrationReport, Status, Unregister, Welcome,
 };
 use crate::route::{InlineStorage, Registered, Registration, Route, RoutingTable, TableStorage};
 use crate::whitelist::Whitelist;
@@ -303,6 +303,15 @@ pub trait Outbox {
     /// The default has none.
     fn guard(&self) -> Guard {
         Guard::default()
+    }
+
+    /// The largest frame body the adapter reads from `conn`, told to a
+    /// local client in the [`Message::Welcome`] that answers its `hello`.
+    /// The default (`None`) sends no welcome: the client then assumes its
+    /// own default.
+    fn frame_limit(&self, conn: ConnId) -> Option<usize> {
+        let _ = conn;
+        None
     }
 
     /// Whether `conn` was sent the unicast with this `reference` (and has
@@ -560,6 +569,20 @@ where
                     c.acks = h.acks;
                 }
                 out.event(Event::Hello { conn, acks: h.acks });
+                // Local peers only: our library connects locally, and a
+                // remote peer gets nothing it did not ask for.
+                let limit = match kind {
+                    PeerKind::Local => out.frame_limit(conn),
+                    PeerKind::Remote => None,
+                };
+                if let Some(max_frame) = limit {
+                    let welcome = Message::Welcome(Welcome {
+                        max_frame: count(max_frame),
+                    });
+                    if out.send(conn, Encoding::Compact, &welcome).is_err() {
+                        self.overflow(conn, out);
+                    }
+                }
             }
             Message::Observe(on) => {
                 if local_after_hello(conn, kind, hello, Refusal::RemoteObserver, out) {
@@ -591,7 +614,9 @@ where
             | Message::Status(_)
             | Message::Observed(_)
             | Message::Connection(_)
-            | Message::ConnectionsEnd(_)) => out.event(Event::Ignored {
+            | Message::ConnectionsEnd(_)
+            | Message::Welcome(_)
+            | Message::Registration(_)) => out.event(Event::Ignored {
                 conn,
                 kind: m.kind(),
             }),
@@ -609,8 +634,9 @@ where
 
     /// Answers a `ConnectionsRequest` from `conn`: one
     /// [`Message::Connection`] per open connection (its peer from
-    /// [`Outbox::peer`]), then [`Message::ConnectionsEnd`] with
-    /// [`Outbox::guard`]. A full queue stops the list and overflows `conn`.
+    /// [`Outbox::peer`]), one [`Message::Registration`] per registration,
+    /// then [`Message::ConnectionsEnd`] with [`Outbox::guard`]. A full
+    /// queue stops the list and overflows `conn`.
     fn report_connections(&mut self, conn: ConnId, out: &mut impl Outbox) {
         let mut full = false;
         for (id, info) in self.connections() {
@@ -629,6 +655,20 @@ where
                 full = true;
                 break;
             }
+        }
+        for r in self.table.iter() {
+            if full {
+                break;
+            }
+            let report = RegistrationReport {
+                conn: r.conn.0,
+                to: r.to.clone(),
+                notification: r.notification.clone(),
+                priority: r.priority,
+            };
+            full = out
+                .send(conn, Encoding::Compact, &Message::Registration(report))
+                .is_err();
         }
         if full
             || out

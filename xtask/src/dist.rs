@@ -6,6 +6,7 @@
 //! |---|---|
 //! | `dl.notifysvc-<version>-<build>.tgz` | the install package |
 //! | `dl.notifysvc-<version>-<build>-rm.tgz` | the matching removal package |
+//! | `dl.libvfiipc-<version>-<build>.tgz` | the C/C++ client library ([`crate::capi`]) |
 //!
 //! The install package holds, under `opt/nfy/`: `bin/notifysvc`,
 //! `bin/notifysvc-verix` and `bin/nfy` (those that were built),
@@ -40,6 +41,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::capi;
 use crate::cmd;
 use crate::cross::{self, Profile, BINARIES};
 use crate::elf;
@@ -160,7 +162,8 @@ pub fn removal_files(spec: &Spec, install: &[FileEntry]) -> Result<Vec<FileEntry
     with_manifest(files, &format!("{name} for {}", spec.target))
 }
 
-fn with_manifest(mut files: Vec<FileEntry>, title: &str) -> Result<Vec<FileEntry>> {
+/// Checks the paths, adds the manifest titled `title`, sorts by path.
+pub(crate) fn with_manifest(mut files: Vec<FileEntry>, title: &str) -> Result<Vec<FileEntry>> {
     for f in &files {
         package::check_path(&f.path)?;
     }
@@ -183,17 +186,23 @@ pub fn make_packages(spec: &Spec, out_dir: &Path) -> Result<Packages> {
     let (install_name, removal_name) = package_names(&spec.version, &spec.build);
     let write = |name: &str, files: &[FileEntry]| -> Result<PathBuf> {
         let path = out_dir.join(name);
-        let bytes =
-            package::write_tgz(files, spec.mtime).map_err(|e| Error::io("pack", &path, e))?;
-        let tmp = out_dir.join(format!("{name}.tmp"));
-        fs::write(&tmp, &bytes).map_err(|e| Error::io("write", &tmp, e))?;
-        fs::rename(&tmp, &path).map_err(|e| Error::io("rename into place", &path, e))?;
+        write_package(&path, files, spec.mtime)?;
         Ok(path)
     };
     Ok(Packages {
         install: write(&install_name, &install)?,
         removal: write(&removal_name, &removal)?,
     })
+}
+
+/// Writes `files` as a package at `path` (through a temporary file).
+pub(crate) fn write_package(path: &Path, files: &[FileEntry], mtime: u64) -> Result<()> {
+    let bytes = package::write_tgz(files, mtime).map_err(|e| Error::io("pack", path, e))?;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    fs::write(&tmp, &bytes).map_err(|e| Error::io("write", &tmp, e))?;
+    fs::rename(&tmp, path).map_err(|e| Error::io("rename into place", path, e))
 }
 
 /// Refuses build identifiers that would make ambiguous file names.
@@ -297,9 +306,12 @@ pub fn run(root: &Path, opts: &Options) -> Result<()> {
         None => build_id(root)?,
     };
     check_build_id(&build)?;
-    let binaries = match &opts.bin_dir {
-        Some(dir) => cross::find_binaries(dir),
-        None => cross::build(root, target, Profile::Dist)?.found,
+    let (binaries, dir) = match &opts.bin_dir {
+        Some(dir) => (cross::find_binaries(dir), dir.clone()),
+        None => {
+            let built = cross::build(root, target, Profile::Dist)?;
+            (built.found, built.dir)
+        }
     };
     if binaries.is_empty() {
         return Err(Error::Other(format!(
@@ -319,7 +331,8 @@ pub fn run(root: &Path, opts: &Options) -> Result<()> {
         .clone()
         .unwrap_or_else(|| toolchain::target_dir(root).join("dist"));
     let pkgs = make_packages(&spec, &out)?;
-    for p in [&pkgs.install, &pkgs.removal] {
+    let library = capi::make_package(root, &spec, &capi::find_libraries(&dir), &out)?;
+    for p in [&pkgs.install, &pkgs.removal].into_iter().chain(&library) {
         let bytes = fs::read(p).map_err(|e| Error::io("read", p, e))?;
         println!("{}  {}  {}", hex(&sha256(&bytes)), bytes.len(), p.display());
     }

@@ -77,7 +77,7 @@ each test with its own qemu-system-arm.",
     Help {
         name: "cross",
         options: "[--target T] [--release] [--test] [-- CARGO-TEST-ARGS]",
-        summary: "Builds notifysvc, notifysvc-verix and nfy for T (default\n\
+        summary: "Builds notifysvc, notifysvc-verix, nfy and libvfiipc for T (default\n\
                   armv7-unknown-linux-gnueabihf).",
         details: "\
 Options:
@@ -90,14 +90,16 @@ Options:
         name: "dist",
         options: "[--target T] [--bin-dir DIR] [--build ID] [--out DIR]",
         summary: "Builds release binaries for T and writes the terminal packages\n\
-                  target/dist/dl.notifysvc-<version>-<build>.tgz and ...-rm.tgz.",
+                  target/dist/dl.notifysvc-<version>-<build>.tgz and ...-rm.tgz,\n\
+                  and dl.libvfiipc-<version>-<build>.tgz (the C/C++ library).",
         details: "\
 Every binary must be an ELF executable for T (machine, 32/64-bit, byte
 order, float ABI), or nothing is written.
 
 Options:
   --target T     the target triple (default armv7-unknown-linux-gnueabihf)
-  --bin-dir DIR  package the binaries in DIR instead of building them
+  --bin-dir DIR  package the binaries (and libvfiipc) in DIR instead of
+                 building them
   --build ID     the build id (default: the commit's first 10 hex digits,
                  .dirty appended when tracked files changed)
   --out DIR      where the packages go (default target/dist)",

@@ -9,8 +9,8 @@
 //! | `toolchain` | [`msrv`] (compilers are found by [`toolchain`]) |
 //! | `nostd` | [`nostd`] |
 //! | `baremetal` | [`baremetal`] |
-//! | `cross` | [`cross`] |
-//! | `dist` | [`dist`], format in [`package`] |
+//! | `cross` | [`cross`], libvfiipc in [`capi`] |
+//! | `dist` | [`dist`], format in [`package`], libvfiipc in [`capi`] |
 //! | `flash` | [`flash`] |
 //! | `bench` | runs `cargo bench -p nfy-linux --bench bus` (issue 6's bus benchmark) |
 //! | `soak` | runs the soak test, `nfy-tests`' ignored `tests/soak.rs` (issue 7) |
@@ -21,6 +21,7 @@
 
 mod args;
 mod baremetal;
+mod capi;
 mod ci;
 mod cmd;
 mod cross;

@@ -37,7 +37,9 @@ use std::sync::{Arc, OnceLock};
 
 use nfy_core::{AppId, NotifyResult};
 
-use super::pool::{Handler, Ident};
+use super::conn::{Change, HandlerKind, Inner, WhileDown};
+use super::event::Handler;
+use super::ident::Ident;
 use super::{Client, Delivery, Error, NotifyCallback, NotifyObserver, Observed, ServerAddr};
 
 static GLOBAL: OnceLock<Client> = OnceLock::new();
@@ -46,7 +48,7 @@ static GLOBAL: OnceLock<Client> = OnceLock::new();
 fn global() -> &'static Client {
     GLOBAL.get_or_init(|| match ServerAddr::from_env() {
         Ok(addr) => Client::connect_in_background(addr),
-        Err(_) => Client::wrap(super::conn::Inner::closed(ServerAddr {
+        Err(_) => Client::wrap(Inner::closed(ServerAddr {
             unix: None,
             tcp: None,
         })),
@@ -55,6 +57,16 @@ fn global() -> &'static Client {
 
 fn code(r: Result<(), Error>) -> NotifyResult {
     NotifyResult::from(r)
+}
+
+/// The result code of a registration change: a change kept while the
+/// server is down reports why it is down.
+fn change_code(inner: &Inner, r: Result<Change, Error>) -> NotifyResult {
+    match r {
+        Ok(Change::Sent) => NotifyResult::Ok,
+        Ok(Change::Kept) => code(Err(inner.down_error())),
+        Err(e) => code(Err(e)),
+    }
 }
 
 /// The identity of an ADK-style callback: its address and the data word
@@ -169,7 +181,7 @@ pub fn ipc_notify_json(
     code(
         global()
             .inner()
-            .notify(to, notification_id, param, flags, Some(from)),
+            .notify(to, notification_id, param, flags, Some(from), None),
     )
 }
 
@@ -211,15 +223,16 @@ pub fn ipc_register_notification_foreign(
     priority: i32,
     to: &str,
 ) -> NotifyResult {
-    let (_, result) = global().inner().register(
+    let inner = global().inner();
+    let result = inner.register(
         Some(to),
         notification_id,
         priority,
         Handler::Notify(handler),
         Ident::Notify(id),
-        true,
+        WhileDown::Keep,
     );
-    code(result)
+    change_code(inner, result.map(|(_, change)| change))
 }
 
 /// `ipcUnregisterNotificationCB`: removes the registration of
@@ -273,20 +286,22 @@ pub fn ipc_register_unicast_error(cb: Option<NotifyCallback>, data: usize) -> No
 
 /// [`ipc_register_unicast_error`] for a foreign callback.
 pub fn ipc_register_unicast_error_foreign(id: CallbackId, handler: ForeignNotify) -> NotifyResult {
-    add_handler(false, id, Handler::Notify(handler))
+    add_handler(HandlerKind::UnicastError, id, Handler::Notify(handler))
 }
 
-/// Adds an observer (`observer`) or unicast-error handler unless one with
-/// this identity is registered.
-fn add_handler(observer: bool, id: CallbackId, handler: Handler) -> NotifyResult {
+/// Adds an observer or unicast-error handler (`kind`) unless one with this
+/// identity is registered (then: as if added again, `ERR_SERVER` while
+/// the server is down).
+fn add_handler(kind: HandlerKind, id: CallbackId, handler: Handler) -> NotifyResult {
     let inner = global().inner();
+    let observer = kind == HandlerKind::Observer;
     let ident = if observer {
         Ident::Observer(id)
     } else {
         Ident::Notify(id)
     };
     let exact = CallbackFilter::exact(id);
-    let present = inner.has_handler(observer, |s| {
+    let present = inner.has_handler(kind, |s| {
         let have = s.ident();
         if observer {
             have.matches_observer(exact)
@@ -298,11 +313,11 @@ fn add_handler(observer: bool, id: CallbackId, handler: Handler) -> NotifyResult
         return if inner.is_connected() {
             NotifyResult::Ok
         } else {
-            NotifyResult::ErrServer
+            code(Err(inner.down_error()))
         };
     }
-    let (_, result) = inner.add_handler(observer, handler, ident, true);
-    code(result)
+    let result = inner.add_handler(kind, handler, ident, WhileDown::Keep);
+    change_code(inner, result.map(|(_, change)| change))
 }
 
 /// `ipcUnregisterUnicastError`: removes the unicast-error callbacks that
@@ -321,7 +336,9 @@ pub fn ipc_unregister_unicast_error(
 pub fn ipc_unregister_unicast_error_foreign(filter: CallbackFilter) -> NotifyResult {
     global()
         .inner()
-        .remove_handlers(false, |s| s.ident().matches_notify(filter));
+        .remove_handlers(HandlerKind::UnicastError, |s| {
+            s.ident().matches_notify(filter)
+        });
     NotifyResult::Ok
 }
 
@@ -339,7 +356,7 @@ pub fn ipc_register_observer(cb: Option<NotifyObserver>, data: usize) -> NotifyR
 
 /// [`ipc_register_observer`] for a foreign callback.
 pub fn ipc_register_observer_foreign(id: CallbackId, handler: ForeignObserver) -> NotifyResult {
-    add_handler(true, id, Handler::Observe(handler))
+    add_handler(HandlerKind::Observer, id, Handler::Observe(handler))
 }
 
 /// `ipcUnregisterObserver`: removes the observers that match the filters;
@@ -355,7 +372,9 @@ pub fn ipc_unregister_observer(cb: Option<NotifyObserver>, data: Option<usize>) 
 pub fn ipc_unregister_observer_foreign(filter: CallbackFilter) -> NotifyResult {
     global()
         .inner()
-        .remove_handlers(true, |s| s.ident().matches_observer(filter));
+        .remove_handlers(HandlerKind::Observer, |s| {
+            s.ident().matches_observer(filter)
+        });
     NotifyResult::Ok
 }
 

@@ -750,6 +750,7 @@ impl EventLoop {
                     .then(|| Bucket::new(self.remote.rate, self.remote.burst, Instant::now())),
             ),
         };
+        self.out.set_frame_limit(id, max_frame);
         let decoder_size = max_frame
             .saturating_add(RETURN_SLACK)
             .saturating_add(HEADER_LEN);

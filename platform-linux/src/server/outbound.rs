@@ -312,6 +312,8 @@ struct Slot {
     closing: bool,
     /// Where the connection comes from, for `nfy status`.
     peer: PeerAddr,
+    /// The largest frame body read from it, told in the `Welcome`.
+    frame_limit: usize,
     /// The connection acknowledges unicasts (its `hello` said so).
     acks: bool,
     /// The unicasts it was sent and has not acknowledged (`acks` only).
@@ -396,6 +398,14 @@ impl Outbound {
         }
     }
 
+    /// Records the largest frame body read from `id` (after
+    /// [`Outbound::open`]), for the `Welcome` that answers its `hello`.
+    pub fn set_frame_limit(&mut self, id: ConnId, limit: usize) {
+        if let Some(slot) = self.slot_mut(id) {
+            slot.frame_limit = limit;
+        }
+    }
+
     /// Counters so far.
     pub fn stats(&self) -> OutStats {
         self.stats
@@ -413,6 +423,7 @@ impl Outbound {
             slot.dirty = false;
             slot.closing = false;
             slot.peer = PeerAddr::Unknown;
+            slot.frame_limit = 0;
             slot.acks = false;
             slot.unacked = Unacked::default();
             slot.recent = VecDeque::new();
@@ -563,6 +574,13 @@ impl Outbox for Outbound {
 
     fn guard(&self) -> Guard {
         self.guard
+    }
+
+    fn frame_limit(&self, conn: ConnId) -> Option<usize> {
+        self.slots
+            .get(conn.index())
+            .filter(|slot| slot.id == Some(conn) && slot.frame_limit > 0)
+            .map(|slot| slot.frame_limit)
     }
 
     fn delivered(&self, conn: ConnId, reference: u64) -> bool {
