@@ -157,6 +157,32 @@ fn given_back_unicasts_are_routed_again_or_returned_to_their_sender() {
 }
 
 #[test]
+fn a_callback_that_panics_gives_its_unicast_back() {
+    let server = TestServer::start("deferred-panic");
+    let relay = client(&server, "relay");
+    let sender = client(&server, "sender");
+    let (etx, erx) = mpsc::channel();
+    let etx = Mutex::new(etx);
+    let _errors = sender.on_unicast_error(move |d| {
+        let _ = etx
+            .lock()
+            .unwrap()
+            .send(d.parameter_json()["n"].as_i64().unwrap_or(-1));
+    });
+    let _reg = relay
+        .register_deferred(Some("x"), "ev", 0, |_: &Delivery<'_>, token| {
+            let _held = token;
+            panic!("relay callback fails");
+        })
+        .unwrap();
+    relay.sync().unwrap();
+    sender.sync().unwrap();
+    sender.notify("x", "ev", &json!({ "n": 5 })).unwrap();
+    assert_eq!(erx.recv_timeout(LONG).unwrap(), 5);
+    assert_eq!(relay.callback_panics(), 1);
+}
+
+#[test]
 fn broadcasts_need_no_acknowledgement() {
     let server = TestServer::start("deferred-broadcast");
     let relay = client(&server, "relay");
@@ -167,7 +193,10 @@ fn broadcasts_need_no_acknowledgement() {
     let (n, token) = rx.recv_timeout(LONG).unwrap();
     assert_eq!(n, 7);
     assert!(!token.is_needed());
+    // Giving a broadcast back sends nothing (it would be broadcast again).
     token.give_back();
+    relay.sync().unwrap();
+    quiet(&rx);
     sender.notify("1", "ev", &json!({ "n": 8 })).unwrap();
     let (n, token) = rx.recv_timeout(LONG).unwrap();
     assert_eq!(n, 8);
