@@ -25,12 +25,17 @@
 //! unicast to each of those proxies and waits until their callbacks ran
 //! (each after whatever that proxy got before), then the error probe.
 //!
+//! A unicast larger than the local server accepts (its `Welcome` says
+//! how large; the client refuses it with `Error::TooLarge` before sending)
+//! is undelivered too, without a probe: it fails like one nobody received.
+//!
 //! Only then are the outcomes published to each sender's
 //! `<prefix>/_reply/<terminal>`, and only then is each publish
 //! acknowledged to the broker (MQTT QoS 1, manual acks): a bridge killed
 //! before that gets the notifications again from its persistent session.
-//! When the local server is unreachable the worker waits for it (the
-//! client reconnects by itself) and delivers the batch again (counted as
+//! When the local server is unreachable (or refuses the bridge's user
+//! the socket: `Error::Permission`) the worker waits for it (the client
+//! reconnects by itself) and delivers the batch again (counted as
 //! retried; a receiver may see a notification twice: at least once).
 //!
 //! The worker also keeps the proxy registrations ([`crate::outbound`]) in
@@ -43,7 +48,7 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
-use nfy_linux::client::{Client, Delivery, NotifyOptions, Registration};
+use nfy_linux::client::{Client, Delivery, Error as ClientError, NotifyOptions, Registration};
 use rumqttc::Publish;
 
 use crate::counters::bump;
@@ -518,6 +523,9 @@ impl Worker {
     fn attempt(&mut self, items: &[Item]) -> Result<Vec<ErrorKey>, String> {
         let mut unicasts = false;
         let mut ones: HashSet<&str> = HashSet::new();
+        // Unicasts the local server cannot take: undelivered, like those
+        // it returns as unicast errors.
+        let mut unsent = Vec::new();
         for item in items.iter().filter(|i| i.outcome.is_none()) {
             let Some(d) = &item.deliver else { continue };
             let options = NotifyOptions {
@@ -529,12 +537,17 @@ impl Worker {
                 .notify_raw_with(&d.to, &d.notification, &d.parameter, options)
             {
                 Ok(()) => {}
-                Err(nfy_linux::client::Error::Server) => {
-                    return Err("local server unreachable".into())
+                Err(e @ (ClientError::Server | ClientError::Permission { .. })) => {
+                    return Err(format!("local server unreachable: {e}"))
                 }
-                // Checked before (`check`): cannot happen, and a retry
-                // would not help.
-                Err(e) => warn!("not deliverable: {e}"),
+                // Larger than the local server accepts, or (checked
+                // before, in `check`) invalid: a retry would not help.
+                Err(e) => {
+                    warn!("not deliverable: {e}");
+                    if d.to != "*" {
+                        unsent.push(d.key());
+                    }
+                }
             }
             if d.to != "*" {
                 unicasts = true;
@@ -544,7 +557,7 @@ impl Worker {
             }
         }
         if !unicasts {
-            return Ok(Vec::new());
+            return Ok(unsent);
         }
         self.seq += 1;
         let seq = self.seq;
@@ -594,7 +607,8 @@ impl Worker {
         }
         let mut g = self.shared.probes.lock();
         g.proxies.retain(|(s, _)| *s > seq);
-        Ok(std::mem::take(&mut g.errors))
+        unsent.append(&mut g.errors);
+        Ok(unsent)
     }
 
     /// Gives every item its outcome from the unicast errors seen.

@@ -22,10 +22,15 @@ struct Fleet {
 }
 
 fn fleet(config_a: &str, config_b: &str) -> Fleet {
+    fleet_with(config_a, config_b, &[])
+}
+
+/// [`fleet`] with extra options for B's server.
+fn fleet_with(config_a: &str, config_b: &str, server_b: &[&str]) -> Fleet {
     let dir = tempfile::tempdir().unwrap();
     let broker = Mosquitto::start(dir.path());
     let a = Server::start(dir.path(), "srv-a");
-    let b = Server::start(dir.path(), "srv-b");
+    let b = Server::start_with(dir.path(), "srv-b", server_b);
     let url = broker.url();
     let bridge_a = Bridge::start(
         dir.path(),
@@ -188,6 +193,36 @@ fn a_unicast_nobody_receives_there_comes_back_as_a_unicast_error() {
     payment.notify("ui@B", "hide", &json!({"n": 3})).unwrap();
     assert_eq!(hide.recv_timeout(LONG).unwrap().parameter["n"], 3);
     quiet(&errs, 200);
+}
+
+#[test]
+fn a_unicast_too_large_for_the_receiving_server_comes_back_as_a_unicast_error() {
+    if !have_mosquitto("a_unicast_too_large_for_the_receiving_server_comes_back_as_a_unicast_error")
+    {
+        return;
+    }
+    // B's server takes frames of 1 KiB at most; A's the default 64 KiB.
+    let f = fleet_with(A_BASIC, B_BASIC, &["--max-frame", "1024"]);
+    let payment = f.a.client("payment");
+    let (_e, errs) = errors(&payment);
+    let ui = f.b.client("ui");
+    let (_s, shows) = listen(&ui, None, "show", 0);
+    f.bridge_a.wait_log("registered ui@B for show", 1);
+    let big = "x".repeat(2000);
+    payment
+        .notify("ui@B", "show", &json!({"n": 1, "pad": big}))
+        .unwrap();
+    let e = errs.recv_timeout(LONG).unwrap();
+    assert_eq!(
+        (e.to.as_str(), e.parameter["n"].as_i64()),
+        ("ui@B", Some(1))
+    );
+    // What fits crosses.
+    payment.notify("ui@B", "show", &json!({"n": 2})).unwrap();
+    assert_eq!(shows.recv_timeout(LONG).unwrap().parameter["n"], 2);
+    quiet(&shows, 100);
+    quiet(&errs, 100);
+    f.bridge_b.wait_log("not deliverable", 1);
 }
 
 #[test]

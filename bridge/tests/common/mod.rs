@@ -189,6 +189,11 @@ pub struct Server {
 
 impl Server {
     pub fn start(dir: &Path, name: &str) -> Server {
+        Self::start_with(dir, name, &[])
+    }
+
+    /// With extra command-line options (`--max-frame 1024`, say).
+    pub fn start_with(dir: &Path, name: &str, extra: &[&str]) -> Server {
         let dir = dir.join(name);
         fs::create_dir_all(&dir).unwrap();
         let socket = dir.join("notify.sock");
@@ -200,6 +205,7 @@ impl Server {
             .arg(port.to_string())
             .arg("--socket")
             .arg(&socket)
+            .args(extra)
             .arg(&config)
             .env_remove("NFY_LOGMASK")
             .env("RUST_LOG", "info")
