@@ -116,12 +116,51 @@ fn an_app_on_a_sends_to_an_app_on_b_and_gets_the_answer() {
         }
     );
     quiet(&errs, 200);
-    // `nfy status` of each server lists the bridge with its registrations.
+    // `nfy status` of each server lists the bridge's connection with its
+    // proxy registrations (the other terminal's exports, as app@T).
+    assert_eq!(
+        bridge_registrations(&f.a),
+        [("show".to_owned(), "ui@B".to_owned(), i64::from(i32::MIN))]
+    );
+    assert_eq!(
+        bridge_registrations(&f.b),
+        [(
+            "shown".to_owned(),
+            "payment@A".to_owned(),
+            i64::from(i32::MIN)
+        )]
+    );
     let status = f.a.nfy_status();
-    assert!(status.contains("nfy-bridge"), "{status}");
-    f.bridge_a.wait_log("registered ui@B for show", 1);
-    f.bridge_b.wait_log("registered payment@A for shown", 1);
+    assert!(
+        status.contains("nfy-bridge") && status.contains("show for ui@B (priority -2147483648)"),
+        "{status}"
+    );
     let _ = (&f.broker, &f.bridge_b);
+}
+
+/// The registrations `nfy status` lists for the bridge's connection to
+/// `server`: (notification, receiver, priority).
+fn bridge_registrations(server: &Server) -> Vec<(String, String, i64)> {
+    let status = server.nfy_status_json();
+    let bridge: Vec<_> = status["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["app_id"] == "nfy-bridge")
+        .collect();
+    assert_eq!(bridge.len(), 1, "{status:#}");
+    bridge[0]["registered"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["notification"].as_str().unwrap().to_owned(),
+                r["to"].as_str().unwrap().to_owned(),
+                r["priority"].as_i64().unwrap(),
+            )
+        })
+        .collect()
 }
 
 #[test]

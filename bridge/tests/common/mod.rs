@@ -236,8 +236,18 @@ impl Server {
 
     /// `nfy status` against this server: its output.
     pub fn nfy_status(&self) -> String {
+        self.nfy(&["status"])
+    }
+
+    /// `nfy status --json` against this server: its output, parsed.
+    pub fn nfy_status_json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.nfy(&["status", "--json"])).unwrap()
+    }
+
+    /// The `nfy` tool against this server: its output.
+    fn nfy(&self, args: &[&str]) -> String {
         let out = Command::new(env!("CARGO_BIN_EXE_nfy-bridge-test-nfy"))
-            .arg("status")
+            .args(args)
             .env("NFY_SOCKET", &self.socket)
             .env_remove("NFY_PORT")
             .output()
