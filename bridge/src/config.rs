@@ -26,6 +26,36 @@
 //!   blank cannot be exported).
 //! - `interface` lines mean nothing here and are refused; `#` comments and
 //!   blank lines are ignored.
+//!
+//! # Decision: exports are configured, not derived from registrations
+//!
+//! The local server lists its registrations to a local client (`nfy
+//! status`, `nfy_linux::client::server_report`), so exports could be
+//! derived: an `export` pattern matched against the listed registrations,
+//! listed again every few seconds. They stay lines of this file, because:
+//!
+//! - An export is a promise to the fleet that holds while the terminal is
+//!   unreachable: other bridges keep the proxies of an offline terminal
+//!   (its presence carries its exports, the will included), so what is
+//!   sent to it waits in its persistent session. The will is fixed when
+//!   the bridge connects (MQTT 3.1.1 cannot change it without
+//!   reconnecting): exports that change while connected would leave a
+//!   killed bridge's will announcing stale ones.
+//! - Derived exports come and go with the apps (an app restarting, apps
+//!   that register after their bridge at boot), and every change is a
+//!   retained presence that every bridge of the prefix reads and answers
+//!   by registering or dropping proxies: app churn on one terminal becomes
+//!   work on all of them (docs/reliability.md, "Fleets at scale"), for no
+//!   gain in delivery (a unicast to an app that is not registered fails
+//!   either way, here or there).
+//! - The server does not announce registration changes: the bridge would
+//!   poll the whole listing (every connection and registration), and a new
+//!   registration would be reachable from elsewhere only after the next
+//!   poll.
+//!
+//! What the listing gives an operator — is an export actually received? —
+//! `nfy status` on that terminal shows, and a unicast to an export nobody
+//! receives comes back to its sender as a unicast error, as locally.
 
 use std::fmt;
 use std::path::PathBuf;
