@@ -48,10 +48,10 @@
 //! with sending it back unchanged (the unregister race, a full mailbox).
 //! A registration made with
 //! [`Client::register_deferred`](super::Client::register_deferred)
-//! acknowledges by itself: its callback's `AckToken` is used whenever the
-//! application decides, from any thread, and acknowledges or sends back
-//! by these same paths ([`Inner::acknowledge`], [`Inner::give_back`]),
-//! under the same rules.
+//! acknowledges by itself: its callback's [`AckToken`](super::AckToken)
+//! is used whenever the application decides, from any thread, and
+//! acknowledges or sends back by these same paths (`Inner::acknowledge`,
+//! `Inner::give_back`), under the same rules.
 //! Acks are held back briefly and go out with the client's next write
 //! (usually the callback's own answer to the next notification), or on
 //! their own once [`ACK_BATCH`] wait, or (sent by the link thread)
