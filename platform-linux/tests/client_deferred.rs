@@ -3,17 +3,25 @@
 //! the next hop has it). Against a real server: what is not acknowledged
 //! goes to the next receiver when the connection ends; what is given back
 //! goes to the next receiver or back to its sender as a unicast error.
+//!
+//! One test runs its relay as a process of its own (this test binary run
+//! again, `--exact` that test, with `NFY_DEFERRED_ROLE=relay`), to kill
+//! it with SIGKILL: nothing is flushed then.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod client_harness;
 
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::Mutex;
+use std::thread;
 use std::time::Duration;
 
-use client_harness::{TestServer, LONG};
-use nfy_linux::client::{AckToken, Client, Delivery};
+use client_harness::{eventually, temp_dir, TestServer, LONG};
+use nfy_linux::client::{AckToken, Client, Delivery, ServerAddr};
 use serde_json::json;
 
 fn client(server: &TestServer, app: &str) -> Client {
@@ -179,7 +187,8 @@ fn a_callback_that_panics_gives_its_unicast_back() {
     sender.sync().unwrap();
     sender.notify("x", "ev", &json!({ "n": 5 })).unwrap();
     assert_eq!(erx.recv_timeout(LONG).unwrap(), 5);
-    assert_eq!(relay.callback_panics(), 1);
+    // Counted once the unwinding (which gave the token back) is over.
+    eventually("the panic to be counted", || relay.callback_panics() == 1);
 }
 
 #[test]
@@ -202,4 +211,76 @@ fn broadcasts_need_no_acknowledgement() {
     assert_eq!(n, 8);
     assert!(token.is_needed());
     token.ack();
+}
+
+const ROLE: &str = "NFY_DEFERRED_ROLE";
+const OFF_POOL_TEST: &str = "a_token_acknowledged_off_the_pool_needs_no_later_write";
+
+/// The relay process of the test below: registers `x` for `ev` (priority
+/// 10) with a deferred callback that hands each token to a thread of its
+/// own, which acknowledges it once the callback has long returned and
+/// then creates `NFY_DEFERRED_ACKED`. It writes nothing else, and waits
+/// to be killed (or exits when its standard input closes).
+fn relay_process() -> ! {
+    let var = |k: &str| std::env::var(k).unwrap();
+    let acked = PathBuf::from(var("NFY_DEFERRED_ACKED"));
+    let client = Client::connect_to(ServerAddr::unix(var("NFY_DEFERRED_SOCKET"))).unwrap();
+    client.set_app_id("relay").unwrap();
+    let (tx, rx) = mpsc::channel::<AckToken>();
+    let tx = Mutex::new(tx);
+    let _reg = client
+        .register_deferred(Some("x"), "ev", 10, move |_: &Delivery<'_>, t| {
+            tx.lock().unwrap().send(t).unwrap();
+        })
+        .unwrap();
+    client.sync().unwrap();
+    thread::spawn(move || {
+        for token in rx {
+            // Every pool worker is parked again by now.
+            thread::sleep(Duration::from_millis(50));
+            token.ack();
+            std::fs::write(&acked, b"").unwrap();
+        }
+    });
+    std::fs::write(var("NFY_DEFERRED_READY"), b"").unwrap();
+    let mut sink = [0u8; 64];
+    while std::io::stdin().read(&mut sink).is_ok_and(|n| n > 0) {}
+    std::process::exit(0);
+}
+
+#[test]
+fn a_token_acknowledged_off_the_pool_needs_no_later_write() {
+    if std::env::var(ROLE).is_ok() {
+        relay_process();
+    }
+    let server = TestServer::start("deferred-off-pool");
+    let backup = client(&server, "backup");
+    let sender = client(&server, "sender");
+    let (_low, low_rx) = receiver(&backup, "x", 1);
+    backup.sync().unwrap();
+    let dir = temp_dir("deferred-off-pool");
+    let (ready, acked) = (dir.join("ready"), dir.join("acked"));
+    let mut relay = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", OFF_POOL_TEST, "--nocapture", "--test-threads=1"])
+        .env(ROLE, "relay")
+        .env("NFY_DEFERRED_SOCKET", &server.socket)
+        .env("NFY_DEFERRED_READY", &ready)
+        .env("NFY_DEFERRED_ACKED", &acked)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    eventually("the relay to register", || ready.exists());
+    sender.notify("x", "ev", &json!({ "n": 1 })).unwrap();
+    eventually("the relay to acknowledge", || acked.exists());
+    // The ack goes on its own within a millisecond or so (pool::LINGER),
+    // not with a later write of the relay's: it has none before it dies.
+    thread::sleep(Duration::from_millis(200));
+    relay.kill().unwrap();
+    relay.wait().unwrap();
+    // An ack still held back would have died with it, and the server would
+    // give the unicast to the backup receiver; it gets only what follows.
+    sender.notify("x", "ev", &json!({ "n": 2 })).unwrap();
+    assert_eq!(low_rx.recv_timeout(LONG).unwrap(), 2);
+    quiet(&low_rx);
 }

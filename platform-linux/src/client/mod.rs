@@ -877,7 +877,7 @@ impl AckToken {
     /// about a millisecond).
     pub fn ack(mut self) {
         if let (Some(inner), Some(n)) = (self.inner.upgrade(), self.incoming.take()) {
-            inner.acknowledge(&n);
+            inner.token_ack(&n);
         }
     }
 

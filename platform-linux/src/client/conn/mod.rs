@@ -50,7 +50,7 @@
 //! [`Client::register_deferred`](super::Client::register_deferred)
 //! acknowledges by itself: its callback's [`AckToken`](super::AckToken)
 //! is used whenever the application decides, from any thread, and
-//! acknowledges or sends back by these same paths (`Inner::acknowledge`,
+//! acknowledges or sends back by these same paths (`Inner::token_ack`,
 //! `Inner::give_back`), under the same rules.
 //! Acks are held back briefly and go out with the client's next write
 //! (usually the callback's own answer to the next notification), or on
@@ -382,17 +382,28 @@ impl Inner {
     }
 
     /// Acknowledges `n` on the connection it came on, if it is a unicast
-    /// delivered for a registration (a callback returned, or an ack
-    /// token's `ack`). The ack is held back and goes with the client's
-    /// next write, or on its own once [`ACK_BATCH`] are waiting or the
-    /// pool runs dry ([`pool::LINGER`]); nothing once that connection has
-    /// ended (its server gave the unicast to someone else).
-    pub(crate) fn acknowledge(&self, n: &Incoming) {
+    /// delivered for a registration. The ack is held back and goes with
+    /// the client's next write, or on its own once [`ACK_BATCH`] are
+    /// waiting or the pool runs dry ([`pool::LINGER`]); nothing once that
+    /// connection has ended (its server gave the unicast to someone
+    /// else).
+    fn acknowledge(&self, n: &Incoming) {
         let Some((epoch, reference)) = n.ack() else {
             return;
         };
         if self.output.push_ack(epoch, reference) >= ACK_BATCH {
             self.flush_queued();
+        }
+    }
+
+    /// An ack token's `ack`: [`Inner::acknowledge`], and since a token is
+    /// used on any thread, after its callback (no pool worker lingers for
+    /// it then), the link thread sends what is held back within
+    /// [`pool::LINGER`] unless a write takes it first.
+    pub(crate) fn token_ack(&self, n: &Incoming) {
+        self.acknowledge(n);
+        if self.output.has_acks() {
+            self.linger(pool::LINGER);
         }
     }
 
