@@ -524,7 +524,8 @@ impl Client {
     /// to another receiver (or back to its sender) if this connection ends
     /// (see `docs/reliability.md`, crash-safe delivery). Unacknowledged
     /// unicasts count against the server's per-connection window
-    /// (`--max-queue`): use the token soon.
+    /// (`--max-queue`), past which it drops the connection as it drops a
+    /// client that does not read: use the token soon.
     pub fn register_deferred<F>(
         &self,
         to: Option<&str>,
@@ -873,8 +874,8 @@ impl AckToken {
     }
 
     /// Acknowledges the unicast: the server forgets it. Held back like the
-    /// library's own acks (sent with the client's next write, or within
-    /// about a millisecond).
+    /// library's own acks: sent with the client's next write, or on its
+    /// own within [`pool::LINGER`].
     pub fn ack(mut self) {
         if let (Some(inner), Some(n)) = (self.inner.upgrade(), self.incoming.take()) {
             inner.token_ack(&n);
