@@ -67,6 +67,19 @@ fn receiver(
     (r, rx)
 }
 
+/// The `n` of each unicast error `c` gets.
+fn errors(c: &Client) -> (nfy_linux::client::Handle, Receiver<i64>) {
+    let (tx, rx) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    let handle = c.on_unicast_error(move |d| {
+        let _ = tx
+            .lock()
+            .unwrap()
+            .send(d.parameter_json()["n"].as_i64().unwrap_or(-1));
+    });
+    (handle, rx)
+}
+
 fn quiet<T: std::fmt::Debug>(rx: &Receiver<T>) {
     if let Ok(x) = rx.recv_timeout(Duration::from_millis(150)) {
         panic!("unexpected {x:?}");
@@ -118,14 +131,7 @@ fn given_back_unicasts_are_routed_again_or_returned_to_their_sender() {
     let server = TestServer::start("deferred-give-back");
     let relay = client(&server, "relay");
     let sender = client(&server, "sender");
-    let (etx, erx) = mpsc::channel();
-    let etx = Mutex::new(etx);
-    let _errors = sender.on_unicast_error(move |d| {
-        let _ = etx
-            .lock()
-            .unwrap()
-            .send(d.parameter_json()["n"].as_i64().unwrap_or(-1));
-    });
+    let (_errors, erx) = errors(&sender);
     let (_reg, rx) = holder(&relay, "x", 0);
     relay.sync().unwrap();
     sender.sync().unwrap();
@@ -169,14 +175,7 @@ fn a_callback_that_panics_gives_its_unicast_back() {
     let server = TestServer::start("deferred-panic");
     let relay = client(&server, "relay");
     let sender = client(&server, "sender");
-    let (etx, erx) = mpsc::channel();
-    let etx = Mutex::new(etx);
-    let _errors = sender.on_unicast_error(move |d| {
-        let _ = etx
-            .lock()
-            .unwrap()
-            .send(d.parameter_json()["n"].as_i64().unwrap_or(-1));
-    });
+    let (_errors, erx) = errors(&sender);
     let _reg = relay
         .register_deferred(Some("x"), "ev", 0, |_: &Delivery<'_>, token| {
             let _held = token;
