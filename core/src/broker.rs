@@ -107,7 +107,7 @@ use heapless::Vec;
 use crate::ids::AppId;
 use crate::msg::{
     self, ConnectionReport, EncodeError, Encoding, Message, Notify, Observation,
-    ProtectionCounters, Register, Status, Unregister,
+    ProtectionCounters, Register, RegistrationReport, Status, Unregister, Welcome,
 };
 use crate::route::{InlineStorage, Registered, Registration, Route, RoutingTable, TableStorage};
 use crate::time::Timestamp;
@@ -643,6 +643,20 @@ where
                         forgotten,
                     });
                 }
+                // Local peers only: our library connects locally, and a
+                // remote peer gets nothing it did not ask for.
+                let limit = match kind {
+                    PeerKind::Local => out.frame_limit(conn),
+                    PeerKind::Remote => None,
+                };
+                if let Some(max_frame) = limit {
+                    let welcome = Message::Welcome(Welcome {
+                        max_frame: count(max_frame),
+                    });
+                    if out.send(conn, Encoding::Compact, &welcome).is_err() {
+                        self.overflow(conn, out);
+                    }
+                }
             }
             Message::Observe(on) => {
                 if local_after_hello(conn, kind, hello, Refusal::RemoteObserver, out) {
@@ -674,7 +688,9 @@ where
             | Message::Status(_)
             | Message::Observed(_)
             | Message::Connection(_)
-            | Message::ConnectionsEnd(_)) => out.event(Event::Ignored {
+            | Message::ConnectionsEnd(_)
+            | Message::Welcome(_)
+            | Message::Registration(_)) => out.event(Event::Ignored {
                 conn,
                 kind: m.kind(),
             }),
@@ -718,9 +734,9 @@ where
 
     /// Answers a `ConnectionsRequest` from `conn`: one
     /// [`Message::Connection`] per open connection (its peer from
-    /// [`Outbox::peer`]), then [`Message::ConnectionsEnd`] with the
-    /// protection counters. A full queue stops the list and overflows
-    /// `conn`.
+    /// [`Outbox::peer`]), one [`Message::Registration`] per registration,
+    /// then [`Message::ConnectionsEnd`] with the protection counters. A
+    /// full queue stops the list and overflows `conn`.
     fn report_connections(&mut self, conn: ConnId, out: &mut impl Outbox) {
         let mut full = false;
         for (id, info) in self.connections() {
@@ -739,6 +755,20 @@ where
                 full = true;
                 break;
             }
+        }
+        for r in self.table.iter() {
+            if full {
+                break;
+            }
+            let report = RegistrationReport {
+                conn: r.conn.0,
+                to: r.to.clone(),
+                notification: r.notification.clone(),
+                priority: r.priority,
+            };
+            full = out
+                .send(conn, Encoding::Compact, &Message::Registration(report))
+                .is_err();
         }
         if full
             || out

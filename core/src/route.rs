@@ -40,7 +40,7 @@
 
 use core::fmt;
 
-use heapless::index_map::FnvIndexMap;
+use heapless::FnvIndexMap;
 use heapless::Vec;
 
 use crate::broker::ConnId;
@@ -62,10 +62,39 @@ pub struct Registration {
 }
 
 impl Registration {
-    /// Sort key of the chains: larger is better.
-    fn rank(&self) -> (i32, u64) {
-        (self.priority, self.seq)
+    /// Where it stands in the choice of a unicast's receiver; the chains
+    /// are sorted by it, best first.
+    pub fn rank(&self) -> Rank {
+        Rank::new(self.priority, self.seq)
     }
+}
+
+/// The selection rule of spec 2.2 as a value: of two registrations, the
+/// one with the larger `Rank` receives a unicast (`X` or `"1"`): the higher
+/// priority, and on a tie the more recent (larger registration sequence
+/// number). **Decision** (spec 2.2): ties go to the most recent.
+///
+/// The routing table keeps its chains sorted by it; a client library that
+/// repeats the choice among its own registrations (to run the callback the
+/// server picked) uses the same type, so the two can never disagree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Rank {
+    // Field order is the comparison order (derived `Ord`).
+    priority: i32,
+    seq: u64,
+}
+
+impl Rank {
+    /// The rank of a registration with this priority and sequence number.
+    pub const fn new(priority: i32, seq: u64) -> Self {
+        Rank { priority, seq }
+    }
+}
+
+/// The item of `items` that receives a unicast: the one whose `rank` is
+/// largest (spec 2.2, see [`Rank`]); `None` when there is none.
+pub fn best<T>(items: impl IntoIterator<Item = T>, rank: impl Fn(&T) -> Rank) -> Option<T> {
+    items.into_iter().max_by_key(|item| rank(item))
 }
 
 /// The table is full.

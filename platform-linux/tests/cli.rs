@@ -59,7 +59,16 @@ fn lines<R: std::io::Read + Send + 'static>(r: R) -> mpsc::Receiver<String> {
 
 /// Starts a long-running `nfy` command and waits for its stderr line that
 /// says it is ready.
-fn start_ready(mut c: Command, ready: &str) -> (Child, mpsc::Receiver<String>) {
+fn start_ready(c: Command, ready: &str) -> (Child, mpsc::Receiver<String>) {
+    let (child, out, _err) = start_ready_err(c, ready);
+    (child, out)
+}
+
+/// [`start_ready`], with the later stderr lines too.
+fn start_ready_err(
+    mut c: Command,
+    ready: &str,
+) -> (Child, mpsc::Receiver<String>, mpsc::Receiver<String>) {
     c.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = c.spawn().unwrap();
     let err: ChildStderr = child.stderr.take().unwrap();
@@ -67,7 +76,18 @@ fn start_ready(mut c: Command, ready: &str) -> (Child, mpsc::Receiver<String>) {
     let err = lines(err);
     let line = err.recv_timeout(LONG).expect("no ready line");
     assert!(line.starts_with(ready), "{line}");
-    (child, lines(out))
+    (child, lines(out), err)
+}
+
+/// Runs `nfy ARGS` against `server`: exit status and stderr.
+fn nfy_args(server: &TestServer, args: &[&str]) -> (Option<i32>, String) {
+    let mut c = nfy(server);
+    c.args(args);
+    let out = run(c);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn json_line(rx: &mpsc::Receiver<String>) -> Value {
@@ -315,12 +335,19 @@ fn status_lists_connections_with_peer_credentials() {
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
     let mine = format!("unix pid {pid} uid {uid} gid {gid}");
-    let line = text
+    let at = text
         .lines()
-        .find(|l| l.contains(&mine))
+        .position(|l| l.contains(&mine))
         .unwrap_or_else(|| panic!("no line with {mine:?}:\n{text}"));
+    let line = text.lines().nth(at).unwrap();
     assert!(line.contains("cred-app"), "{line}");
     assert!(line.trim_end().ends_with('1'), "one registration: {line}");
+    // Its registration, under it.
+    assert_eq!(
+        text.lines().nth(at + 1).map(str::trim),
+        Some("ev for cred-app (priority 0)"),
+        "{text}"
+    );
     for counter in ["refused:", "rate limited:", "oversize:"] {
         assert!(text.contains(counter), "{counter} missing:\n{text}");
     }
@@ -340,6 +367,10 @@ fn status_lists_connections_with_peer_credentials() {
         (&json!("unix"), &json!(pid), &json!(uid), &json!(gid))
     );
     assert_eq!(me["registrations"], 1);
+    assert_eq!(
+        me["registered"],
+        json!([{"notification": "ev", "to": "cred-app", "priority": 0}])
+    );
     assert_eq!(me["remote"], false);
     // nfy status's own connection is listed, with nfy's pid (not ours).
     assert!(
@@ -351,4 +382,140 @@ fn status_lists_connections_with_peer_credentials() {
     for key in ["refused", "remote_refused", "rate_limited", "oversize"] {
         assert_eq!(v[key], 0, "{key}: {v}");
     }
+}
+
+/// Usage errors are one line that names the problem (and the command's
+/// usage line), never the whole help; too many arguments are not
+/// reported as too few; an empty `--from` is refused as empty.
+#[test]
+fn usage_errors_are_one_line_naming_the_problem() {
+    let server = TestServer::start("cli-usage-lines");
+    for (args, says) in [
+        (
+            &["send", "ui", "show", "{}", "extra"][..],
+            "unexpected argument \"extra\"",
+        ),
+        (&["send", "--from", "", "ui", "show"], "must not be empty"),
+        (&["send", "ui"], "TO and NOTIFICATION are required"),
+        (&["send", "--bogus", "ui", "show"], "--bogus"),
+        (
+            &["send", "--flags", "x", "ui", "show"],
+            "not a 32-bit number",
+        ),
+        (&["send", "ui", "show", "{"], "JSON parameter"),
+        (&["listen", "ev"], "--as APP is required"),
+        (&["listen", "--as", "a"], "NOTIFICATION is required"),
+        (&["monitor", "extra"], "extra"),
+        (&["status", "--verbose"], "--verbose"),
+        (&["bogus"], "unknown command \"bogus\""),
+        (&[], "no command given"),
+        (&["--port", "x", "status"], "not a TCP port"),
+    ] {
+        let (code, err) = nfy_args(&server, args);
+        assert_eq!(code, Some(64), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(!err.contains("Options:"), "{args:?}: {err}");
+    }
+    // Help is on --help, and per command.
+    for (args, has) in [
+        (&["help", "send"][..], "--wait-error"),
+        (&["send", "-h"], "--wait-error"),
+        (&["status", "--help"], "registered"),
+        (&["help"], "Commands:"),
+    ] {
+        let mut c = nfy(&server);
+        c.args(args);
+        let out = run(c);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(has),
+            "{args:?}"
+        );
+    }
+}
+
+/// A notification larger than the server accepts is refused by the
+/// library (the server would skip it): `nfy send` says so and fails;
+/// nothing arrives.
+#[test]
+fn an_oversize_send_fails_with_a_message() {
+    let server = TestServer::start("cli-oversize");
+    let mut l = nfy(&server);
+    l.args(["listen", "--as", "big", "--count", "1", "big"]);
+    let (listener, out) = start_ready(l, "nfy: listening as big");
+    let param = format!("\"{}\"", "x".repeat(100 * 1024));
+    let (code, err) = nfy_args(&server, &["send", "big", "big", &param]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("too large"), "{err}");
+    assert!(err.contains("65536"), "{err}");
+    // The next one arrives first: the big one was never sent.
+    let (code, err) = nfy_args(&server, &["send", "big", "big", "\"small\""]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(json_line(&out)["parameter"], "small");
+    assert_eq!(wait_output(listener).status.code(), Some(0));
+}
+
+/// `nfy listen` and `nfy monitor` say on stderr when the server goes away
+/// and when they are connected again, once each way.
+#[test]
+fn listen_and_monitor_tell_when_the_server_goes_and_comes_back() {
+    let mut server = TestServer::start("cli-reconnect");
+    let mut l = nfy(&server);
+    l.args(["listen", "--as", "app", "ev"]);
+    let (mut listener, _out, lerr) = start_ready_err(l, "nfy: listening as app");
+    let mut m = nfy(&server);
+    m.arg("monitor");
+    let (mut monitor, _mout, merr) = start_ready_err(m, "nfy: monitoring");
+    server.stop();
+    for err in [&lerr, &merr] {
+        let line = err.recv_timeout(LONG).unwrap();
+        assert!(line.contains("lost the connection"), "{line}");
+    }
+    server.restart();
+    let line = lerr.recv_timeout(LONG).unwrap();
+    assert!(line.contains("reconnected"), "{line}");
+    assert!(line.contains("listening as app"), "{line}");
+    let line = merr.recv_timeout(LONG).unwrap();
+    assert!(line.contains("reconnected"), "{line}");
+    // One line each way.
+    assert!(lerr.recv_timeout(Duration::from_millis(200)).is_err());
+    for child in [&mut listener, &mut monitor] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// A socket this user may not connect to is reported as such, with the
+/// group to join (the socket's), not as a server that is not running.
+/// As root (which may connect anywhere) the client runs as `nobody`.
+#[test]
+fn permission_denied_names_the_group_to_join() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let server = TestServer::start("cli-perm");
+    let root = nix::unistd::geteuid().is_root();
+    let dir = server.socket.parent().unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    if !root {
+        std::fs::set_permissions(&server.socket, std::fs::Permissions::from_mode(0o000)).unwrap();
+    }
+    let gid = std::os::unix::fs::MetadataExt::gid(&std::fs::metadata(&server.socket).unwrap());
+    let group = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid))
+        .unwrap()
+        .map_or_else(|| gid.to_string(), |g| g.name);
+    let mut c = Command::new(env!("CARGO_BIN_EXE_nfy"));
+    c.args(["--socket", server.socket.to_str().unwrap(), "--port", "1"])
+        .args(["send", "a", "ev"])
+        .env_remove("NFY_SOCKET")
+        .env_remove("NFY_PORT");
+    if root {
+        c.uid(65534).gid(65534);
+    }
+    let out = run(c);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("permission denied"), "{err}");
+    assert!(err.contains(&format!("join group {group}")), "{err}");
+    assert!(!err.contains("not running"), "{err}");
 }

@@ -593,3 +593,61 @@ fn a_callback_may_close_its_own_client() {
         s.status().is_ok_and(|st| st.registrations == 0)
     });
 }
+
+/// The server tells its frame limit (`--max-frame`, 64 KiB by default):
+/// a notification over it is refused with a typed error before anything
+/// is sent (the server would skip it), one under it arrives.
+#[test]
+fn a_notification_larger_than_the_server_accepts_is_refused() {
+    let server = TestServer::start("c-limit");
+    let rx_client = client(&server, "big-rx");
+    let (tx, rx) = mpsc::channel();
+    let _r = rx_client.register("big", 0, recorder("rx", &tx)).unwrap();
+    rx_client.sync().unwrap();
+    let c = client(&server, "big-tx");
+    assert_eq!(c.max_frame(), 64 * 1024);
+    let err = c
+        .notify("big-rx", "big", &"x".repeat(100 * 1024))
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::TooLarge { limit: 65536, .. }),
+        "{err:?}"
+    );
+    assert_eq!(err.result(), nfy_core::NotifyResult::ErrServer);
+    assert!(err.to_string().contains("too large"), "{err}");
+    c.notify("big-rx", "big", &"y".repeat(60 * 1024)).unwrap();
+    let got = rx.recv_timeout(LONG).unwrap();
+    assert_eq!(got.parameter.as_str().map(str::len), Some(60 * 1024));
+    quiet(&rx);
+}
+
+/// `on_connection_change` tells each way once: the server stopping, and
+/// the client being connected again with its registrations.
+#[test]
+fn connection_changes_are_told_each_way() {
+    let mut server = TestServer::start("c-conn-events");
+    let c = client(&server, "watcher");
+    let (tx, rx) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    let _h = c.on_connection_change(move |e| tx.lock().unwrap().send(e).unwrap());
+    let (dtx, drx) = mpsc::channel();
+    let _r = c.register("ev", 0, recorder("w", &dtx)).unwrap();
+    quiet(&rx);
+    server.stop();
+    assert_eq!(
+        rx.recv_timeout(LONG).unwrap(),
+        nfy_linux::client::ConnectionEvent::Disconnected
+    );
+    server.restart();
+    assert_eq!(
+        rx.recv_timeout(LONG).unwrap(),
+        nfy_linux::client::ConnectionEvent::Connected
+    );
+    // The registrations are back (sent before it was told; in force once
+    // the server processed them: sync).
+    c.sync().unwrap();
+    let s = client(&server, "sender");
+    s.notify("watcher", "ev", &1).unwrap();
+    assert_eq!(drx.recv_timeout(LONG).unwrap().parameter, json!(1));
+    quiet(&rx);
+}

@@ -220,6 +220,91 @@ fn adk_functions_end_to_end() {
     );
     other.sync().unwrap();
 
+    // Foreign callbacks: an identity (address, data) and a closure.
+    let id = CallbackId {
+        callback: 0xF00D,
+        data: 3,
+    };
+    let foreign: ForeignNotify = std::sync::Arc::new(|d| {
+        let param = d.parameter_json();
+        record((
+            3,
+            d.from.into(),
+            d.to.into(),
+            d.notification.into(),
+            Some(param),
+            d.flags,
+        ));
+    });
+    assert_eq!(
+        ipc_register_notification_foreign("fx", id, foreign, 0, ""),
+        NotifyResult::Ok
+    );
+    assert_eq!(
+        ipc_notify_json("me", "fx", r#"{"t":"\u00e9"}"#, 2, "other"),
+        NotifyResult::Ok
+    );
+    let expected = (
+        3,
+        "other".into(),
+        "me".into(),
+        "fx".into(),
+        Some(json!({"t": "é"})),
+        2,
+    );
+    assert_eq!(next(&rx), expected);
+    assert_eq!(
+        ipc_notify_json("me", "fx", "{not json", 0, ""),
+        NotifyResult::ErrServer
+    );
+    // Another address keeps it; the Rust filter on data alone removes it.
+    let other_address = CallbackFilter {
+        callback: Some(0xBEEF),
+        data: None,
+    };
+    assert_eq!(
+        ipc_unregister_notification_foreign("fx", other_address, ""),
+        NotifyResult::Ok
+    );
+    assert_eq!(
+        ipc_notify_json("me", "fx", r#"{"t":"é"}"#, 2, "other"),
+        NotifyResult::Ok
+    );
+    assert_eq!(next(&rx), expected);
+    assert_eq!(
+        ipc_unregister_notification_cb("fx", None, Some(3), ""),
+        NotifyResult::Ok
+    );
+    // The same observer identity registered twice runs once per delivery.
+    let observer: ForeignObserver = std::sync::Arc::new(|o| {
+        record((
+            4,
+            o.from.into(),
+            o.to.into(),
+            o.notification.into(),
+            None,
+            o.flags,
+        ));
+    });
+    for _ in 0..2 {
+        assert_eq!(
+            ipc_register_observer_foreign(id, observer.clone()),
+            NotifyResult::Ok
+        );
+    }
+    assert_eq!(ipc_notify_json("me", "fx", "1", 0, ""), NotifyResult::Ok);
+    assert_eq!(
+        next(&rx),
+        (4, "me".into(), String::new(), "fx".into(), None, 0)
+    );
+    quiet(&rx);
+    assert_eq!(
+        ipc_unregister_observer_foreign(CallbackFilter::exact(id)),
+        NotifyResult::Ok
+    );
+    assert_eq!(ipc_notify_json("me", "fx", "1", 0, ""), NotifyResult::Ok);
+    quiet(&rx);
+
     // The server goes away: calls fail fast; a registration made meanwhile
     // is kept and established when the server is back.
     server.stop();

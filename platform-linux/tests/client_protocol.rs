@@ -1,27 +1,49 @@
 //! The client's side of the protocol, checked frame by frame against a
-//! scripted fake server: the handshake and its replay on reconnect, and
-//! the unregister race (a unicast for a registration that does not exist
-//! goes back unchanged, reference included; a broadcast never does).
+//! scripted fake server: the handshake and its replay on reconnect, the
+//! unregister race (a unicast for a registration that does not exist
+//! goes back unchanged, reference included; a broadcast never does), the
+//! server's frame limit, and a server that reads slowly or not at all
+//! (backpressure, send deadlines).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod client_harness;
 
 use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::mpsc;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use client_harness::{temp_dir, LONG};
-use nfy_core::msg::{self, compact, Encoding, Hello, Message, Notify, RawJson, Register, Status};
+use nfy_core::msg::{
+    self, compact, Encoding, Hello, Message, Notify, RawJson, Register, Status, Welcome,
+};
 use nfy_core::wire::{self, Decoded, FrameDecoder, HEADER_LEN};
 use nfy_core::{AppId, Destination, NotificationId};
-use nfy_linux::client::{Client, Delivery, ServerAddr};
+use nfy_linux::client::{Client, Delivery, NotifyOptions, ServerAddr};
+
+/// A connection's stream, Unix or TCP.
+trait Wire: Read + Write + Send {
+    fn read_timeout(&self, d: Duration);
+}
+
+impl Wire for UnixStream {
+    fn read_timeout(&self, d: Duration) {
+        self.set_read_timeout(Some(d)).unwrap();
+    }
+}
+
+impl Wire for TcpStream {
+    fn read_timeout(&self, d: Duration) {
+        self.set_read_timeout(Some(d)).unwrap();
+    }
+}
 
 /// The fake server's end of one connection.
 struct Peer {
-    stream: UnixStream,
+    stream: Box<dyn Wire>,
     dec: FrameDecoder<Vec<u8>>,
     pending: Vec<Vec<u8>>,
 }
@@ -35,13 +57,48 @@ fn owned(body: &[u8]) -> Message<'static> {
 
 impl Peer {
     fn accept(l: &UnixListener) -> Peer {
-        let (stream, _) = l.accept().unwrap();
-        stream.set_read_timeout(Some(LONG)).unwrap();
+        Peer::on(Box::new(l.accept().unwrap().0))
+    }
+
+    fn accept_tcp(l: &TcpListener) -> Peer {
+        Peer::on(Box::new(l.accept().unwrap().0))
+    }
+
+    fn on(stream: Box<dyn Wire>) -> Peer {
+        stream.read_timeout(LONG);
         Peer {
             stream,
-            dec: FrameDecoder::new(vec![0u8; HEADER_LEN + 65536]),
+            dec: FrameDecoder::new(vec![0u8; HEADER_LEN + (1 << 20)]),
             pending: Vec::new(),
         }
+    }
+
+    /// Reads until nothing arrives for `quiet` or the client closes the
+    /// connection: the messages, and whether it closed it.
+    fn drain(&mut self, quiet: Duration) -> (Vec<Message<'static>>, bool) {
+        let mut got: Vec<Message<'static>> = self.pending.drain(..).map(|b| owned(&b)).collect();
+        self.stream.read_timeout(quiet);
+        let mut buf = vec![0u8; 64 * 1024];
+        let closed = loop {
+            let n = match self.stream.read(&mut buf) {
+                Ok(0) => break true,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
+                Err(_) => break false,
+            };
+            let mut rest = &buf[..n];
+            while !rest.is_empty() {
+                let (used, out) = self.dec.feed(rest);
+                match out {
+                    Some(Decoded::Frame(f)) => got.push(owned(f.body)),
+                    Some(Decoded::Skipped(s)) => panic!("the client sent garbage: {s:?}"),
+                    None => {}
+                }
+                rest = &rest[used..];
+            }
+        };
+        self.stream.read_timeout(LONG);
+        (got, closed)
     }
 
     /// The next message the client sent.
@@ -68,9 +125,7 @@ impl Peer {
 
     /// Nothing arrives for a while.
     fn quiet(&mut self) {
-        self.stream
-            .set_read_timeout(Some(Duration::from_millis(150)))
-            .unwrap();
+        self.stream.read_timeout(Duration::from_millis(150));
         assert!(self.pending.is_empty(), "unexpected frame");
         let mut buf = [0u8; 64];
         match self.stream.read(&mut buf) {
@@ -80,7 +135,7 @@ impl Peer {
                 std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
             )),
         }
-        self.stream.set_read_timeout(Some(LONG)).unwrap();
+        self.stream.read_timeout(LONG);
     }
 
     fn send(&mut self, m: &Message<'_>) {
@@ -93,6 +148,19 @@ impl Peer {
     /// client's `sync`).
     fn answer_status(&mut self) {
         assert_eq!(self.recv(), Message::StatusRequest);
+        self.send(&Message::Status(Status::default()));
+    }
+
+    /// The start of the handshake: `hello` for app `id`, then the status
+    /// request marking the end of the answer, which this server gives:
+    /// a `Welcome` with `max_frame` (as a current server does), or none
+    /// (an older server), then the status.
+    fn greet(&mut self, id: Option<&str>, max_frame: Option<u32>) {
+        assert_eq!(self.recv(), hello(id));
+        assert_eq!(self.recv(), Message::StatusRequest);
+        if let Some(max_frame) = max_frame {
+            self.send(&Message::Welcome(Welcome { max_frame }));
+        }
         self.send(&Message::Status(Status::default()));
     }
 }
@@ -142,9 +210,9 @@ fn handshake_replay_and_bounce_over_the_wire() {
         })
     };
     let mut peer = Peer::accept(&listener);
+    peer.greet(None, None);
     accepted_rx.recv_timeout(LONG).unwrap();
     let client = client.join().unwrap();
-    assert_eq!(peer.recv(), hello(None));
     assert_eq!(peer.recv(), Message::UnicastErrors(false));
 
     client.set_app_id("me").unwrap();
@@ -216,7 +284,7 @@ fn handshake_replay_and_bounce_over_the_wire() {
     // oldest registration first.
     drop(peer);
     let mut peer = Peer::accept(&listener);
-    assert_eq!(peer.recv(), hello(Some("me")));
+    peer.greet(Some("me"), Some(65536));
     assert_eq!(peer.recv(), reg("other", "b", -1));
     assert_eq!(peer.recv(), reg("me", "a", 4));
     assert_eq!(peer.recv(), Message::Observe(true));
@@ -274,8 +342,8 @@ fn a_unicast_whose_connection_dropped_is_not_acknowledged_on_the_next() {
         std::thread::spawn(move || Client::connect_to(ServerAddr::unix(path)).unwrap())
     };
     let mut peer = Peer::accept(&listener);
+    peer.greet(None, Some(65536));
     let client = client.join().unwrap();
-    assert_eq!(peer.recv(), hello(None));
     assert_eq!(peer.recv(), Message::UnicastErrors(false));
     client.set_app_id("me").unwrap();
     assert_eq!(peer.recv(), hello(Some("me")));
@@ -296,7 +364,7 @@ fn a_unicast_whose_connection_dropped_is_not_acknowledged_on_the_next() {
     // The connection drops while the callback runs; the client reconnects.
     drop(peer);
     let mut peer = Peer::accept(&listener);
-    assert_eq!(peer.recv(), hello(Some("me")));
+    peer.greet(Some("me"), None);
     assert_eq!(peer.recv(), Message::UnicastErrors(false));
     assert_eq!(peer.recv(), reg("me", "a", 0));
     go_tx.send(()).unwrap();
@@ -308,5 +376,244 @@ fn a_unicast_whose_connection_dropped_is_not_acknowledged_on_the_next() {
     entered_rx.recv_timeout(LONG).unwrap();
     go_tx.send(()).unwrap();
     assert_eq!(peer.recv(), Message::Ack(7));
+    drop(client);
+}
+
+/// A client connected to a fake server on a fresh Unix socket, the
+/// handshake answered with `max_frame` (`None`: an older server, no
+/// `Welcome`).
+fn connected(tag: &str, max_frame: Option<u32>) -> (Client, Peer, UnixListener) {
+    let path = temp_dir(tag).join("fake.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let client = std::thread::spawn(move || Client::connect_to(ServerAddr::unix(path)).unwrap());
+    let mut peer = Peer::accept(&listener);
+    peer.greet(None, max_frame);
+    let client = client.join().unwrap();
+    assert_eq!(peer.recv(), Message::UnicastErrors(false));
+    client.set_app_id("me").unwrap();
+    assert_eq!(peer.recv(), hello(Some("me")));
+    (client, peer, listener)
+}
+
+/// The `seq` of a notify's parameter.
+fn seq(m: &Message<'_>) -> Option<u64> {
+    let Message::Notify(n) = m else { return None };
+    let v: serde_json::Value = serde_json::from_str(n.parameter.as_str()).unwrap();
+    v["seq"].as_u64()
+}
+
+/// The server's `Welcome` sets the largest notification the client
+/// sends: a larger one is refused with a typed error, nothing written;
+/// without a welcome (an older server) the default applies.
+#[test]
+fn a_notification_over_the_servers_limit_is_refused_before_sending() {
+    let (client, mut peer, _l) = connected("proto-limit", Some(1000));
+    assert_eq!(client.max_frame(), 1000);
+    let big = format!("\"{}\"", "x".repeat(1000));
+    match client.notify_raw("x", "n", &big) {
+        Err(nfy_linux::client::Error::TooLarge { size, limit: 1000 }) => assert!(size > 1000),
+        other => panic!("{other:?}"),
+    }
+    let mut batch = client.batch();
+    assert!(matches!(
+        batch.notify_raw("x", "n", &big),
+        Err(nfy_linux::client::Error::TooLarge { .. })
+    ));
+    assert!(batch.is_empty());
+    drop(batch);
+    peer.quiet();
+    // Within the limit: sent.
+    let small = format!("\"{}\"", "x".repeat(900));
+    client.notify_raw("x", "n", &small).unwrap();
+    assert!(matches!(peer.recv(), Message::Notify(_)));
+    drop(client);
+
+    let (client, _peer, _l) = connected("proto-nolimit", None);
+    assert_eq!(
+        client.max_frame(),
+        nfy_linux::client::conn::DEFAULT_MAX_FRAME
+    );
+}
+
+/// A unicast whose parameter is not JSON (a server bug; the client does
+/// not check what its server sends) cannot be returned unchanged: it is
+/// then not acknowledged either, so the server still holds it (and gives
+/// it to another receiver when the connection ends). Acknowledging it
+/// alone would lose it.
+#[test]
+fn a_unicast_that_cannot_be_returned_is_not_acknowledged() {
+    let (client, mut peer, _l) = connected("proto-badparam", Some(65536));
+    // A notify for a registration the client does not have, its
+    // parameter patched into invalid JSON of the same length.
+    let mut buf = vec![0u8; 4096];
+    let good = Message::Notify(Notify {
+        parameter: RawJson::new("{}").unwrap(),
+        ..match notify("me", "gone", Some(5)) {
+            Message::Notify(n) => n,
+            _ => unreachable!(),
+        }
+    });
+    let n = wire::encode_frame(&mut buf, 1, |b| compact::encode(&good, b)).unwrap();
+    assert_eq!(&buf[n - 2..n], b"{}");
+    buf[n - 1] = b'x';
+    peer.stream.write_all(&buf[..n]).unwrap();
+    // Then a good one: returned with its ack. Nothing came before it.
+    peer.send(&notify("me", "gone", Some(6)));
+    assert_eq!(peer.recv(), notify("me", "gone", Some(6)));
+    assert_eq!(peer.recv(), Message::Ack(6));
+    peer.quiet();
+    drop(client);
+}
+
+/// A server that reads nothing for longer than the old write timeout
+/// (2 s) slows the sender down without failing it (backpressure): the
+/// sending call waits, the connection stays up, and everything arrives
+/// once the server reads again. Meanwhile the client's pool keeps
+/// running callbacks and holding back their acks: no worker waits for
+/// the blocked writer.
+#[test]
+fn a_server_that_reads_nothing_slows_the_sender_without_an_error() {
+    let (client, mut peer, _l) = connected("proto-backpressure", Some(65536));
+    let (ran_tx, ran_rx) = mpsc::channel();
+    let ran_tx = Mutex::new(ran_tx);
+    let _reg = client
+        .register("work", 0, move |d: &Delivery<'_>| {
+            ran_tx.lock().unwrap().send(d.flags).unwrap();
+        })
+        .unwrap();
+    assert_eq!(peer.recv(), reg("me", "work", 0));
+    const SENT: u64 = 200;
+    let sender = {
+        let c = client.clone();
+        std::thread::spawn(move || {
+            let pad = "p".repeat(4000);
+            for i in 0..SENT {
+                c.notify("far", "bulk", &serde_json::json!({"seq": i, "pad": pad}))
+                    .unwrap();
+            }
+            std::time::Instant::now()
+        })
+    };
+    // The sender fills the socket and waits.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(!sender.is_finished(), "800 KB fit into the socket?");
+    assert!(client.is_connected());
+    // Unicasts for the registration run meanwhile, more than an ack batch.
+    let batch = nfy_linux::client::conn::ACK_BATCH as u64 + 8;
+    for r in 0..batch {
+        let Message::Notify(n) = notify("me", "work", Some(100 + r)) else {
+            unreachable!()
+        };
+        peer.send(&Message::Notify(Notify {
+            flags: r as u32,
+            ..n
+        }));
+    }
+    for r in 0..batch {
+        assert_eq!(ran_rx.recv_timeout(LONG).unwrap(), r as u32);
+    }
+    // The server reads again: every notification, in order, and the acks.
+    let read_from = std::time::Instant::now();
+    let mut seqs = Vec::new();
+    let mut acks = Vec::new();
+    while seqs.len() < SENT as usize || acks.len() < batch as usize {
+        match peer.recv() {
+            Message::Ack(r) => acks.push(r),
+            m => seqs.push(seq(&m).unwrap()),
+        }
+    }
+    assert!(sender.join().unwrap() >= read_from);
+    assert_eq!(seqs, (0..SENT).collect::<Vec<_>>());
+    acks.sort_unstable();
+    assert_eq!(acks, (100..100 + batch).collect::<Vec<_>>());
+    assert!(client.is_connected());
+    drop(client);
+}
+
+/// `notify_within` gives up at its deadline with a typed error, and
+/// what it gave up on never reaches the server: over a Unix socket (a
+/// small frame is taken whole or not at all) the connection stays up and
+/// the stream stays intact.
+#[test]
+fn a_send_deadline_times_out_and_sends_nothing() {
+    let (client, mut peer, _l) = connected("proto-deadline", Some(65536));
+    let opts = NotifyOptions::default();
+    let short = Duration::from_millis(20);
+    let mut ok = Vec::new();
+    let mut timeouts = 0;
+    for i in 0..100_000u64 {
+        match client.notify_within("far", "n", &serde_json::json!({ "seq": i }), opts, short) {
+            Ok(()) => ok.push(i),
+            Err(nfy_linux::client::Error::SendTimeout) => {
+                timeouts += 1;
+                if timeouts == 3 {
+                    break;
+                }
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(timeouts, 3, "the socket never filled");
+    assert!(client.is_connected());
+    // Everything sent arrives, nothing that timed out, no broken frame.
+    let (got, closed) = peer.drain(Duration::from_millis(300));
+    assert!(!closed);
+    let seqs: Vec<u64> = got.iter().map(|m| seq(m).unwrap()).collect();
+    assert_eq!(seqs, ok);
+    assert!(peer.dec.is_idle(), "half a frame on the stream");
+    client
+        .notify("far", "n", &serde_json::json!({ "seq": 1u64 << 40 }))
+        .unwrap();
+    assert_eq!(seq(&peer.recv()), Some(1 << 40));
+    drop(client);
+}
+
+/// Over TCP a large frame can be taken in part: a deadline that passes
+/// then closes the connection (the server discards the truncated frame),
+/// the call still says it timed out, and the client reconnects. Whatever
+/// happens, what the server decodes is exactly what was reported sent.
+#[test]
+fn a_deadline_inside_a_frame_ends_the_connection_not_the_stream() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = std::thread::spawn(move || Client::connect_to(ServerAddr::tcp(addr)).unwrap());
+    let mut peer = Peer::accept_tcp(&listener);
+    peer.greet(None, Some(1 << 20));
+    let client = client.join().unwrap();
+    assert_eq!(peer.recv(), Message::UnicastErrors(false));
+    client.set_app_id("me").unwrap();
+    assert_eq!(peer.recv(), hello(Some("me")));
+    let pad = "p".repeat(200_000);
+    let mut ok = Vec::new();
+    let mut timed_out = Vec::new();
+    for i in 0..10_000u64 {
+        let p = serde_json::json!({ "seq": i, "pad": pad });
+        match client.notify_within(
+            "far",
+            "n",
+            &p,
+            NotifyOptions::default(),
+            Duration::from_millis(50),
+        ) {
+            Ok(()) => ok.push(i),
+            Err(nfy_linux::client::Error::SendTimeout) => {
+                timed_out.push(i);
+                break;
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(timed_out.len(), 1, "the socket never filled");
+    let (got, closed) = peer.drain(Duration::from_millis(500));
+    let seqs: Vec<u64> = got.iter().map(|m| seq(m).unwrap()).collect();
+    assert_eq!(seqs, ok, "exactly what was reported sent");
+    if closed {
+        // The frame was cut: the client reconnects by itself.
+        let mut again = Peer::accept_tcp(&listener);
+        again.greet(Some("me"), Some(1 << 20));
+    } else {
+        assert!(peer.dec.is_idle(), "half a frame on a live connection");
+        assert!(client.is_connected());
+    }
     drop(client);
 }

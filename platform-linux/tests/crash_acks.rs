@@ -511,12 +511,19 @@ impl Compact {
     }
 
     /// Waits until the server has handled everything sent so far (its
-    /// status answer comes after).
+    /// status answer comes after; the `Welcome` answering a `hello` may
+    /// come before it).
     fn sync(&mut self) {
         self.send(&nfy_core::msg::Message::StatusRequest);
-        let body = self.recv_body();
-        let m = nfy_core::msg::decode(nfy_core::msg::Encoding::Compact, &body).unwrap();
-        assert!(matches!(m, nfy_core::msg::Message::Status(_)), "{m:?}");
+        loop {
+            let body = self.recv_body();
+            let m = nfy_core::msg::decode(nfy_core::msg::Encoding::Compact, &body).unwrap();
+            match m {
+                nfy_core::msg::Message::Status(_) => return,
+                nfy_core::msg::Message::Welcome(_) => {}
+                m => panic!("expected the status, got {m:?}"),
+            }
+        }
     }
 }
 

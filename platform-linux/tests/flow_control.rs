@@ -309,11 +309,10 @@ fn a_library_sender_waits_for_a_slow_receiver() {
 
 /// The same with a receiver that is busy for 3 s once the sender is held
 /// back: slow but alive (under the stall timeout), so the sender must
-/// wait that long. Needs the client's backpressure change: today a write
-/// that blocks for its `WRITE_TIMEOUT` (2 s) fails and closes the
-/// connection.
+/// wait that long (the client's writes wait for a server that slows them
+/// down; before the client's part of issue 12 a write that blocked for 2 s
+/// failed and closed the connection).
 #[test]
-#[ignore = "needs the client's backpressure change"]
 fn a_library_sender_waits_for_a_receiver_busy_for_seconds() {
     let n = count();
     let (server, rx, tx) = library_sender();

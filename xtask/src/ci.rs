@@ -3,12 +3,14 @@
 //!
 //! | step | runs |
 //! |---|---|
+//! | `toolchain` | `cargo xtask toolchain`: compilers and locked dependencies against the minimum Rust |
 //! | `fmt` | `cargo fmt --all -- --check` |
 //! | `clippy` | `cargo clippy --workspace --all-targets -- -D warnings` |
 //! | `doc` | `RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps` |
 //! | `test` | `cargo test --workspace` (the README's test command) |
 //! | `soak` | `cargo xtask soak --minutes 1` (issue 7's soak, short) |
 //! | `nostd` | `cargo xtask nostd` |
+//! | `baremetal` | `cargo xtask baremetal` (firmware under QEMU) |
 //! | `cross` | `cargo xtask cross` (ARM build of the binaries) |
 //!
 //! Each step prints a summary line with its duration; a failure names the
@@ -21,14 +23,26 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::baremetal;
 use crate::cmd;
 use crate::cross;
 use crate::error::{Error, Result};
+use crate::msrv;
 use crate::nostd;
 use crate::soak;
 
 /// The steps, in the order they run.
-pub const STEPS: [&str; 7] = ["fmt", "clippy", "doc", "test", "soak", "nostd", "cross"];
+pub const STEPS: [&str; 9] = [
+    "toolchain",
+    "fmt",
+    "clippy",
+    "doc",
+    "test",
+    "soak",
+    "nostd",
+    "baremetal",
+    "cross",
+];
 
 /// Test counts summed from `cargo test` output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -81,12 +95,13 @@ pub fn run(root: &Path, skip: &[String]) -> Result<()> {
     let mut counts = None;
     for step in STEPS {
         if skip.iter().any(|s| s == step) {
-            summary.push(format!("ci: {step:<7} skipped"));
+            summary.push(format!("ci: {step:<9} skipped"));
             continue;
         }
         eprintln!("\n==> ci: {step}");
         let start = Instant::now();
         let result = match step {
+            "toolchain" => msrv::run(root),
             "fmt" => cmd::run(cargo(root).args(["fmt", "--all", "--", "--check"])),
             "clippy" => cmd::run(cargo(root).args([
                 "clippy",
@@ -104,17 +119,18 @@ pub fn run(root: &Path, skip: &[String]) -> Result<()> {
             "test" => run_tests(root).map(|c| counts = Some(c)),
             "soak" => cmd::run(&mut soak::command(root, "1", None, None)),
             "nostd" => nostd::run(root),
+            "baremetal" => baremetal::run(root),
             _ => cross::build(root, cross::DEFAULT_TARGET, cross::Profile::Debug).map(|_| ()),
         };
         let took = start.elapsed();
         match result {
             Ok(()) => {
-                let line = format!("ci: {step:<7} ok      {}", secs(took));
+                let line = format!("ci: {step:<9} ok      {}", secs(took));
                 eprintln!("{line}");
                 summary.push(line);
             }
             Err(e) => {
-                summary.push(format!("ci: {step:<7} FAILED  {}", secs(took)));
+                summary.push(format!("ci: {step:<9} FAILED  {}", secs(took)));
                 print_summary(&summary, total.elapsed(), counts);
                 return Err(Error::Other(format!("ci step `{step}` failed: {e}")));
             }
@@ -140,7 +156,7 @@ fn print_summary(lines: &[String], total: Duration, counts: Option<TestCounts>) 
     for l in lines {
         let _ = writeln!(err, "{l}");
     }
-    let _ = writeln!(err, "ci: total   {}", secs(total));
+    let _ = writeln!(err, "ci: total     {}", secs(total));
     drop(err);
     if let Some(c) = counts {
         // Alone on the last line of standard output, for CI to read.

@@ -1,12 +1,14 @@
 //! `cargo xtask cross`: builds the service binaries for an ARM terminal and,
 //! with `--test`, runs the workspace tests for that target under qemu.
 //!
-//! The binaries are `notifysvc` and `nfy` (crate `nfy-linux`) and
-//! `notifysvc-verix` (crate `nfy-verix-sim`). The build asks cargo for the
-//! libraries and binaries of those two crates and then reports which of the
-//! three binaries it found;
+//! The binaries are `notifysvc` and `nfy` (crate `nfy-linux`),
+//! `notifysvc-verix` (crate `nfy-verix-sim`) and `nfy-bridge` (crate
+//! `nfy-bridge`, for terminals of a fleet). The build asks cargo for the
+//! libraries and binaries of those crates and then reports which of the
+//! binaries it found;
 //! a missing one is a warning here (the crate may not define it yet) and an
-//! error only in `dist` when none was built.
+//! error only in `dist` when none was built. Then it builds libvfiipc
+//! (`libvfiipc.so`, `libvfiipc.a`: [`crate::capi`]) the same way.
 //!
 //! Under `--test`, cargo runs each test program through `qemu-arm`
 //! (`CARGO_TARGET_<T>_RUNNER`), and binfmt_misc is set up so that tests
@@ -26,9 +28,9 @@ use crate::toolchain::{self, Toolchain};
 /// The terminal target when none is given.
 pub const DEFAULT_TARGET: &str = "armv7-unknown-linux-gnueabihf";
 /// The binaries a terminal runs.
-pub const BINARIES: [&str; 3] = ["notifysvc", "notifysvc-verix", "nfy"];
+pub const BINARIES: [&str; 4] = ["notifysvc", "notifysvc-verix", "nfy", "nfy-bridge"];
 /// The crates that define them.
-pub const BIN_PACKAGES: [&str; 2] = ["nfy-linux", "nfy-verix-sim"];
+pub const BIN_PACKAGES: [&str; 3] = ["nfy-linux", "nfy-verix-sim", "nfy-bridge"];
 
 /// What a build produced.
 #[derive(Debug, Clone)]
@@ -67,7 +69,7 @@ fn build_with(root: &Path, tc: &Toolchain, host: &str, profile: Profile) -> Resu
     let mut c = tc.cargo(root, "build");
     // Default targets (library and binaries), so the platform crates are
     // checked for the target even before they define their binaries.
-    c.envs(env);
+    c.envs(env.iter().map(|(k, v)| (k, v)));
     for p in BIN_PACKAGES {
         c.args(["-p", p]);
     }
@@ -79,11 +81,13 @@ fn build_with(root: &Path, tc: &Toolchain, host: &str, profile: Profile) -> Resu
     }
     let start = Instant::now();
     cmd::run(&mut c)?;
+    crate::capi::build(root, tc, &env, profile)?;
     let dir = tc.artifact_dir(if profile == Profile::Debug {
         "debug"
     } else {
         "release"
     });
+    crate::capi::find_libraries(&dir);
     let found = find_binaries(&dir);
     eprintln!(
         "cross: build for {target} took {:.0?}; {} of {} binaries",
@@ -95,7 +99,7 @@ fn build_with(root: &Path, tc: &Toolchain, host: &str, profile: Profile) -> Resu
 }
 
 /// Settings for package builds (see [`Profile::Dist`]).
-fn dist_env(c: &mut Command, root: &Path) {
+pub(crate) fn dist_env(c: &mut Command, root: &Path) {
     c.env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo");
     if std::env::var_os("RUSTFLAGS").is_some()
         || std::env::var_os("CARGO_ENCODED_RUSTFLAGS").is_some()

@@ -6,11 +6,16 @@
 //! |---|---|
 //! | `dl.notifysvc-<version>-<build>.tgz` | the install package |
 //! | `dl.notifysvc-<version>-<build>-rm.tgz` | the matching removal package |
+//! | `dl.libvfiipc-<version>-<build>.tgz` | the C/C++ client library ([`crate::capi`]) |
 //!
 //! The install package holds, under `opt/nfy/`: `bin/notifysvc`,
 //! `bin/notifysvc-verix` and `bin/nfy` (those that were built),
-//! `bin/start-notifysvc` (start/stop script), `etc/notify.cfg` (a commented
-//! sample whitelist that opens nothing), `VERSION`, and `MANIFEST`.
+//! `bin/start-notifysvc` (start/stop script), `etc/notify.cfg.sample` (a
+//! commented sample whitelist that opens nothing), `VERSION`, and
+//! `MANIFEST`; and, where systemd and logrotate look for them,
+//! [`UNIT_PATH`] (the systemd unit) and [`LOGROTATE_PATH`] (rotation of the
+//! start script's log). Every binary is checked to be an ELF executable for
+//! the target ([`crate::elf`]) before anything is written.
 //!
 //! **Decisions**:
 //! - `<version>` is `[workspace.package] version` of the root `Cargo.toml`.
@@ -22,24 +27,47 @@
 //! - Every archive entry is dated `SOURCE_DATE_EPOCH` when that is set,
 //!   else 0 (1970-01-01): timestamps are fixed, never the build time.
 //! - The removal package removes every binary nfy may have installed (all
-//!   three names), whether or not this build has it.
+//!   three names), whether or not this build has it, and what older
+//!   packages installed ([`LEGACY_PATHS`]).
+//! - The sample configuration is not installed where the server reads it
+//!   (`/home/sys12/notify.cfg`, `/home/sys_ipc/notify.cfg`): that file is
+//!   the terminal's own whitelist, which an update must not overwrite nor a
+//!   removal delete; the sample says so in its first lines.
+//! - The unit goes to `usr/lib/systemd/system/` (the packages' place;
+//!   `/etc/systemd/system` is the administrator's), not enabled: enabling
+//!   needs a symbolic link, which packages may not hold.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::capi;
 use crate::cmd;
 use crate::cross::{self, Profile, BINARIES};
+use crate::elf;
 use crate::error::{Error, Result};
 use crate::package::{
-    self, hex, render_remove, sha256, FileEntry, Manifest, MANIFEST_PATH, PREFIX, REMOVE_PATH,
+    self, hex, render_remove, render_version, sha256, FileEntry, Manifest, MANIFEST_PATH, PREFIX,
+    REMOVE_PATH, VERSION_PATH,
 };
 use crate::toolchain;
 
 /// The sample configuration shipped in the install package.
-pub const SAMPLE_CONFIG: &str = include_str!("../data/notify.cfg");
+pub const SAMPLE_CONFIG: &str = include_str!("../data/notify.cfg.sample");
 /// The start script shipped in the install package.
 pub const START_SCRIPT: &str = include_str!("../data/start-notifysvc");
+/// The systemd unit shipped in the install package.
+pub const SYSTEMD_UNIT: &str = include_str!("../data/notifysvc.service");
+/// The logrotate configuration shipped in the install package.
+pub const LOGROTATE_CONF: &str = include_str!("../data/notifysvc.logrotate");
+
+/// Where the systemd unit is installed.
+pub const UNIT_PATH: &str = "usr/lib/systemd/system/notifysvc.service";
+/// Where the logrotate configuration is installed.
+pub const LOGROTATE_PATH: &str = "etc/logrotate.d/notifysvc";
+/// Paths older packages installed that this one does not: removal packages
+/// remove them too.
+pub const LEGACY_PATHS: [&str; 1] = ["opt/nfy/etc/notify.cfg"];
 
 /// Everything a pair of packages is made from.
 #[derive(Debug, Clone)]
@@ -78,6 +106,10 @@ pub fn install_files(spec: &Spec) -> Result<Vec<FileEntry>> {
     let mut files = Vec::new();
     for (name, path) in &spec.binaries {
         let data = fs::read(path).map_err(|e| Error::io("read", path, e))?;
+        elf::check_for_target(&data, &spec.target).map_err(|error| Error::Binary {
+            path: path.clone(),
+            error,
+        })?;
         files.push(FileEntry {
             path: format!("{PREFIX}/bin/{name}"),
             mode: 0o755,
@@ -89,19 +121,21 @@ pub fn install_files(spec: &Spec) -> Result<Vec<FileEntry>> {
         mode: 0o755,
         data: START_SCRIPT.as_bytes().to_vec(),
     });
+    for (path, text) in [
+        (format!("{PREFIX}/etc/notify.cfg.sample"), SAMPLE_CONFIG),
+        (UNIT_PATH.to_string(), SYSTEMD_UNIT),
+        (LOGROTATE_PATH.to_string(), LOGROTATE_CONF),
+    ] {
+        files.push(FileEntry {
+            path,
+            mode: 0o644,
+            data: text.as_bytes().to_vec(),
+        });
+    }
     files.push(FileEntry {
-        path: format!("{PREFIX}/etc/notify.cfg"),
+        path: VERSION_PATH.to_string(),
         mode: 0o644,
-        data: SAMPLE_CONFIG.as_bytes().to_vec(),
-    });
-    files.push(FileEntry {
-        path: format!("{PREFIX}/VERSION"),
-        mode: 0o644,
-        data: format!(
-            "notifysvc {}-{} {}\n",
-            spec.version, spec.build, spec.target
-        )
-        .into_bytes(),
+        data: render_version(&spec.version, &spec.build, &spec.target).into_bytes(),
     });
     let (name, _) = package_names(&spec.version, &spec.build);
     with_manifest(files, &format!("{name} for {}", spec.target))
@@ -111,6 +145,7 @@ pub fn install_files(spec: &Spec) -> Result<Vec<FileEntry>> {
 pub fn removal_files(spec: &Spec, install: &[FileEntry]) -> Result<Vec<FileEntry>> {
     let mut remove: Vec<String> = install.iter().map(|f| f.path.clone()).collect();
     remove.extend(BINARIES.iter().map(|b| format!("{PREFIX}/bin/{b}")));
+    remove.extend(LEGACY_PATHS.iter().map(|p| p.to_string()));
     remove.sort();
     remove.dedup();
     let dirs = [
@@ -127,7 +162,8 @@ pub fn removal_files(spec: &Spec, install: &[FileEntry]) -> Result<Vec<FileEntry
     with_manifest(files, &format!("{name} for {}", spec.target))
 }
 
-fn with_manifest(mut files: Vec<FileEntry>, title: &str) -> Result<Vec<FileEntry>> {
+/// Checks the paths, adds the manifest titled `title`, sorts by path.
+pub(crate) fn with_manifest(mut files: Vec<FileEntry>, title: &str) -> Result<Vec<FileEntry>> {
     for f in &files {
         package::check_path(&f.path)?;
     }
@@ -150,17 +186,23 @@ pub fn make_packages(spec: &Spec, out_dir: &Path) -> Result<Packages> {
     let (install_name, removal_name) = package_names(&spec.version, &spec.build);
     let write = |name: &str, files: &[FileEntry]| -> Result<PathBuf> {
         let path = out_dir.join(name);
-        let bytes =
-            package::write_tgz(files, spec.mtime).map_err(|e| Error::io("pack", &path, e))?;
-        let tmp = out_dir.join(format!("{name}.tmp"));
-        fs::write(&tmp, &bytes).map_err(|e| Error::io("write", &tmp, e))?;
-        fs::rename(&tmp, &path).map_err(|e| Error::io("rename into place", &path, e))?;
+        write_package(&path, files, spec.mtime)?;
         Ok(path)
     };
     Ok(Packages {
         install: write(&install_name, &install)?,
         removal: write(&removal_name, &removal)?,
     })
+}
+
+/// Writes `files` as a package at `path` (through a temporary file).
+pub(crate) fn write_package(path: &Path, files: &[FileEntry], mtime: u64) -> Result<()> {
+    let bytes = package::write_tgz(files, mtime).map_err(|e| Error::io("pack", path, e))?;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    fs::write(&tmp, &bytes).map_err(|e| Error::io("write", &tmp, e))?;
+    fs::rename(&tmp, path).map_err(|e| Error::io("rename into place", path, e))
 }
 
 /// Refuses build identifiers that would make ambiguous file names.
@@ -181,28 +223,32 @@ pub fn check_build_id(build: &str) -> Result<()> {
 
 /// `[workspace.package] version` from the root `Cargo.toml`.
 pub fn workspace_version(root: &Path) -> Result<String> {
+    workspace_field(root, "version")
+}
+
+/// A string field of `[workspace.package]` in the root `Cargo.toml`.
+pub fn workspace_field(root: &Path, key: &str) -> Result<String> {
     let path = root.join("Cargo.toml");
     let text = fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
-    parse_workspace_version(&text).ok_or_else(|| {
+    parse_workspace_field(&text, key).ok_or_else(|| {
         Error::Other(format!(
-            "no `version = \"...\"` under [workspace.package] in {}",
+            "no `{key} = \"...\"` under [workspace.package] in {}",
             path.display()
         ))
     })
 }
 
-fn parse_workspace_version(toml: &str) -> Option<String> {
+fn parse_workspace_field(toml: &str, key: &str) -> Option<String> {
     let mut in_section = false;
     for line in toml.lines() {
         let line = line.trim();
         if line.starts_with('[') {
             in_section = line == "[workspace.package]";
         } else if in_section {
-            if let Some(v) = line
-                .strip_prefix("version")
-                .map(str::trim_start)
-                .and_then(|r| r.strip_prefix('='))
-            {
+            let Some(rest) = line.strip_prefix(key).map(str::trim_start) else {
+                continue;
+            };
+            if let Some(v) = rest.strip_prefix('=') {
                 let v = v.trim().strip_prefix('"')?.split('"').next()?;
                 return Some(v.to_string());
             }
@@ -260,9 +306,12 @@ pub fn run(root: &Path, opts: &Options) -> Result<()> {
         None => build_id(root)?,
     };
     check_build_id(&build)?;
-    let binaries = match &opts.bin_dir {
-        Some(dir) => cross::find_binaries(dir),
-        None => cross::build(root, target, Profile::Dist)?.found,
+    let (binaries, dir) = match &opts.bin_dir {
+        Some(dir) => (cross::find_binaries(dir), dir.clone()),
+        None => {
+            let built = cross::build(root, target, Profile::Dist)?;
+            (built.found, built.dir)
+        }
     };
     if binaries.is_empty() {
         return Err(Error::Other(format!(
@@ -282,7 +331,8 @@ pub fn run(root: &Path, opts: &Options) -> Result<()> {
         .clone()
         .unwrap_or_else(|| toolchain::target_dir(root).join("dist"));
     let pkgs = make_packages(&spec, &out)?;
-    for p in [&pkgs.install, &pkgs.removal] {
+    let library = capi::make_package(root, &spec, &capi::find_libraries(&dir), &out)?;
+    for p in [&pkgs.install, &pkgs.removal].into_iter().chain(&library) {
         let bytes = fs::read(p).map_err(|e| Error::io("read", p, e))?;
         println!("{}  {}  {}", hex(&sha256(&bytes)), bytes.len(), p.display());
     }
@@ -296,12 +346,30 @@ pub(crate) mod tests {
     use crate::testutil::TempDir;
     use std::os::unix::fs::PermissionsExt;
 
-    /// A directory holding fake binaries named `names`.
+    pub(crate) const ARMHF: &str = "armv7-unknown-linux-gnueabihf";
+
+    /// The content of the fake binary `name` for `target`: an ELF header,
+    /// then a line naming it.
+    pub(crate) fn fake_binary_for(target: &str, name: &str) -> Vec<u8> {
+        crate::elf::fake::binary_for(target, format!("fake {name} binary\n").as_bytes())
+    }
+
+    /// [`fake_binary_for`] the terminal's target.
+    pub(crate) fn fake_binary(name: &str) -> Vec<u8> {
+        fake_binary_for(ARMHF, name)
+    }
+
+    /// A directory holding fake ARM binaries named `names`.
     pub(crate) fn fake_bin_dir(dir: &Path, names: &[&str]) -> PathBuf {
+        fake_bin_dir_for(dir, names, ARMHF)
+    }
+
+    /// A directory holding fake binaries for `target` named `names`.
+    pub(crate) fn fake_bin_dir_for(dir: &Path, names: &[&str], target: &str) -> PathBuf {
         fs::create_dir_all(dir).unwrap();
         for n in names {
             let p = dir.join(n);
-            fs::write(&p, format!("fake {n} binary\n")).unwrap();
+            fs::write(&p, fake_binary_for(target, n)).unwrap();
             fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
         }
         dir.to_path_buf()
@@ -312,7 +380,7 @@ pub(crate) mod tests {
         Spec {
             version: "0.1.0".into(),
             build: "0123456789".into(),
-            target: "armv7-unknown-linux-gnueabihf".into(),
+            target: ARMHF.into(),
             mtime: 0,
             binaries: cross::find_binaries(bin_dir),
         }
@@ -349,7 +417,7 @@ pub(crate) mod tests {
             "dl.notifysvc-0.1.0-0123456789-rm.tgz"
         );
         // A changed binary changes the package.
-        fs::write(b.join("nfy"), b"another nfy\n").unwrap();
+        fs::write(b.join("nfy"), fake_binary("another nfy")).unwrap();
         let third = make_packages(&spec_for(&b), &tmp.path().join("out3")).unwrap();
         assert_ne!(
             fs::read(&first.install).unwrap(),
@@ -358,7 +426,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn install_package_holds_binaries_script_config_version_and_manifest() {
+    fn install_package_holds_binaries_scripts_configs_version_and_manifest() {
         let tmp = TempDir::new();
         let bins = fake_bin_dir(&tmp.path().join("bins"), &BINARIES);
         let pkgs = make_packages(&spec_for(&bins), tmp.path()).unwrap();
@@ -367,23 +435,29 @@ pub(crate) mod tests {
         assert_eq!(
             paths,
             [
+                "etc/logrotate.d/notifysvc",
                 "opt/nfy/MANIFEST",
                 "opt/nfy/VERSION",
                 "opt/nfy/bin/nfy",
+                "opt/nfy/bin/nfy-bridge",
                 "opt/nfy/bin/notifysvc",
                 "opt/nfy/bin/notifysvc-verix",
                 "opt/nfy/bin/start-notifysvc",
-                "opt/nfy/etc/notify.cfg",
+                "opt/nfy/etc/notify.cfg.sample",
+                "usr/lib/systemd/system/notifysvc.service",
             ]
         );
         assert_eq!(pkg.kind, Kind::Install);
-        assert_eq!(pkg.manifest.lines.len(), 6);
-        let version = &pkg.files[1].data;
+        assert_eq!(pkg.manifest.lines.len(), 9);
+        let file = |path: &str| &pkg.files.iter().find(|f| f.path == path).unwrap().data;
+        assert_eq!(file(UNIT_PATH), SYSTEMD_UNIT.as_bytes());
+        assert_eq!(file(LOGROTATE_PATH), LOGROTATE_CONF.as_bytes());
+        let version = file(VERSION_PATH);
         assert_eq!(
             version,
             b"notifysvc 0.1.0-0123456789 armv7-unknown-linux-gnueabihf\n"
         );
-        let manifest = String::from_utf8(pkg.files[0].data.clone()).unwrap();
+        let manifest = String::from_utf8(file(MANIFEST_PATH).clone()).unwrap();
         assert!(manifest.starts_with(
             "# dl.notifysvc-0.1.0-0123456789.tgz for armv7-unknown-linux-gnueabihf\n"
         ));
@@ -393,7 +467,34 @@ pub(crate) mod tests {
             .find(|f| f.path == "opt/nfy/bin/nfy")
             .unwrap();
         assert_eq!(nfy.mode, 0o755);
-        assert_eq!(nfy.data, b"fake nfy binary\n");
+        assert_eq!(nfy.data, fake_binary("nfy"));
+    }
+
+    #[test]
+    fn binaries_for_another_machine_are_refused_before_anything_is_written() {
+        let tmp = TempDir::new();
+        // `--bin-dir target/release`: the host's binaries, not ARM ones.
+        let bins = fake_bin_dir_for(
+            &tmp.path().join("release"),
+            &BINARIES,
+            "x86_64-unknown-linux-gnu",
+        );
+        let out = tmp.path().join("out");
+        let err = make_packages(&spec_for(&bins), &out).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            matches!(&err, Error::Binary { path, .. } if path.ends_with("notifysvc")),
+            "{text}"
+        );
+        assert!(
+            text.contains("built for x86-64 (64-bit, little-endian), but the target armv7-unknown-linux-gnueabihf runs ARM"),
+            "{text}"
+        );
+        assert!(!out.exists(), "something was written");
+        // Not an ELF file at all.
+        fs::write(bins.join("notifysvc"), b"#!/bin/sh\n").unwrap();
+        let err = make_packages(&spec_for(&bins), &out).unwrap_err();
+        assert!(err.to_string().contains("not an ELF file"), "{err}");
     }
 
     #[test]
@@ -411,6 +512,8 @@ pub(crate) mod tests {
         }
         // Binaries this build lacks are removed too (an older one may have them).
         assert!(files.contains(&"opt/nfy/bin/notifysvc-verix".to_string()));
+        // And what older packages installed under another name.
+        assert!(files.contains(&"opt/nfy/etc/notify.cfg".to_string()));
         assert_eq!(dirs, ["opt/nfy/bin", "opt/nfy/etc", "opt/nfy"]);
     }
 
@@ -425,10 +528,26 @@ pub(crate) mod tests {
     #[test]
     fn workspace_version_is_read_from_its_section() {
         let toml = "[package]\nversion = \"9.9.9\"\n[workspace.package]\nedition = \"2021\"\nversion = \"0.1.0\"\n";
-        assert_eq!(parse_workspace_version(toml).as_deref(), Some("0.1.0"));
         assert_eq!(
-            parse_workspace_version("[package]\nversion = \"1\"\n"),
+            parse_workspace_field(toml, "version").as_deref(),
+            Some("0.1.0")
+        );
+        assert_eq!(
+            parse_workspace_field(toml, "edition").as_deref(),
+            Some("2021")
+        );
+        assert_eq!(
+            parse_workspace_field("[package]\nversion = \"1\"\n", "version"),
             None
+        );
+        // `version` is not mistaken for a longer key that starts with it.
+        assert_eq!(
+            parse_workspace_field(
+                "[workspace.package]\nversion-x = \"2\"\nversion = \"3\"\n",
+                "version"
+            )
+            .as_deref(),
+            Some("3")
         );
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
         assert!(!workspace_version(root).unwrap().is_empty());
@@ -478,33 +597,186 @@ pub(crate) mod tests {
         Wl::parse(rules.as_bytes()).unwrap();
     }
 
+    /// A directory with the start script and fake `notifysvc` (sleeps)
+    /// and `nfy` (`status` exits with `nfy_status`).
+    fn script_dir(tmp: &TempDir, nfy_status: u8) -> PathBuf {
+        let dir = tmp.path().to_path_buf();
+        for (name, text) in [
+            ("start-notifysvc", START_SCRIPT.to_string()),
+            ("notifysvc", "#!/bin/sh\nexec sleep 30\n".to_string()),
+            ("nfy", format!("#!/bin/sh\nexit {nfy_status}\n")),
+        ] {
+            let p = dir.join(name);
+            fs::write(&p, text).unwrap();
+            fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        dir
+    }
+
+    fn start_script(dir: &Path, args: &[&str]) -> std::process::Output {
+        Command::new(dir.join("start-notifysvc"))
+            .args(args)
+            .env("NFY_PIDFILE", dir.join("pid"))
+            .env("NFY_LOG", dir.join("log"))
+            .env("NFY_READY_TIMEOUT", "1")
+            .env_remove("NFY_PROFILE")
+            .env_remove("MAINPID")
+            .output()
+            .unwrap()
+    }
+
     #[test]
-    fn start_script_starts_reports_and_stops_the_service() {
+    fn start_script_starts_waits_for_an_answer_reports_and_stops_the_service() {
         let tmp = TempDir::new();
-        let dir = tmp.path();
-        let script = dir.join("start-notifysvc");
-        fs::write(&script, START_SCRIPT).unwrap();
-        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
-        let fake = dir.join("notifysvc");
-        fs::write(&fake, "#!/bin/sh\nexec sleep 30\n").unwrap();
-        fs::set_permissions(&fake, fs::Permissions::from_mode(0o755)).unwrap();
-        let run = |arg: &str| {
-            Command::new(&script)
-                .arg(arg)
-                .env("NFY_PIDFILE", dir.join("pid"))
-                .env("NFY_LOG", dir.join("log"))
-                .env_remove("NFY_PROFILE")
-                .output()
-                .unwrap()
-        };
+        let dir = script_dir(&tmp, 0);
+        let run = |arg: &str| start_script(&dir, &[arg]);
         assert_eq!(run("status").status.code(), Some(3));
         let started = run("start");
         assert!(started.status.success(), "{started:?}");
         assert!(dir.join("pid").exists());
         assert_eq!(run("status").status.code(), Some(0));
+        assert!(run("ready").status.success());
         assert!(run("stop").status.success());
         assert_eq!(run("status").status.code(), Some(3));
         assert!(!dir.join("pid").exists());
         assert_eq!(run("bogus").status.code(), Some(2));
+    }
+
+    #[test]
+    fn start_script_fails_when_the_service_never_answers_or_is_gone() {
+        let tmp = TempDir::new();
+        let dir = script_dir(&tmp, 1);
+        let started = start_script(&dir, &["start"]);
+        assert_eq!(started.status.code(), Some(1), "{started:?}");
+        let err = String::from_utf8_lossy(&started.stderr);
+        assert!(err.contains("did not answer within 1 s"), "{err}");
+        assert!(start_script(&dir, &["stop"]).status.success());
+        // systemd's ExecStartPost: the main process is gone, fail at once.
+        let gone = Command::new(dir.join("start-notifysvc"))
+            .arg("ready")
+            .env("MAINPID", "999999999")
+            .env("NFY_READY_TIMEOUT", "30")
+            .output()
+            .unwrap();
+        assert_eq!(gone.status.code(), Some(1));
+        assert!(
+            String::from_utf8_lossy(&gone.stderr).contains("exited"),
+            "{gone:?}"
+        );
+    }
+
+    /// The value of `key` in a unit file (the last assignment).
+    fn unit_value<'a>(unit: &'a str, key: &str) -> Option<&'a str> {
+        unit.lines()
+            .rev()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+    }
+
+    #[test]
+    fn systemd_unit_runs_what_the_package_installs() {
+        let tmp = TempDir::new();
+        let bins = fake_bin_dir(&tmp.path().join("bins"), &BINARIES);
+        let pkgs = make_packages(&spec_for(&bins), tmp.path()).unwrap();
+        let pkg = Package::from_bytes(&fs::read(&pkgs.install).unwrap()).unwrap();
+        let installed = |abs: &str| {
+            let rel = abs.trim_start_matches('/');
+            pkg.files.iter().any(|f| f.path == rel && f.mode == 0o755)
+        };
+        let unit = SYSTEMD_UNIT;
+        for key in ["ExecStart", "ExecStartPost"] {
+            let line = unit_value(unit, key).unwrap();
+            let program = line.split_whitespace().next().unwrap();
+            assert!(installed(program), "{key}={line}: not in the package");
+        }
+        assert_eq!(
+            unit_value(unit, "ExecStartPost"),
+            Some("/opt/nfy/bin/start-notifysvc ready")
+        );
+        // No readiness notification from the server yet: simple + probe.
+        assert_eq!(unit_value(unit, "Type"), Some("simple"));
+        assert_eq!(unit_value(unit, "Restart"), Some("on-failure"));
+        // Configuration and usage errors are not retried.
+        assert_eq!(unit_value(unit, "RestartPreventExitStatus"), Some("4 5 64"));
+        // The socket is in the runtime directory systemd manages.
+        assert_eq!(unit_value(unit, "RuntimeDirectory"), Some("nfy"));
+        assert!(unit
+            .lines()
+            .any(|l| l == "Environment=NFY_SOCKET=/run/nfy/notify.sock"));
+        // The configuration under /home stays readable.
+        assert_eq!(unit_value(unit, "ProtectHome"), Some("read-only"));
+        assert_eq!(unit_value(unit, "WantedBy"), Some("multi-user.target"));
+    }
+
+    #[test]
+    fn systemd_accepts_the_unit() {
+        let Some(analyze) = cmd::find_in_path("systemd-analyze") else {
+            panic!("systemd-analyze not found: apt-get install systemd");
+        };
+        // Flash the package to a directory and point the unit at it, so
+        // systemd finds the programs it names.
+        let tmp = TempDir::new();
+        let bins = fake_bin_dir(&tmp.path().join("bins"), &BINARIES);
+        let pkgs = make_packages(&spec_for(&bins), tmp.path()).unwrap();
+        let root = tmp.path().join("root");
+        fs::create_dir(&root).unwrap();
+        crate::flash::run(&pkgs.install, &crate::flash::Dest::Dir(root.clone())).unwrap();
+        let prefix = root.join(PREFIX);
+        let unit = fs::read_to_string(root.join(UNIT_PATH))
+            .unwrap()
+            .replace("/opt/nfy", &prefix.to_string_lossy());
+        let path = tmp.path().join("notifysvc.service");
+        fs::write(&path, unit).unwrap();
+        let out = Command::new(analyze)
+            .args(["verify", "--man=no"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        // Unknown or misspelt directives are only warnings: none allowed.
+        assert!(
+            !stderr.contains("notifysvc.service"),
+            "systemd-analyze verify: {stderr}"
+        );
+    }
+
+    #[test]
+    fn logrotate_rotates_the_log_while_the_server_keeps_writing() {
+        use std::io::Write as _;
+        let Some(logrotate) = cmd::find_in_path("logrotate")
+            .or_else(|| Some(PathBuf::from("/usr/sbin/logrotate")).filter(|p| p.is_file()))
+        else {
+            panic!("logrotate not found: apt-get install logrotate");
+        };
+        let tmp = TempDir::new();
+        let log = tmp.path().join("notifysvc.log");
+        let conf = tmp.path().join("notifysvc.conf");
+        fs::write(
+            &conf,
+            LOGROTATE_CONF.replace("/var/log/notifysvc.log", &log.to_string_lossy()),
+        )
+        .unwrap();
+        // The server's standard error, as `>>"$log"` opens it.
+        let mut stderr = fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&log)
+            .unwrap();
+        stderr.write_all(b"before rotation\n").unwrap();
+        let out = Command::new(logrotate)
+            .arg("--force")
+            .arg("--state")
+            .arg(tmp.path().join("state"))
+            .arg(&conf)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        stderr.write_all(b"after rotation\n").unwrap();
+        assert_eq!(
+            fs::read_to_string(tmp.path().join("notifysvc.log.1")).unwrap(),
+            "before rotation\n"
+        );
+        // Truncated in place: the open descriptor writes at its new start.
+        assert_eq!(fs::read_to_string(&log).unwrap(), "after rotation\n");
     }
 }

@@ -8,6 +8,7 @@ use std::fmt;
 use std::io;
 use std::path::Path;
 
+use crate::elf::ElfError;
 use crate::package::PackageError;
 
 /// Shorthand for results of xtask functions.
@@ -37,6 +38,13 @@ pub enum Error {
     /// A package is malformed or its content does not match its manifest
     /// (found before anything was copied).
     Package(PackageError),
+    /// A binary to package is not an executable for the target.
+    Binary {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        error: ElfError,
+    },
     /// The destination fails the check after flashing: a file does not
     /// match the manifest, or a removed file is still there.
     Verification(PackageError),
@@ -61,6 +69,9 @@ impl fmt::Display for Error {
             Error::Io { what, source } => write!(f, "cannot {what}: {source}"),
             Error::Command { cmd, status } => write!(f, "`{cmd}` failed: {status}"),
             Error::Missing(s) => f.write_str(s),
+            Error::Binary { path, error } => {
+                write!(f, "refusing to package {}: {error}", path.display())
+            }
             Error::Package(e) => write!(f, "package refused, nothing was copied: {e}"),
             Error::Verification(e) => {
                 write!(f, "the destination fails the check after flashing: {e}")
@@ -75,6 +86,7 @@ impl std::error::Error for Error {
         match self {
             Error::Io { source, .. } => Some(source),
             Error::Package(e) | Error::Verification(e) => Some(e),
+            Error::Binary { error, .. } => Some(error),
             _ => None,
         }
     }

@@ -498,7 +498,7 @@ pub fn ssh_plan(pkg: &Package, dest: &SshDest, staging: &Path) -> Vec<Step> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dist::tests::{fake_bin_dir, spec_for};
+    use crate::dist::tests::{fake_bin_dir, fake_binary, spec_for};
     use crate::dist::{make_packages, Packages};
     use crate::testutil::TempDir;
 
@@ -515,9 +515,9 @@ mod tests {
         fs::create_dir(&root).unwrap();
         run(&pkgs.install, &Dest::Dir(root.clone())).unwrap();
         let bin = root.join("opt/nfy/bin/notifysvc");
-        assert_eq!(fs::read(&bin).unwrap(), b"fake notifysvc binary\n");
+        assert_eq!(fs::read(&bin).unwrap(), fake_binary("notifysvc"));
         assert_eq!(bin.metadata().unwrap().permissions().mode() & 0o777, 0o755);
-        let cfg = root.join("opt/nfy/etc/notify.cfg");
+        let cfg = root.join("opt/nfy/etc/notify.cfg.sample");
         assert_eq!(cfg.metadata().unwrap().permissions().mode() & 0o777, 0o644);
         let manifest = fs::read_to_string(root.join("opt/nfy/MANIFEST")).unwrap();
         assert!(manifest.contains("  opt/nfy/bin/nfy\n"), "{manifest}");
@@ -528,7 +528,7 @@ mod tests {
         // Installing again replaces files in place.
         fs::write(&bin, b"old").unwrap();
         run(&pkgs.install, &Dest::Dir(root.clone())).unwrap();
-        assert_eq!(fs::read(&bin).unwrap(), b"fake notifysvc binary\n");
+        assert_eq!(fs::read(&bin).unwrap(), fake_binary("notifysvc"));
 
         // The removal package takes everything away, and only that.
         fs::write(root.join("opt/keep"), b"not ours").unwrap();
@@ -546,7 +546,9 @@ mod tests {
         run(&pkgs.install, &Dest::Dir(root.clone())).unwrap();
         let pkg = Package::from_bytes(&fs::read(&pkgs.install).unwrap()).unwrap();
         verify_dir(&pkg.files, &root).unwrap();
-        fs::write(root.join("opt/nfy/bin/nfy"), b"fake nfy binarY\n").unwrap();
+        let mut changed = fake_binary("nfy");
+        *changed.last_mut().unwrap() ^= 1;
+        fs::write(root.join("opt/nfy/bin/nfy"), changed).unwrap();
         assert_eq!(
             verify_dir(&pkg.files, &root),
             Err(PackageError::HashMismatch("opt/nfy/bin/nfy".into()))
@@ -568,7 +570,7 @@ mod tests {
             .iter_mut()
             .find(|f| f.path == "opt/nfy/bin/notifysvc")
             .unwrap();
-        bin.data = b"fake notifysvc binary, with a backdoor\n".to_vec();
+        bin.data = fake_binary("notifysvc, with a backdoor");
         let tampered = tmp.path().join("tampered.tgz");
         fs::write(&tampered, crate::package::write_tgz(&files, 0).unwrap()).unwrap();
 
@@ -591,7 +593,7 @@ mod tests {
             .iter_mut()
             .find(|f| f.path == "opt/nfy/bin/notifysvc")
             .unwrap();
-        bin.data = b"fake notifysvc binarY\n".to_vec();
+        bin.data = fake_binary("notifysvX");
         fs::write(&tampered, crate::package::write_tgz(&files, 0).unwrap()).unwrap();
         let err = run(&tampered, &Dest::Dir(root.clone())).unwrap_err();
         assert!(
@@ -603,6 +605,41 @@ mod tests {
             0,
             "something was copied"
         );
+    }
+
+    #[test]
+    fn binaries_for_another_target_are_refused_before_anything_is_copied() {
+        let tmp = TempDir::new();
+        let pkgs = packages(&tmp);
+        // Swap in an x86-64 binary and make the manifest match it: only the
+        // target check can catch it.
+        let mut files = crate::package::read_tgz(&fs::read(&pkgs.install).unwrap()).unwrap();
+        files.retain(|f| f.path != crate::package::MANIFEST_PATH);
+        let bin = files
+            .iter_mut()
+            .find(|f| f.path == "opt/nfy/bin/notifysvc")
+            .unwrap();
+        bin.data = crate::dist::tests::fake_binary_for("x86_64-unknown-linux-gnu", "notifysvc");
+        let manifest = crate::package::Manifest::of(&files).render("x86 inside");
+        files.push(FileEntry {
+            path: crate::package::MANIFEST_PATH.into(),
+            mode: 0o644,
+            data: manifest.into_bytes(),
+        });
+        let wrong = tmp.path().join("wrong.tgz");
+        fs::write(&wrong, crate::package::write_tgz(&files, 0).unwrap()).unwrap();
+
+        let root = tmp.path().join("root");
+        fs::create_dir(&root).unwrap();
+        let err = run(&wrong, &Dest::Dir(root.clone())).unwrap_err();
+        assert!(
+            matches!(&err, Error::Package(PackageError::WrongBinary { path, .. }) if path == "opt/nfy/bin/notifysvc"),
+            "{err}"
+        );
+        let text = err.to_string();
+        assert!(text.contains("nothing was copied"), "{text}");
+        assert!(text.contains("built for x86-64"), "{text}");
+        assert_eq!(fs::read_dir(&root).unwrap().count(), 0);
     }
 
     #[test]
@@ -683,17 +720,19 @@ mod tests {
         assert_eq!(
             argv,
             [
-                "ssh -p 2222 root@term mkdir -p -- /mnt/rootfs/opt/nfy /mnt/rootfs/opt/nfy/bin /mnt/rootfs/opt/nfy/etc",
+                "ssh -p 2222 root@term mkdir -p -- /mnt/rootfs/etc/logrotate.d /mnt/rootfs/opt/nfy /mnt/rootfs/opt/nfy/bin /mnt/rootfs/opt/nfy/etc /mnt/rootfs/usr/lib/systemd/system",
+                "scp -p -P 2222 /tmp/stage/etc/logrotate.d/notifysvc.nfy-new root@term:/mnt/rootfs/etc/logrotate.d/",
                 "scp -p -P 2222 /tmp/stage/opt/nfy/MANIFEST.nfy-new /tmp/stage/opt/nfy/VERSION.nfy-new root@term:/mnt/rootfs/opt/nfy/",
                 "scp -p -P 2222 /tmp/stage/opt/nfy/bin/nfy.nfy-new /tmp/stage/opt/nfy/bin/notifysvc.nfy-new /tmp/stage/opt/nfy/bin/start-notifysvc.nfy-new root@term:/mnt/rootfs/opt/nfy/bin/",
-                "scp -p -P 2222 /tmp/stage/opt/nfy/etc/notify.cfg.nfy-new root@term:/mnt/rootfs/opt/nfy/etc/",
-                "ssh -p 2222 root@term cd /mnt/rootfs && mv -f -- opt/nfy/VERSION.nfy-new opt/nfy/VERSION && mv -f -- opt/nfy/bin/nfy.nfy-new opt/nfy/bin/nfy && mv -f -- opt/nfy/bin/notifysvc.nfy-new opt/nfy/bin/notifysvc && mv -f -- opt/nfy/bin/start-notifysvc.nfy-new opt/nfy/bin/start-notifysvc && mv -f -- opt/nfy/etc/notify.cfg.nfy-new opt/nfy/etc/notify.cfg && mv -f -- opt/nfy/MANIFEST.nfy-new opt/nfy/MANIFEST",
-                "ssh -p 2222 root@term cd /mnt/rootfs && sha256sum -- opt/nfy/MANIFEST opt/nfy/VERSION opt/nfy/bin/nfy opt/nfy/bin/notifysvc opt/nfy/bin/start-notifysvc opt/nfy/etc/notify.cfg",
+                "scp -p -P 2222 /tmp/stage/opt/nfy/etc/notify.cfg.sample.nfy-new root@term:/mnt/rootfs/opt/nfy/etc/",
+                "scp -p -P 2222 /tmp/stage/usr/lib/systemd/system/notifysvc.service.nfy-new root@term:/mnt/rootfs/usr/lib/systemd/system/",
+                "ssh -p 2222 root@term cd /mnt/rootfs && mv -f -- etc/logrotate.d/notifysvc.nfy-new etc/logrotate.d/notifysvc && mv -f -- opt/nfy/VERSION.nfy-new opt/nfy/VERSION && mv -f -- opt/nfy/bin/nfy.nfy-new opt/nfy/bin/nfy && mv -f -- opt/nfy/bin/notifysvc.nfy-new opt/nfy/bin/notifysvc && mv -f -- opt/nfy/bin/start-notifysvc.nfy-new opt/nfy/bin/start-notifysvc && mv -f -- opt/nfy/etc/notify.cfg.sample.nfy-new opt/nfy/etc/notify.cfg.sample && mv -f -- usr/lib/systemd/system/notifysvc.service.nfy-new usr/lib/systemd/system/notifysvc.service && mv -f -- opt/nfy/MANIFEST.nfy-new opt/nfy/MANIFEST",
+                "ssh -p 2222 root@term cd /mnt/rootfs && sha256sum -- etc/logrotate.d/notifysvc opt/nfy/MANIFEST opt/nfy/VERSION opt/nfy/bin/nfy opt/nfy/bin/notifysvc opt/nfy/bin/start-notifysvc opt/nfy/etc/notify.cfg.sample usr/lib/systemd/system/notifysvc.service",
             ]
         );
         // The remote command is one argument: ssh hands it to the remote shell.
         assert_eq!(steps[0].argv.len(), 5);
-        let Check::Hashes(expected) = &steps[5].check else {
+        let Check::Hashes(expected) = &steps[7].check else {
             panic!("last step must verify hashes")
         };
         assert_eq!(expected.len(), pkg.files.len());
@@ -701,7 +740,7 @@ mod tests {
         // The staged files the scp commands name are the ones stage() writes.
         let stage_dir = tmp.path().join("stage");
         stage(&pkg, &stage_dir).unwrap();
-        for s in &steps[1..4] {
+        for s in &steps[1..6] {
             for src in &s.argv[4..s.argv.len() - 1] {
                 let rel = Path::new(src).strip_prefix(staging).unwrap();
                 assert!(stage_dir.join(rel).is_file(), "{src} not staged");
@@ -722,7 +761,9 @@ mod tests {
         assert_eq!(&steps[0].argv[..2], ["ssh", "term"]);
         let rm = &steps[0].argv[2];
         assert!(
-            rm.starts_with("cd / && rm -f -- opt/nfy/MANIFEST opt/nfy/VERSION "),
+            rm.starts_with(
+                "cd / && rm -f -- etc/logrotate.d/notifysvc opt/nfy/MANIFEST opt/nfy/VERSION "
+            ),
             "{rm}"
         );
         assert!(rm.contains(" opt/nfy/bin/notifysvc-verix "), "{rm}");

@@ -6,22 +6,32 @@
 //! | command | module |
 //! |---|---|
 //! | `ci` | [`ci`] |
+//! | `toolchain` | [`msrv`] (compilers are found by [`toolchain`]) |
 //! | `nostd` | [`nostd`] |
-//! | `cross` | [`cross`] |
-//! | `dist` | [`dist`], format in [`package`] |
+//! | `baremetal` | [`baremetal`] |
+//! | `cross` | [`cross`], libvfiipc in [`capi`] |
+//! | `dist` | [`dist`], format in [`package`], libvfiipc in [`capi`] |
 //! | `flash` | [`flash`] |
 //! | `bench` | runs `cargo bench -p nfy-linux --bench bus` (issue 6's bus benchmark) |
 //! | `soak` | runs the soak test, `nfy-tests`' ignored `tests/soak.rs` (issue 7) |
 //!
-//! Toolchain discovery is in [`toolchain`]. Every external command is echoed
-//! before it runs ([`cmd`]).
+//! Toolchain discovery is in [`toolchain`], ELF reading in [`elf`], the
+//! command line in [`args`] and the help texts in [`help`]. Every external
+//! command is echoed before it runs ([`cmd`]).
 
+mod args;
+mod baremetal;
+mod capi;
 mod ci;
 mod cmd;
 mod cross;
 mod dist;
+mod doclinks;
+mod elf;
 mod error;
 mod flash;
+mod help;
+mod msrv;
 mod nostd;
 mod package;
 mod soak;
@@ -32,52 +42,24 @@ mod toolchain;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use args::Args;
 use error::{Error, Result};
 
-const USAGE: &str = "\
-cargo xtask <command> [options]
-
-commands:
-  ci [--skip STEP]...
-      Everything CI checks, in order: fmt, clippy, doc, test, nostd, cross.
-      Stops at the first failing step and names it. --skip leaves a step out.
-  nostd
-      Builds nfy-core for thumbv7em-none-eabihf and riscv32imc-unknown-none-elf
-      and prints the code size of a small firmware-like program over it.
-  cross [--target T] [--release] [--test] [-- CARGO-TEST-ARGS]
-      Builds notifysvc, notifysvc-verix and nfy for T (default
-      armv7-unknown-linux-gnueabihf). --test then runs the workspace tests for
-      T under qemu (arguments after -- go to cargo test).
-  dist [--target T] [--bin-dir DIR] [--build ID] [--out DIR]
-      Builds release binaries for T and writes the terminal packages
-      target/dist/dl.notifysvc-<version>-<build>.tgz and its removal package
-      ...-rm.tgz. --bin-dir packages the binaries in DIR instead of building;
-      --build overrides the build id (default: the commit's first 10 hex digits).
-  flash --package FILE --to DEST
-      Verifies FILE against its manifest and installs it (or applies a removal
-      package) onto DEST: a directory standing for the terminal's root
-      filesystem, or ssh://[user@]host[:port]/path. Every file is checked
-      against the manifest afterwards.
-  bench [-- BENCH-ARGS]
-      The bus benchmark: floor relay, nfy with its library, nfy over the JSON
-      protocol; rtt, throughput, fanout, scale, memory; pinned and unpinned.
-      Prints the table with the targets and writes target/bench/bus.json and
-      target/bench/rtt.svg. Arguments after -- go to the benchmark (--quick).
-  soak [--minutes N] [--seed S] [--clients C]
-      The soak test (release build): a live notifysvc, C (16) client processes
-      with mixed unicast/\"1\"/broadcast traffic, random SIGKILLs and restarts
-      of clients, one server restart half-way; prints sent, delivered,
-      unicast errors, explained and unexplained losses and the server's RSS
-      over time, and fails on any unexplained loss or an RSS that is not
-      flat within 10 % after warm-up. N may be fractional (default 1).
-  help
-      This text.
-";
+/// Exit status for a wrong command line (as BSD's and GNU's tools use).
+const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.is_empty() {
+        eprint!("{}", help::overview());
+        return ExitCode::from(EXIT_USAGE);
+    }
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e @ Error::Usage(_)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_USAGE)
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
@@ -91,11 +73,56 @@ fn root() -> PathBuf {
     here.parent().unwrap_or(here).to_path_buf()
 }
 
+/// What the command line asks for, before anything runs.
+#[derive(Debug, PartialEq, Eq)]
+enum Request {
+    /// Print this text (a help) and stop.
+    Help(String),
+    /// Run the command.
+    Run(String),
+}
+
+/// Sorts out help requests: `help [X]`, `--help`, `-h`, and `X --help` or
+/// `X -h` (before any `--`).
+fn request(args: &mut Args) -> Result<Request> {
+    let first = match args.command() {
+        Some(c) => c,
+        None if args.flag("--help") => "--help".into(),
+        None => return Err(Error::Usage("no command given".into())),
+    };
+    match first.as_str() {
+        "help" | "--help" | "-h" => {
+            // `help --help`: the help command's own help.
+            let about_help = (args.flag("--help") | args.flag("-h")).then(|| "help".to_string());
+            let Some(topic) = args.command().or(about_help) else {
+                args.finish()?;
+                return Ok(Request::Help(help::overview()));
+            };
+            args.finish()?;
+            let h =
+                help::find(&topic).ok_or_else(|| Error::Usage(format!("no command `{topic}`")))?;
+            Ok(Request::Help(help::command(h)))
+        }
+        name => {
+            let h = help::find(name)
+                .ok_or_else(|| Error::Usage(format!("unknown command `{name}`")))?;
+            if args.flag("--help") | args.flag("-h") {
+                Ok(Request::Help(help::command(h)))
+            } else {
+                Ok(Request::Run(name.to_string()))
+            }
+        }
+    }
+}
+
 fn run(args: Vec<String>) -> Result<()> {
     let mut args = Args::new(args);
-    let Some(command) = args.command() else {
-        print!("{USAGE}");
-        return Err(Error::Usage("no command given".into()));
+    let command = match request(&mut args)? {
+        Request::Help(text) => {
+            print!("{text}");
+            return Ok(());
+        }
+        Request::Run(command) => command,
     };
     let root = root();
     match command.as_str() {
@@ -104,9 +131,17 @@ fn run(args: Vec<String>) -> Result<()> {
             args.finish()?;
             ci::run(&root, &skip)
         }
+        "toolchain" => {
+            args.finish()?;
+            msrv::run(&root)
+        }
         "nostd" => {
             args.finish()?;
             nostd::run(&root)
+        }
+        "baremetal" => {
+            args.finish()?;
+            baremetal::run(&root)
         }
         "cross" => {
             let target = args
@@ -184,98 +219,7 @@ fn run(args: Vec<String>) -> Result<()> {
                 clients.as_deref(),
             ))
         }
-        "help" | "--help" | "-h" => {
-            print!("{USAGE}");
-            Ok(())
-        }
-        other => {
-            print!("{USAGE}");
-            Err(Error::Usage(format!("unknown command `{other}`")))
-        }
-    }
-}
-
-/// A small command-line parser: `--name value`, `--name=value`, flags, and
-/// everything after `--` kept apart.
-struct Args {
-    args: Vec<String>,
-    trailing: Vec<String>,
-}
-
-impl Args {
-    fn new(mut args: Vec<String>) -> Self {
-        let trailing = match args.iter().position(|a| a == "--") {
-            Some(i) => {
-                let t = args.split_off(i);
-                t.into_iter().skip(1).collect()
-            }
-            None => Vec::new(),
-        };
-        Args { args, trailing }
-    }
-
-    /// Takes the first argument when it is not an option.
-    fn command(&mut self) -> Option<String> {
-        let first = self.args.first()?;
-        if first.starts_with("--") {
-            return None;
-        }
-        Some(self.args.remove(0))
-    }
-
-    /// Takes `--name`; true when it was there.
-    fn flag(&mut self, name: &str) -> bool {
-        let before = self.args.len();
-        self.args.retain(|a| a != name);
-        self.args.len() != before
-    }
-
-    /// Takes every `--name VALUE` / `--name=VALUE`.
-    fn values(&mut self, name: &str) -> Result<Vec<String>> {
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < self.args.len() {
-            let a = &self.args[i];
-            if a == name {
-                if i + 1 >= self.args.len() {
-                    return Err(Error::Usage(format!("{name} needs a value")));
-                }
-                out.push(self.args.remove(i + 1));
-                self.args.remove(i);
-            } else if let Some(v) = a.strip_prefix(name).and_then(|r| r.strip_prefix('=')) {
-                out.push(v.to_string());
-                self.args.remove(i);
-            } else {
-                i += 1;
-            }
-        }
-        Ok(out)
-    }
-
-    /// Takes `--name VALUE` given at most once.
-    fn value(&mut self, name: &str) -> Result<Option<String>> {
-        let mut v = self.values(name)?;
-        if v.len() > 1 {
-            return Err(Error::Usage(format!("{name} given twice")));
-        }
-        Ok(v.pop())
-    }
-
-    /// The arguments after `--`.
-    fn trailing(&mut self) -> Vec<String> {
-        std::mem::take(&mut self.trailing)
-    }
-
-    /// Fails when arguments are left that no option took.
-    fn finish(self) -> Result<()> {
-        match self.args.first() {
-            None if self.trailing.is_empty() => Ok(()),
-            None => Err(Error::Usage(format!(
-                "unexpected arguments after --: {}",
-                self.trailing.join(" ")
-            ))),
-            Some(a) => Err(Error::Usage(format!("unexpected argument `{a}`"))),
-        }
+        other => Err(Error::Usage(format!("unknown command `{other}`"))),
     }
 }
 
@@ -283,43 +227,56 @@ impl Args {
 mod tests {
     use super::*;
 
-    fn args(s: &str) -> Args {
-        Args::new(s.split_whitespace().map(str::to_string).collect())
+    fn request_of(line: &str) -> Result<Request> {
+        let mut a = Args::new(line.split_whitespace().map(str::to_string).collect());
+        request(&mut a)
+    }
+
+    fn is_help_for(r: Result<Request>, command: &str) -> bool {
+        matches!(r, Ok(Request::Help(text))
+            if text.starts_with(&format!("usage: cargo xtask {command}")))
     }
 
     #[test]
-    fn options_values_flags_and_trailing_arguments() {
-        let mut a = args("cross --target=x --test -- --test-threads 1");
-        assert_eq!(a.command().as_deref(), Some("cross"));
-        assert_eq!(a.value("--target").unwrap().as_deref(), Some("x"));
-        assert!(a.flag("--test"));
-        assert!(!a.flag("--release"));
-        assert_eq!(a.trailing(), ["--test-threads", "1"]);
-        a.finish().unwrap();
-
-        let mut a = args("ci --skip cross --skip=nostd");
-        a.command();
-        assert_eq!(a.values("--skip").unwrap(), ["cross", "nostd"]);
-        a.finish().unwrap();
+    fn help_is_given_for_every_command_every_way() {
+        for line in ["--help", "-h", "help"] {
+            assert!(
+                matches!(request_of(line), Ok(Request::Help(t)) if t == help::overview()),
+                "{line}"
+            );
+        }
+        for h in help::COMMANDS {
+            let name = h.name;
+            for line in [
+                format!("help {name}"),
+                format!("{name} --help"),
+                format!("{name} -h"),
+                format!("--help {name}"),
+            ] {
+                assert!(is_help_for(request_of(&line), name), "{line}");
+            }
+        }
+        // Options around --help do not matter; after -- they are the tool's.
+        assert!(is_help_for(request_of("dist --target x --help"), "dist"));
+        assert_eq!(
+            request_of("bench -- --help").unwrap(),
+            Request::Run("bench".into())
+        );
+        // Help asks nothing of the machine: it succeeds anywhere.
+        assert!(run(vec!["dist".into(), "--help".into()]).is_ok());
     }
 
     #[test]
     fn command_line_mistakes_are_usage_errors() {
-        let mut a = args("dist --out");
-        a.command();
-        assert!(matches!(a.value("--out"), Err(Error::Usage(_))));
-        let mut a = args("dist --build a --build b");
-        a.command();
-        assert!(matches!(a.value("--build"), Err(Error::Usage(_))));
-        let mut a = args("nostd --bogus");
-        a.command();
-        assert!(matches!(a.finish(), Err(Error::Usage(_))));
+        for line in ["frobnicate", "help frobnicate", "help ci extra", ""] {
+            assert!(matches!(request_of(line), Err(Error::Usage(_))), "{line:?}");
+        }
         assert!(matches!(
-            run(vec!["frobnicate".into()]),
+            run(vec!["flash".into(), "--to".into(), "/x".into()]),
             Err(Error::Usage(_))
         ));
         assert!(matches!(
-            run(vec!["flash".into(), "--to".into(), "/x".into()]),
+            run(vec!["nostd".into(), "--bogus".into()]),
             Err(Error::Usage(_))
         ));
     }

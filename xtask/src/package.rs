@@ -18,6 +18,12 @@
 //! use `/`, and hold no whitespace, control characters, `.` or `..`
 //! components.
 //!
+//! An **install package** holds [`VERSION_PATH`], one line
+//! `notifysvc <version>-<build> <target>`: every ELF file in it, and every
+//! other file under `opt/nfy/bin/` that is not a `#!` script, must be an
+//! executable or shared object for that target (machine, class, byte order,
+//! float ABI; [`crate::elf`]), or the package is refused.
+//!
 //! A **removal package** additionally holds [`REMOVE_PATH`]: the paths the
 //! matching install package put on the terminal, one per line, files first,
 //! then directories (ending in `/`, deepest first) to remove when empty.
@@ -40,10 +46,14 @@ use flate2::read::GzDecoder;
 use flate2::{Compression, GzBuilder};
 use sha2::{Digest, Sha256};
 
+use crate::elf::{self, ElfError};
+
 /// The directory, relative to the terminal's root, that nfy's files live in.
 pub const PREFIX: &str = "opt/nfy";
 /// Where the manifest is, in every package.
 pub const MANIFEST_PATH: &str = "opt/nfy/MANIFEST";
+/// Where an install package names its version and target.
+pub const VERSION_PATH: &str = "opt/nfy/VERSION";
 /// Where a removal package lists what to remove.
 pub const REMOVE_PATH: &str = "opt/nfy/REMOVE";
 /// Largest total file content a package may unpack to (a guard against
@@ -107,6 +117,17 @@ pub enum PackageError {
         /// 1-based line number.
         line: usize,
     },
+    /// An install package without a [`VERSION_PATH`] naming its target:
+    /// its binaries cannot be checked.
+    NoTarget,
+    /// A program or library in the package is not for the package's
+    /// target.
+    WrongBinary {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        error: ElfError,
+    },
 }
 
 impl fmt::Display for PackageError {
@@ -137,6 +158,11 @@ impl fmt::Display for PackageError {
             PackageError::RemoveSyntax { line } => {
                 write!(f, "{REMOVE_PATH} line {line}: not a safe relative path")
             }
+            PackageError::NoTarget => write!(
+                f,
+                "{VERSION_PATH} is missing or names no target, so the binaries cannot be checked"
+            ),
+            PackageError::WrongBinary { path, error } => write!(f, "{path}: {error}"),
         }
     }
 }
@@ -457,11 +483,38 @@ impl Package {
             None => Kind::Install,
             Some(list) => parse_remove(&list.data)?,
         };
-        Ok(Package {
+        let pkg = Package {
             files,
             manifest,
             kind,
-        })
+        };
+        if pkg.kind == Kind::Install {
+            pkg.check_binaries()?;
+        }
+        Ok(pkg)
+    }
+
+    /// The target triple the package's `VERSION` names.
+    pub fn target(&self) -> Option<&str> {
+        let version = self.files.iter().find(|f| f.path == VERSION_PATH)?;
+        parse_version_target(std::str::from_utf8(&version.data).ok()?)
+    }
+
+    /// Checks every program and library against [`Package::target`] (see
+    /// the module docs for which files are checked).
+    pub fn check_binaries(&self) -> Result<(), PackageError> {
+        let target = self.target().ok_or(PackageError::NoTarget)?;
+        for f in &self.files {
+            if is_program(&f.path, &f.data) {
+                elf::check_for_target(&f.data, target).map_err(|error| {
+                    PackageError::WrongBinary {
+                        path: f.path.clone(),
+                        error,
+                    }
+                })?;
+            }
+        }
+        Ok(())
     }
 
     /// The files to install: every file, the manifest last (so a terminal
@@ -474,6 +527,30 @@ impl Package {
             .collect();
         v.extend(self.files.iter().filter(|f| f.path == MANIFEST_PATH));
         v
+    }
+}
+
+/// True for the files an install package's target check covers: ELF files,
+/// and files in `opt/nfy/bin/` that are not `#!` scripts.
+pub fn is_program(path: &str, data: &[u8]) -> bool {
+    let in_bin = path
+        .strip_prefix(PREFIX)
+        .and_then(|p| p.strip_prefix("/bin/"))
+        .is_some();
+    elf::is_elf(data) || (in_bin && !data.starts_with(b"#!"))
+}
+
+/// The [`VERSION_PATH`] line: `notifysvc <version>-<build> <target>`.
+pub fn render_version(version: &str, build: &str, target: &str) -> String {
+    format!("notifysvc {version}-{build} {target}\n")
+}
+
+/// The target of a [`render_version`] line.
+pub fn parse_version_target(text: &str) -> Option<&str> {
+    let mut words = text.lines().next()?.split_whitespace();
+    match (words.next(), words.next(), words.next(), words.next()) {
+        (Some("notifysvc"), Some(_), Some(target), None) => Some(target),
+        _ => None,
     }
 }
 
@@ -515,6 +592,8 @@ fn parse_remove(data: &[u8]) -> Result<Kind, PackageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const ARMHF: &str = "armv7-unknown-linux-gnueabihf";
 
     pub(crate) fn entry(path: &str, mode: u32, data: &[u8]) -> FileEntry {
         FileEntry {
@@ -621,8 +700,9 @@ mod tests {
 
     #[test]
     fn archive_round_trips_with_fixed_metadata() {
+        let arm = crate::elf::fake::binary_for(ARMHF, b"");
         let files = with_manifest(vec![
-            entry("opt/nfy/bin/nfy", 0o700, b"\x7fELF..."),
+            entry("opt/nfy/bin/nfy", 0o700, &arm),
             entry("opt/nfy/etc/notify.cfg", 0o600, b"# cfg\n"),
         ]);
         let tgz = write_tgz(&files, 0).unwrap();
@@ -659,9 +739,71 @@ mod tests {
         expected[1].mode = 0o755;
         expected[2].mode = 0o644;
         assert_eq!(back, expected);
+        // Without a VERSION naming the target, the binaries cannot be checked.
+        assert_eq!(
+            Package::from_bytes(&tgz).unwrap_err(),
+            PackageError::NoTarget
+        );
+        let mut files = files;
+        files.retain(|f| f.path != MANIFEST_PATH);
+        files.push(entry(
+            VERSION_PATH,
+            0o644,
+            render_version("1", "b", ARMHF).as_bytes(),
+        ));
+        let tgz = write_tgz(&with_manifest(files), 0).unwrap();
         let pkg = Package::from_bytes(&tgz).unwrap();
         assert_eq!(pkg.kind, Kind::Install);
+        assert_eq!(pkg.target(), Some(ARMHF));
         assert_eq!(pkg.install_order().last().unwrap().path, MANIFEST_PATH);
+    }
+
+    #[test]
+    fn programs_for_another_target_are_refused() {
+        let package = |bin: &[u8], path: &str| {
+            let files = with_manifest(vec![
+                entry(path, 0o755, bin),
+                entry(
+                    VERSION_PATH,
+                    0o644,
+                    render_version("1", "b", ARMHF).as_bytes(),
+                ),
+                entry("opt/nfy/bin/start-notifysvc", 0o755, b"#!/bin/sh\n"),
+            ]);
+            Package::from_bytes(&write_tgz(&files, 0).unwrap())
+        };
+        let x86 = crate::elf::fake::binary_for("x86_64-unknown-linux-gnu", b"");
+        let err = package(&x86, "opt/nfy/bin/notifysvc").unwrap_err();
+        assert!(
+            matches!(&err, PackageError::WrongBinary { path, error: ElfError::WrongTarget { .. } }
+                if path == "opt/nfy/bin/notifysvc"),
+            "{err}"
+        );
+        // A library elsewhere is checked too; a program that is not ELF is refused.
+        assert!(package(&x86, "opt/nfy/lib/libvfiipc.so").is_err());
+        let err = package(b"fake binary", "opt/nfy/bin/nfy").unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                PackageError::WrongBinary {
+                    error: ElfError::NotElf,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        package(&crate::elf::fake::binary_for(ARMHF, b""), "opt/nfy/bin/nfy").unwrap();
+        // Data files are not programs.
+        package(b"# cfg", "opt/nfy/etc/notify.cfg.sample").unwrap();
+    }
+
+    #[test]
+    fn version_line_names_the_target() {
+        let line = render_version("0.1.0", "0123456789", ARMHF);
+        assert_eq!(line, format!("notifysvc 0.1.0-0123456789 {ARMHF}\n"));
+        assert_eq!(parse_version_target(&line), Some(ARMHF));
+        assert_eq!(parse_version_target("notifysvc 0.1.0\n"), None);
+        assert_eq!(parse_version_target("other 1 t\n"), None);
     }
 
     #[test]

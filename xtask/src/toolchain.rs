@@ -15,6 +15,11 @@
 //!    rustup's;
 //! 3. otherwise an [`Error::Missing`] naming both ways to get one.
 //!
+//! A compiler older than the workspace's minimum ([`crate::msrv::minimum`])
+//! is passed over, and when no candidate is new enough the error names the
+//! old one and the command that upgrades it: Debian's `apt-get install`
+//! upgrades an installed package to the newest its archives have.
+//!
 //! Bare-metal targets (`*-none-*`) get `-Zbuild-std=core`, Linux targets
 //! `-Zbuild-std` (std, and `test` when testing).
 
@@ -24,6 +29,7 @@ use std::process::Command;
 
 use crate::cmd;
 use crate::error::{Error, Result};
+use crate::msrv::{self, RustVersion};
 
 /// The Debian packages that provide a toolchain with the standard library's
 /// sources, as `apt-get install` takes them.
@@ -95,8 +101,11 @@ pub fn host_triple() -> Result<String> {
 
 /// Finds the toolchain for `target` (see the module docs).
 pub fn detect(root: &Path, target: &str) -> Result<Toolchain> {
+    let min = msrv::minimum(root)?;
     let default_dir = target_dir(root);
     if rustup_has_target(target) {
+        let version = cmd::output(Command::new("rustc").arg("--version"))?;
+        check_version(&version, min, "rustup's active toolchain", "rustup update")?;
         return Ok(Toolchain {
             target: target.to_string(),
             cargo: "cargo".into(),
@@ -111,10 +120,26 @@ pub fn detect(root: &Path, target: &str) -> Result<Toolchain> {
     } else {
         "-Zbuild-std"
     };
+    let mut too_old = None;
     for sysroot in sysroot_candidates() {
         let Some(found) = with_std_sources(&sysroot) else {
             continue;
         };
+        let (what, upgrade) = if sysroot == Path::new("/usr") {
+            (
+                format!("Debian's {}", found.rustc.display()),
+                format!("apt-get update && apt-get install {DEBIAN_RUST_PACKAGES}"),
+            )
+        } else {
+            (
+                found.rustc.display().to_string(),
+                "rustup update".to_string(),
+            )
+        };
+        if let Err(e) = check_version(&found.version, min, &what, &upgrade) {
+            too_old.get_or_insert(e);
+            continue;
+        }
         return Ok(Toolchain {
             target: target.to_string(),
             cargo: found.cargo,
@@ -132,12 +157,28 @@ pub fn detect(root: &Path, target: &str) -> Result<Toolchain> {
             ),
         });
     }
+    if let Some(e) = too_old {
+        return Err(e);
+    }
     Err(Error::Missing(format!(
         "no Rust standard library for {target}. Install one of:\n  \
          rustup target add {target}        (needs the Rust distribution servers)\n  \
          apt-get install {DEBIAN_RUST_PACKAGES}   (Debian's toolchain with the standard \
          library sources; xtask then builds it with {build_std})"
     )))
+}
+
+/// Fails with an [`Error::Missing`] naming `what` and `upgrade` when the
+/// `rustc --version` line `version` is below `min`.
+fn check_version(version: &str, min: RustVersion, what: &str, upgrade: &str) -> Result<()> {
+    match RustVersion::of_rustc_output(version) {
+        Some(v) if v >= min => Ok(()),
+        found => Err(Error::Missing(format!(
+            "{what} is {}, older than nfy's minimum Rust {min} (rust-version in \
+             Cargo.toml); dependencies would fail to build with it. Upgrade: {upgrade}",
+            found.map_or_else(|| format!("{:?}", version.trim()), |v| format!("rustc {v}"))
+        ))),
+    }
 }
 
 /// True when rustup reports `target` as installed for the active toolchain.
@@ -354,6 +395,27 @@ mod tests {
     fn host_builds_need_no_cross_tools() {
         let env = cross_env("x86_64-unknown-linux-gnu", "x86_64-unknown-linux-gnu", true).unwrap();
         assert!(env.is_empty());
+    }
+
+    #[test]
+    fn compilers_below_the_minimum_are_refused_with_the_upgrade_command() {
+        let min = RustVersion::parse("1.85").unwrap();
+        let ok = "rustc 1.85.0 (4d91de4e4 2025-02-17) (built from a source tarball)";
+        check_version(ok, min, "x", "y").unwrap();
+        let err = check_version(
+            "rustc 1.78.0 (9b00956e5 2024-04-29) (built from a source tarball)",
+            min,
+            "Debian's /usr/bin/rustc",
+            "apt-get update && apt-get install rustc-web cargo-web rust-web-src",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Debian's /usr/bin/rustc is rustc 1.78.0, older than nfy's minimum Rust 1.85.0 \
+             (rust-version in Cargo.toml); dependencies would fail to build with it. \
+             Upgrade: apt-get update && apt-get install rustc-web cargo-web rust-web-src"
+        );
+        assert!(check_version("garbage", min, "x", "y").is_err());
     }
 
     #[test]

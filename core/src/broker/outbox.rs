@@ -71,6 +71,17 @@ pub trait Outbox {
         let _ = conn;
         PeerAddr::Unknown
     }
+
+    /// The largest frame body the adapter reads from `conn`, told to a
+    /// local client in the [`Message::Welcome`] that answers its `hello`
+    /// (an adapter feeding [`Broker::handle_input`](super::Broker::handle_input)
+    /// gives [`Limits::frame_limit`](super::Limits::frame_limit) for the
+    /// connection's kind). The default (`None`) sends no welcome: the
+    /// client then assumes its own default.
+    fn frame_limit(&self, conn: ConnId) -> Option<usize> {
+        let _ = conn;
+        None
+    }
 }
 
 /// What the broker tells the adapter besides messages: for logs, counters,

@@ -17,14 +17,15 @@
 //!   | 4 | `Hello` | 10 | `Observed` |
 //!   | 5 | `Observe` | 11 | `ConnectionsRequest` |
 //!   | 12 | `Connection` | 13 | `ConnectionsEnd` |
-//!   | ≥ 14 | reserved: future messages | | |
+//!   | 14 | `Welcome` | 15 | `Registration` |
+//!   | ≥ 16 | reserved: future messages | | |
 //!
-//!   Messages 11 to 13 came after revision 1's first ten; they are
+//!   Messages 11 to 15 came after revision 1's first ten; they are
 //!   additions, not changes, so the revision stays 1 (an older server
 //!   ignores a `ConnectionsRequest` like any unknown message, and an older
-//!   client ignores the answers).
+//!   client ignores the answers, `Welcome` and `Registration` included).
 //!
-//!   New messages take the next free discriminant (14, 15, ...); they must
+//!   New messages take the next free discriminant (16, 17, ...); they must
 //!   be declared before `Message::Unknown`, whose serde index is never used
 //!   on the wire. Adding a field to an existing message is a new revision.
 //! - Integers: postcard varints (`i32` zig-zag); `Option` is a 0/1 byte then
@@ -36,7 +37,7 @@
 //!
 //! Decisions:
 //!
-//! - **Forward compatibility**: a body whose discriminant is 14 or more (a
+//! - **Forward compatibility**: a body whose discriminant is 16 or more (a
 //!   message from a newer peer) decodes to `Message::Unknown("")`, which
 //!   both sides ignore, whatever follows the discriminant. A malformed
 //!   discriminant varint is [`DecodeError::Compact`].
@@ -56,7 +57,7 @@ pub const VERSION: u16 = 1;
 
 /// Number of messages with a compact form: discriminants `0..KNOWN_MESSAGES`
 /// name them; higher ones are reserved for future messages.
-pub const KNOWN_MESSAGES: u32 = 14;
+pub const KNOWN_MESSAGES: u32 = 16;
 
 /// Decodes a compact body. See the module docs for the rules.
 pub fn decode(body: &[u8]) -> Result<Message<'_>, DecodeError> {
@@ -215,7 +216,7 @@ mod tests {
     use crate::ids::{AppId, Destination, NotificationId};
     use crate::msg::{
         ConnectionReport, Credentials, Hello, Notify, Observation, PeerAddr, ProtectionCounters,
-        RawJson, Register, Status, Unregister,
+        RawJson, Register, RegistrationReport, Status, Unregister, Welcome,
     };
     use std::vec::Vec;
 
@@ -414,6 +415,19 @@ mod tests {
                 }),
                 std::vec![13, 1, 2, 0xac, 0x02, 4],
             ),
+            (
+                Message::Welcome(Welcome { max_frame: 65536 }),
+                std::vec![14, 0x80, 0x80, 0x04],
+            ),
+            (
+                Message::Registration(RegistrationReport {
+                    conn: 0x0001_0002,
+                    to: app("ui"),
+                    notification: nid("n"),
+                    priority: -2,
+                }),
+                std::vec![15, 0x82, 0x80, 0x04, 2, b'u', b'i', 1, b'n', 3],
+            ),
         ]
     }
 
@@ -494,13 +508,13 @@ mod tests {
     #[test]
     fn unknown_discriminants_are_unknown_messages() {
         for body in [
-            &[14u8][..],
-            &[14, 0xff, 0xff],
-            &[15, 1, 2, 3],
+            &[16u8][..],
+            &[16, 0xff, 0xff],
+            &[17, 1, 2, 3],
             &[0x80, 0x01],
             &[0xff, 0xff, 0xff, 0xff, 0x0f],
             // Non-canonical varints are read as postcard reads them.
-            &[0x8e, 0x00],
+            &[0x90, 0x00],
         ] {
             assert_eq!(decode(body), Ok(Message::Unknown("")), "{body:?}");
         }

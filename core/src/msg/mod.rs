@@ -265,6 +265,33 @@ pub struct ProtectionCounters {
 /// kept so that code written against it still builds.
 pub type Guard = ProtectionCounters;
 
+/// Compact-only (server to client): the answer to [`Message::Hello`], with
+/// what the server accepts on this connection, so the client library can
+/// refuse what the server would skip (spec 6: never skipped silently where
+/// the sender could have been told). A server that does not send it (an
+/// older one) leaves the client to its default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// The largest frame body (bytes after the 12-byte header) the server
+    /// reads from this connection; larger frames are skipped.
+    pub max_frame: u32,
+}
+
+/// Compact-only (server to client): one registration of an open
+/// connection, answering [`Message::ConnectionsRequest`] (after the
+/// [`Message::Connection`] reports, before [`Message::ConnectionsEnd`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistrationReport {
+    /// The holding connection: a [`ConnectionReport::id`].
+    pub conn: u32,
+    /// The receiver app ID.
+    pub to: AppId,
+    /// The notification ID.
+    pub notification: NotificationId,
+    /// Its priority.
+    pub priority: i32,
+}
+
 /// Every message of both encodings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message<'a> {
@@ -302,6 +329,11 @@ pub enum Message<'a> {
     /// Compact only, server to client: the end of the connection list, with
     /// the protection counters.
     ConnectionsEnd(ProtectionCounters),
+    /// Compact only, server to client: the answer to `hello`.
+    Welcome(Welcome),
+    /// Compact only, server to client: one registration, in the answer to
+    /// `ConnectionsRequest`.
+    Registration(RegistrationReport),
     /// A message whose `type` this side does not know; ignored by both
     /// sides. Holds the type name as written (escapes not decoded; empty for
     /// an unknown compact message).
@@ -339,6 +371,8 @@ impl Message<'_> {
             Message::ConnectionsRequest => "connections_request",
             Message::Connection(_) => "connection",
             Message::ConnectionsEnd(_) => "connections_end",
+            Message::Welcome(_) => "welcome",
+            Message::Registration(_) => "registration",
             Message::Unknown(_) => "unknown",
         }
     }

@@ -198,6 +198,27 @@ pub fn finish(start: Instant, done: Option<Instant>, expected: u64, received: u6
     }
 }
 
+/// The rate of a fanout run started at `start`: waits for every
+/// receiver's counter (each expecting `n`), then counts from `start` to
+/// the last reception.
+pub fn finish_fanout<'a>(
+    start: Instant,
+    n: u64,
+    counters: impl IntoIterator<Item = &'a Counter>,
+) -> Rate {
+    let mut last = Some(start);
+    let (mut received, mut expected) = (0, 0);
+    for c in counters {
+        last = match (last, c.wait(STALL)) {
+            (Some(l), Some(d)) => Some(l.max(d)),
+            _ => None,
+        };
+        received += c.get();
+        expected += n;
+    }
+    finish(start, last, expected, received)
+}
+
 /// Converts a duration to whole nanoseconds (saturating).
 pub fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)

@@ -7,12 +7,14 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nfy_linux::client::{Client, ServerAddr};
 
+use crate::burst::{self, Burst, Tally};
 use crate::common::{
-    err, finish, fresh_id, lock, nanos, wait_window, Counter, Rate, Res, PARAM, STALL,
+    err, finish, finish_fanout, fresh_id, lock, nanos, wait_window, Counter, Rate, Res, PARAM,
+    STALL,
 };
 
 fn connect(socket: &Path, app: &str) -> Res<Client> {
@@ -188,15 +190,7 @@ pub fn fanout(socket: &Path, n: u64, receivers: usize, window: u64, batched: boo
         batch.notify_raw("*", "f", PARAM)?;
     }
     batch.send()?;
-    let mut last = Some(start);
-    for (_, c, _) in &members {
-        last = match (last, c.wait(STALL)) {
-            (Some(l), Some(d)) => Some(l.max(d)),
-            _ => None,
-        };
-    }
-    let received: u64 = members.iter().map(|(_, c, _)| c.get()).sum();
-    let rate = finish(start, last, n * receivers as u64, received);
+    let rate = finish_fanout(start, n, members.iter().map(|(_, c, _)| &**c));
     for (c, _, reg) in members {
         report_losses("fanout", &c, 0);
         drop(reg);
@@ -204,6 +198,72 @@ pub fn fanout(socket: &Path, n: u64, receivers: usize, window: u64, batched: boo
     }
     a.close();
     Ok(rate)
+}
+
+/// How the burst's sender hands its notifications to the library.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BurstSender {
+    /// One `Client::notify` per notification (one write each).
+    PerCall,
+    /// `Client::batch`, sent every so many notifications.
+    Batch(u64),
+}
+
+/// The burst: A sends `n` notifications to B as fast as it can (a
+/// `Serialize` parameter, as an application passes it); B's callback
+/// decodes each parameter.
+pub fn burst(socket: &Path, n: u64, idle: Duration, sender: BurstSender) -> Res<Burst> {
+    let run = fresh_id();
+    let b_id = format!("b{run}");
+    let a = connect(socket, &format!("a{run}"))?;
+    let b = connect(socket, &b_id)?;
+    let tally = Arc::new(Tally::new(n));
+    let t2 = Arc::clone(&tally);
+    let _rb = b.register("t", 0, move |d| {
+        match burst::decode_seq(d.parameter.as_bytes()) {
+            Ok(seq) => t2.hit(seq),
+            Err(e) => t2.stop(&e),
+        }
+    })?;
+    let errors = Arc::new(AtomicU64::new(0));
+    let e2 = Arc::clone(&errors);
+    let _h = a.on_unicast_error(move |_| {
+        e2.fetch_add(1, Ordering::Relaxed);
+    });
+    b.sync()?;
+    a.sync()?;
+    let start = tally.now_ns();
+    let (sent, sending) = match sender {
+        BurstSender::PerCall => {
+            burst::send_all(n, |i| Ok(a.notify(&b_id, "t", &burst::Param::at(i))?))
+        }
+        BurstSender::Batch(every) => {
+            let mut batch = a.batch();
+            let (mut sent, mut sending) = burst::send_all(n, |i| {
+                batch.notify(&b_id, "t", &burst::Param::at(i))?;
+                if (i + 1) % every.max(1) == 0 {
+                    batch.send()?;
+                }
+                Ok(())
+            });
+            // What the batch still holds has not been written yet.
+            sent -= batch.len() as u64;
+            if sending.is_ok() {
+                sending = batch.send().map(|_| ()).map_err(Into::into);
+                sent = n;
+            }
+            (sent, sending)
+        }
+    };
+    let result = tally.finish(start, sent, &sending, idle);
+    let what = match sender {
+        BurstSender::PerCall => "burst, per call",
+        BurstSender::Batch(_) => "burst, batched",
+    };
+    report_losses(what, &b, errors.load(Ordering::Relaxed));
+    a.close();
+    b.close();
+    Ok(result)
 }
 
 fn report_losses(what: &str, receiver: &Client, unicast_errors: u64) {

@@ -26,9 +26,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crate::common::{finish, fresh_id, lock, nanos, wait_window, Counter, Rate, Res, PARAM, STALL};
+use crate::burst::{self, Burst, Tally};
+use crate::common::{
+    finish, finish_fanout, fresh_id, lock, nanos, wait_window, Counter, Rate, Res, PARAM, STALL,
+};
 
 /// Destinations with this bit set mean "every member of group `dest &
 /// !GROUP_BIT`" (a broadcast).
@@ -195,6 +198,8 @@ pub struct Conn {
     wr: UnixStream,
     out: Vec<u8>,
     inbuf: Vec<u8>,
+    /// Room to format a burst parameter.
+    param: Vec<u8>,
 }
 
 impl Conn {
@@ -225,6 +230,7 @@ impl Conn {
             wr,
             out,
             inbuf: vec![0u8; HEADER],
+            param: Vec::with_capacity(FLOOR_PAYLOAD),
         })
     }
 
@@ -235,6 +241,29 @@ impl Conn {
         }
         self.wr.write_all(&self.out)?;
         Ok(())
+    }
+
+    /// Sends one frame to `dest` carrying the burst's parameter for
+    /// `index` (one `write`).
+    pub fn send_param(&mut self, dest: u32, index: u64) -> Res<()> {
+        self.param.clear();
+        burst::write_param(&mut self.param, index);
+        if let Some(p) = self.out.get_mut(HEADER..HEADER + self.param.len()) {
+            p.copy_from_slice(&self.param);
+        }
+        self.send(dest)
+    }
+
+    /// Reads and writes that block longer than `limit` fail.
+    pub fn set_timeouts(&self, limit: Duration) -> Res<()> {
+        self.wr.set_read_timeout(Some(limit))?;
+        self.wr.set_write_timeout(Some(limit))?;
+        Ok(())
+    }
+
+    /// The payload of the frame [`Conn::recv`] read last.
+    pub fn payload(&self) -> &[u8] {
+        self.inbuf.get(HEADER..).unwrap_or_default()
     }
 
     /// Broadcasts one frame to the members of `group`.
@@ -338,6 +367,30 @@ pub fn throughput(path: &Path, n: u64, window: u64) -> Res<Rate> {
     Ok(rate)
 }
 
+/// The burst: A sends `n` frames to B as fast as it can, with no window
+/// (the kernel's socket buffers slow it down when the relay or B falls
+/// behind); B decodes each parameter.
+pub fn burst(path: &Path, n: u64, idle: Duration) -> Res<Burst> {
+    let mut a = Conn::connect(path, 0)?;
+    let mut b = Conn::connect(path, 0)?;
+    a.set_timeouts(idle)?;
+    b.set_timeouts(idle)?;
+    let b_id = b.id;
+    let b_closer = b.closer()?;
+    let tally = Arc::new(Tally::new(n));
+    let rx = burst::spawn_receiver("floor-burst", &tally, move || {
+        b.recv()?;
+        burst::decode_seq(b.payload())
+    })?;
+    let start = tally.now_ns();
+    let (sent, sender) = burst::send_all(n, |i| a.send_param(b_id, i));
+    let result = tally.finish(start, sent, &sender, idle);
+    b_closer.close();
+    drop(a);
+    let _ = rx.join();
+    Ok(result)
+}
+
 /// A broadcasts `n` frames to `receivers` group members.
 pub fn fanout(path: &Path, n: u64, receivers: usize, window: u64) -> Res<Rate> {
     let group = fresh_id();
@@ -356,15 +409,7 @@ pub fn fanout(path: &Path, n: u64, receivers: usize, window: u64) -> Res<Rate> {
         wait_window(sent, window, slowest)?;
         a.broadcast(group)?;
     }
-    let mut last = Some(start);
-    for (c, _, _) in &members {
-        last = match (last, c.wait(STALL)) {
-            (Some(l), Some(d)) => Some(l.max(d)),
-            _ => None,
-        };
-    }
-    let received: u64 = members.iter().map(|(c, _, _)| c.get()).sum();
-    let rate = finish(start, last, n * receivers as u64, received);
+    let rate = finish_fanout(start, n, members.iter().map(|(c, _, _)| &**c));
     drop(a);
     for (_, rx, closer) in members {
         closer.close();

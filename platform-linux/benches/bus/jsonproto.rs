@@ -20,13 +20,16 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nfy_core::wire::{HEADER_LEN, PREFIX};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::common::{err, finish, fresh_id, nanos, wait_window, Counter, Rate, Res, PARAM, STALL};
+use crate::burst::{self, Burst, Tally};
+use crate::common::{
+    err, finish, finish_fanout, fresh_id, nanos, wait_window, Counter, Rate, Res, PARAM, STALL,
+};
 
 /// Stack of receiver threads.
 const STACK: usize = 256 * 1024;
@@ -79,14 +82,34 @@ impl NotifyWriter {
     pub fn next_frame(&mut self) -> &[u8] {
         // Four digits without a leading zero (JSON numbers have none).
         self.seq = 1000 + (self.seq + 1) % 9000;
+        self.start_frame();
+        let _ = write!(
+            self.buf,
+            r#"{{"amount":12345,"currency":"EUR","terminal":"T-0001","seq":{:04}}}}}"#,
+            self.seq
+        );
+        self.end_frame()
+    }
+
+    /// The frame of the burst's notification at `index` (its parameter
+    /// carries the burst's sequence number).
+    pub fn burst_frame(&mut self, index: u64) -> &[u8] {
+        self.start_frame();
+        burst::write_param(&mut self.buf, index);
+        self.buf.push(b'}');
+        self.end_frame()
+    }
+
+    /// Header room and the body up to the parameter.
+    fn start_frame(&mut self) {
         self.buf.clear();
         self.buf.extend_from_slice(&PREFIX);
         self.buf.extend_from_slice(&[0; 8]);
-        let _ = write!(
-            self.buf,
-            r#"{}{{"amount":12345,"currency":"EUR","terminal":"T-0001","seq":{:04}}}}}"#,
-            self.head, self.seq
-        );
+        self.buf.extend_from_slice(self.head.as_bytes());
+    }
+
+    /// Fills in the size field.
+    fn end_frame(&mut self) -> &[u8] {
         let size = u32::try_from(self.buf.len() - 8).unwrap_or(u32::MAX);
         if let Some(s) = self.buf.get_mut(4..8) {
             s.copy_from_slice(&size.to_be_bytes());
@@ -126,12 +149,39 @@ pub struct Incoming<'a> {
     pub parameter: &'a RawValue,
 }
 
+/// A received notify of the burst, decoded whole (the parameter too).
+#[derive(Deserialize)]
+struct BurstIncoming<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    #[allow(dead_code)] // decoded as a client would, not looked at
+    from: &'a str,
+    #[allow(dead_code)]
+    notification: &'a str,
+    #[serde(borrow)]
+    parameter: burst::Param<'a>,
+}
+
 enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
 }
 
 impl Stream {
+    fn set_timeouts(&self, limit: Duration) -> Res<()> {
+        match self {
+            Stream::Tcp(s) => {
+                s.set_read_timeout(Some(limit))?;
+                s.set_write_timeout(Some(limit))?;
+            }
+            Stream::Unix(s) => {
+                s.set_read_timeout(Some(limit))?;
+                s.set_write_timeout(Some(limit))?;
+            }
+        }
+        Ok(())
+    }
+
     fn try_clone(&self) -> Res<Stream> {
         Ok(match self {
             Stream::Tcp(s) => Stream::Tcp(s.try_clone()?),
@@ -264,6 +314,11 @@ impl Conn {
     pub fn closer(&self) -> Res<Closer> {
         Ok(Closer(self.wr.try_clone()?))
     }
+
+    /// Reads and writes that block longer than `limit` fail.
+    pub fn set_timeouts(&self, limit: Duration) -> Res<()> {
+        self.wr.set_timeouts(limit)
+    }
 }
 
 /// Ends a connection from another thread.
@@ -381,6 +436,37 @@ pub fn throughput(addr: &Addr, n: u64, window: u64) -> Res<Rate> {
     Ok(rate)
 }
 
+/// The burst: A sends `n` notifications to B as fast as it can, one frame
+/// per write, and reads nothing while it streams (as the plain client of
+/// issue 12); B decodes every message whole with serde_json.
+pub fn burst(addr: &Addr, n: u64, idle: Duration) -> Res<Burst> {
+    let run = fresh_id();
+    let (a_id, b_id) = (format!("a{run}"), format!("b{run}"));
+    let mut a = Conn::connect(addr)?;
+    let mut b = Conn::connect(addr)?;
+    b.register_synced(&b_id, &["t".to_owned()])?;
+    a.set_timeouts(idle)?;
+    b.set_timeouts(idle)?;
+    let b_closer = b.closer()?;
+    let a_closer = a.closer()?;
+    let tally = Arc::new(Tally::new(n));
+    let rx = burst::spawn_receiver("json-burst", &tally, move || {
+        let m: BurstIncoming<'_> = serde_json::from_slice(b.recv()?)?;
+        if m.kind != "notify" {
+            return Err(err(format!("expected a notify, got a {}", m.kind)));
+        }
+        Ok(m.parameter.seq)
+    })?;
+    let mut msg = NotifyWriter::new(&a_id, &b_id, "t");
+    let start = tally.now_ns();
+    let (sent, sender) = burst::send_all(n, |i| a.send(msg.burst_frame(i)));
+    let result = tally.finish(start, sent, &sender, idle);
+    a_closer.close();
+    b_closer.close();
+    let _ = rx.join();
+    Ok(result)
+}
+
 /// A broadcasts `n` notifications to `receivers` clients.
 pub fn fanout(addr: &Addr, n: u64, receivers: usize, window: u64) -> Res<Rate> {
     let run = fresh_id();
@@ -401,15 +487,7 @@ pub fn fanout(addr: &Addr, n: u64, receivers: usize, window: u64) -> Res<Rate> {
         wait_window(sent, window, slowest)?;
         a.send(msg.next_frame())?;
     }
-    let mut last = Some(start);
-    for (c, _, _) in &members {
-        last = match (last, c.wait(STALL)) {
-            (Some(l), Some(d)) => Some(l.max(d)),
-            _ => None,
-        };
-    }
-    let received: u64 = members.iter().map(|(c, _, _)| c.get()).sum();
-    let rate = finish(start, last, n * receivers as u64, received);
+    let rate = finish_fanout(start, n, members.iter().map(|(c, _, _)| &**c));
     for (_, rx, closer) in members {
         closer.close();
         let _ = rx.join();

@@ -13,6 +13,17 @@
 //! never interprets it. Filters of the unregister functions: an absent
 //! (`None`) callback matches any callback, an absent data matches any data.
 //!
+//! # Foreign callbacks
+//!
+//! Callbacks of other languages (the C ABI of `libvfiipc`) are not Rust
+//! `fn`s: they register through the `*_foreign` functions with a
+//! [`CallbackId`] (the callback's address and data word, which the
+//! unregister filters compare: [`CallbackFilter`]) and a handler closure
+//! that calls them. The Rust functions above are these same functions with
+//! the `fn`'s address as identity, so both behave identically and share
+//! one registration table: a foreign caller can remove a Rust callback by
+//! its address and the other way round.
+//!
 //! See the [module docs of `client`](super) for the threading guarantees
 //! and the decision on registering while the server is down (ADK calls
 //! keep the registration and return `ERR_SERVER`).
@@ -26,7 +37,9 @@ use std::sync::{Arc, OnceLock};
 
 use nfy_core::{AppId, NotifyResult};
 
-use super::pool::{Handler, Ident};
+use super::conn::{Change, HandlerKind, Inner, WhileDown};
+use super::event::Handler;
+use super::ident::Ident;
 use super::{Client, Delivery, Error, NotifyCallback, NotifyObserver, Observed, ServerAddr};
 
 static GLOBAL: OnceLock<Client> = OnceLock::new();
@@ -35,7 +48,7 @@ static GLOBAL: OnceLock<Client> = OnceLock::new();
 fn global() -> &'static Client {
     GLOBAL.get_or_init(|| match ServerAddr::from_env() {
         Ok(addr) => Client::connect_in_background(addr),
-        Err(_) => Client::wrap(super::conn::Inner::closed(ServerAddr {
+        Err(_) => Client::wrap(Inner::closed(ServerAddr {
             unix: None,
             tcp: None,
         })),
@@ -44,6 +57,85 @@ fn global() -> &'static Client {
 
 fn code(r: Result<(), Error>) -> NotifyResult {
     NotifyResult::from(r)
+}
+
+/// The result code of a registration change: a change kept while the
+/// server is down reports why it is down.
+fn change_code(inner: &Inner, r: Result<Change, Error>) -> NotifyResult {
+    match r {
+        Ok(Change::Sent) => NotifyResult::Ok,
+        Ok(Change::Kept) => code(Err(inner.down_error())),
+        Err(e) => code(Err(e)),
+    }
+}
+
+/// The identity of an ADK-style callback: its address and the data word
+/// it was registered with. The library never calls through `callback`;
+/// the unregister functions compare it with their [`CallbackFilter`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CallbackId {
+    /// The callback function's address.
+    pub callback: usize,
+    /// The opaque data word (the original's `void *data`).
+    pub data: usize,
+}
+
+/// The filter of an unregister function: `None` matches any callback
+/// (any data); the original passes a null pointer for that.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct CallbackFilter {
+    /// The callback's address, or `None` for any callback.
+    pub callback: Option<usize>,
+    /// The data word, or `None` for any data.
+    pub data: Option<usize>,
+}
+
+impl CallbackFilter {
+    /// Matches every callback, closures of the idiomatic API included.
+    pub const ANY: CallbackFilter = CallbackFilter {
+        callback: None,
+        data: None,
+    };
+
+    /// Matches exactly `id`.
+    pub fn exact(id: CallbackId) -> CallbackFilter {
+        CallbackFilter {
+            callback: Some(id.callback),
+            data: Some(id.data),
+        }
+    }
+
+    /// True when `id` passes the filter.
+    pub fn matches(&self, id: CallbackId) -> bool {
+        self.callback.is_none_or(|c| c == id.callback) && self.data.is_none_or(|d| d == id.data)
+    }
+
+    /// True when it matches every callback and data.
+    pub fn is_any(&self) -> bool {
+        self.callback.is_none() && self.data.is_none()
+    }
+}
+
+/// A foreign notification or unicast-error handler: called for each
+/// delivery on the library's threads (see the [module docs](self)).
+pub type ForeignNotify = Arc<dyn Fn(&Delivery<'_>) + Send + Sync + 'static>;
+
+/// A foreign observer handler: called for each delivery the server
+/// reports.
+pub type ForeignObserver = Arc<dyn Fn(&Observed<'_>) + Send + Sync + 'static>;
+
+fn rust_callback(cb: NotifyCallback, data: usize) -> CallbackId {
+    CallbackId {
+        callback: cb as usize,
+        data,
+    }
+}
+
+fn rust_observer(cb: NotifyObserver, data: usize) -> CallbackId {
+    CallbackId {
+        callback: cb as usize,
+        data,
+    }
 }
 
 /// `ipcSetAppID`: sets the process's app ID (source of notifications,
@@ -73,19 +165,24 @@ pub fn ipc_notify(
     flags: u32,
     from: &str,
 ) -> NotifyResult {
-    let text = param.to_string();
+    ipc_notify_json(to, notification_id, &param.to_string(), flags, from)
+}
+
+/// [`ipc_notify`] with the parameter as JSON text (one JSON value).
+/// **Decision**: text that is not one JSON value returns `ERR_SERVER`
+/// (nothing is sent), as [`Error::InvalidParameter`] does.
+pub fn ipc_notify_json(
+    to: &str,
+    notification_id: &str,
+    param: &str,
+    flags: u32,
+    from: &str,
+) -> NotifyResult {
     code(
         global()
             .inner()
-            .notify(to, notification_id, &text, flags, Some(from)),
+            .notify(to, notification_id, param, flags, Some(from), None),
     )
-}
-
-fn notify_handler(cb: NotifyCallback, data: usize) -> Handler {
-    Handler::Notify(Arc::new(move |d: &Delivery<'_>| {
-        let param = d.parameter_json();
-        cb(data, d.from, d.to, d.notification, &param, d.flags)
-    }))
 }
 
 /// `ipcRegisterNotificationCB`: receives `notification_id` as `to` (empty:
@@ -104,15 +201,38 @@ pub fn ipc_register_notification_cb(
     let Some(cb) = cb else {
         return ipc_unregister_notification_cb(notification_id, None, None, to);
     };
-    let (_, result) = global().inner().register(
+    let handler = Arc::new(move |d: &Delivery<'_>| {
+        let param = d.parameter_json();
+        cb(data, d.from, d.to, d.notification, &param, d.flags)
+    });
+    ipc_register_notification_foreign(
+        notification_id,
+        rust_callback(cb, data),
+        handler,
+        priority,
+        to,
+    )
+}
+
+/// [`ipc_register_notification_cb`] for a foreign callback: `id` is its
+/// identity for the unregister filters, `handler` calls it.
+pub fn ipc_register_notification_foreign(
+    notification_id: &str,
+    id: CallbackId,
+    handler: ForeignNotify,
+    priority: i32,
+    to: &str,
+) -> NotifyResult {
+    let inner = global().inner();
+    let result = inner.register(
         Some(to),
         notification_id,
         priority,
-        notify_handler(cb, data),
-        Ident::Notify(cb, data),
-        true,
+        Handler::Notify(handler),
+        Ident::Notify(id),
+        WhileDown::Keep,
     );
-    code(result)
+    change_code(inner, result.map(|(_, change)| change))
 }
 
 /// `ipcUnregisterNotificationCB`: removes the registration of
@@ -126,10 +246,24 @@ pub fn ipc_unregister_notification_cb(
     data: Option<usize>,
     to: &str,
 ) -> NotifyResult {
+    let filter = CallbackFilter {
+        callback: cb.map(|f| f as usize),
+        data,
+    };
+    ipc_unregister_notification_foreign(notification_id, filter, to)
+}
+
+/// [`ipc_unregister_notification_cb`] with a filter on callback
+/// identities.
+pub fn ipc_unregister_notification_foreign(
+    notification_id: &str,
+    filter: CallbackFilter,
+    to: &str,
+) -> NotifyResult {
     let r = global()
         .inner()
         .unregister_as(Some(to), notification_id, |s| {
-            s.ident().matches_notify(cb, data)
+            s.ident().matches_notify(filter)
         });
     code(r.map(|_| ()))
 }
@@ -143,21 +277,47 @@ pub fn ipc_register_unicast_error(cb: Option<NotifyCallback>, data: usize) -> No
     let Some(cb) = cb else {
         return ipc_unregister_unicast_error(None, None);
     };
+    let handler = Arc::new(move |d: &Delivery<'_>| {
+        let param = d.parameter_json();
+        cb(data, d.from, d.to, d.notification, &param, d.flags)
+    });
+    ipc_register_unicast_error_foreign(rust_callback(cb, data), handler)
+}
+
+/// [`ipc_register_unicast_error`] for a foreign callback.
+pub fn ipc_register_unicast_error_foreign(id: CallbackId, handler: ForeignNotify) -> NotifyResult {
+    add_handler(HandlerKind::UnicastError, id, Handler::Notify(handler))
+}
+
+/// Adds an observer or unicast-error handler (`kind`) unless one with this
+/// identity is registered (then: as if added again, `ERR_SERVER` while
+/// the server is down).
+fn add_handler(kind: HandlerKind, id: CallbackId, handler: Handler) -> NotifyResult {
     let inner = global().inner();
-    if inner.has_handler(false, |s| s.ident().matches_notify(Some(cb), Some(data))) {
+    let observer = kind == HandlerKind::Observer;
+    let ident = if observer {
+        Ident::Observer(id)
+    } else {
+        Ident::Notify(id)
+    };
+    let exact = CallbackFilter::exact(id);
+    let present = inner.has_handler(kind, |s| {
+        let have = s.ident();
+        if observer {
+            have.matches_observer(exact)
+        } else {
+            have.matches_notify(exact)
+        }
+    });
+    if present {
         return if inner.is_connected() {
             NotifyResult::Ok
         } else {
-            NotifyResult::ErrServer
+            code(Err(inner.down_error()))
         };
     }
-    let (_, result) = inner.add_handler(
-        false,
-        notify_handler(cb, data),
-        Ident::Notify(cb, data),
-        true,
-    );
-    code(result)
+    let result = inner.add_handler(kind, handler, ident, WhileDown::Keep);
+    change_code(inner, result.map(|(_, change)| change))
 }
 
 /// `ipcUnregisterUnicastError`: removes the unicast-error callbacks that
@@ -166,9 +326,19 @@ pub fn ipc_unregister_unicast_error(
     cb: Option<NotifyCallback>,
     data: Option<usize>,
 ) -> NotifyResult {
+    ipc_unregister_unicast_error_foreign(CallbackFilter {
+        callback: cb.map(|f| f as usize),
+        data,
+    })
+}
+
+/// [`ipc_unregister_unicast_error`] with a filter on callback identities.
+pub fn ipc_unregister_unicast_error_foreign(filter: CallbackFilter) -> NotifyResult {
     global()
         .inner()
-        .remove_handlers(false, |s| s.ident().matches_notify(cb, data));
+        .remove_handlers(HandlerKind::UnicastError, |s| {
+            s.ident().matches_notify(filter)
+        });
     NotifyResult::Ok
 }
 
@@ -180,27 +350,31 @@ pub fn ipc_register_observer(cb: Option<NotifyObserver>, data: usize) -> NotifyR
     let Some(cb) = cb else {
         return ipc_unregister_observer(None, None);
     };
-    let inner = global().inner();
-    if inner.has_handler(true, |s| s.ident().matches_observer(Some(cb), Some(data))) {
-        return if inner.is_connected() {
-            NotifyResult::Ok
-        } else {
-            NotifyResult::ErrServer
-        };
-    }
-    let handler = Handler::Observe(Arc::new(move |o: &Observed<'_>| {
-        cb(data, o.from, o.to, o.notification, o.flags)
-    }));
-    let (_, result) = inner.add_handler(true, handler, Ident::Observer(cb, data), true);
-    code(result)
+    let handler = Arc::new(move |o: &Observed<'_>| cb(data, o.from, o.to, o.notification, o.flags));
+    ipc_register_observer_foreign(rust_observer(cb, data), handler)
+}
+
+/// [`ipc_register_observer`] for a foreign callback.
+pub fn ipc_register_observer_foreign(id: CallbackId, handler: ForeignObserver) -> NotifyResult {
+    add_handler(HandlerKind::Observer, id, Handler::Observe(handler))
 }
 
 /// `ipcUnregisterObserver`: removes the observers that match the filters;
 /// on return they have finished (except a calling one).
 pub fn ipc_unregister_observer(cb: Option<NotifyObserver>, data: Option<usize>) -> NotifyResult {
+    ipc_unregister_observer_foreign(CallbackFilter {
+        callback: cb.map(|f| f as usize),
+        data,
+    })
+}
+
+/// [`ipc_unregister_observer`] with a filter on callback identities.
+pub fn ipc_unregister_observer_foreign(filter: CallbackFilter) -> NotifyResult {
     global()
         .inner()
-        .remove_handlers(true, |s| s.ident().matches_observer(cb, data));
+        .remove_handlers(HandlerKind::Observer, |s| {
+            s.ident().matches_observer(filter)
+        });
     NotifyResult::Ok
 }
 

@@ -14,17 +14,25 @@
 //! | [`addr`] | where the server listens (`NFY_SOCKET`, `NFY_PORT`, defaults) |
 //! | [`state`] | the sans-IO core: registrations, dispatch, replay on reconnect |
 //! | [`pool`] | the bounded callback pool with one mailbox per registration |
-//! | [`conn`] | the connection, who reads it, reconnects, operations |
-//! | [`poller`] | the epoll instance the pool's idle workers wait on |
+//! | [`event`] | what the callbacks are given (events) and the callbacks themselves |
+//! | [`ident`] | the identity of an ADK-style callback, for the unregister filters |
+//! | [`conn`] | the connection: socket, output, reader, link thread, operations |
+//! | [`ready_poll`] | the epoll instance the pool's idle workers wait on |
+//! | [`report`] | the server's report for `nfy status` |
 //! | [`adk`] | the ADK-style global functions |
 //!
 //! # Behaviour (both APIs)
 //!
 //! - One connection per client, Unix socket first, TCP loopback as
 //!   fallback; the compact encoding (`hello` first). Each (re)connection
-//!   sends `hello`, `unicast_errors(false)` when no unicast-error handler is
-//!   registered, a `register` per registration and `observe(true)` when an
-//!   observer is registered.
+//!   sends `hello`, a status request, `unicast_errors(false)` when no
+//!   unicast-error handler is registered, a `register` per registration
+//!   and `observe(true)` when an observer is registered, and reads the
+//!   server's `Welcome` (its frame limit) and status answer.
+//! - A notification larger than the server accepts is refused with
+//!   [`Error::TooLarge`] before anything is sent (the server would skip
+//!   it). A sender the server slows down waits: see
+//!   [`conn`](conn#slow-servers-and-dead-ones-decision).
 //! - Callbacks run on a pool of [`pool::WORKERS`] threads, never on the
 //!   caller's thread; per registration in arrival order; different
 //!   registrations concurrently. An idle worker also reads the connection
@@ -43,6 +51,16 @@
 //! - When the connection drops, the client's link thread reconnects with
 //!   backoff and re-establishes everything; calls made meanwhile return
 //!   [`Error::Server`] / `ERR_SERVER` within [`conn::ATTEMPT_WAIT`].
+//!   [`Client::on_connection_change`] tells an application each way.
+//!
+//! # Decision: permission denied
+//!
+//! A Unix socket the process may not connect to (the server's socket is
+//! mode 0660 in its `--socket-group`) is [`Error::Permission`], naming
+//! the socket and its group, which maps to `ERR_PERMISSION` (-3): the
+//! original's code for a permission problem with the local socket, and a
+//! code an application retrying on `ERR_SERVER` does not retry in vain.
+//! (It applies when TCP loopback, the fallback, does not connect either.)
 //!
 //! # Decision: registering while the server is down
 //!
@@ -67,14 +85,17 @@
 pub mod addr;
 pub mod adk;
 pub mod conn;
-pub mod poller;
+pub mod event;
+pub mod ident;
 pub mod pool;
+pub mod ready_poll;
 pub mod report;
 pub mod state;
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nfy_core::msg::Status;
 use nfy_core::{AppId, IdError, NotifyResult};
@@ -85,8 +106,10 @@ pub use addr::{AddrError, ServerAddr};
 pub use nfy_core::msg::Status as ServerStatus;
 pub use report::{server_report, ServerReport};
 
-use conn::{Inner, RegToken};
-use pool::{Handler, Ident, Sub};
+use conn::{FirstAttempt, HandlerKind, Inner, RegToken, WhileDown};
+use event::{Handler, Incoming};
+use ident::Ident;
+use pool::Sub;
 
 /// The original's notification callback: `data` is the opaque word given
 /// at registration (the C `void*`), then from, to (as sent: app ID, `"1"`
@@ -129,6 +152,27 @@ pub enum Error {
     Timeout,
     /// The server address in the environment is unusable (`ERR_SERVER`).
     Address(AddrError),
+    /// The process may not connect to the server's Unix socket (module
+    /// docs, Decision: `ERR_PERMISSION`).
+    Permission {
+        /// The socket.
+        socket: PathBuf,
+        /// The group whose members may connect (the socket's), when known.
+        group: Option<String>,
+    },
+    /// The notification is larger than the server accepts (it would skip
+    /// it); nothing was sent. **Decision**: maps to `ERR_SERVER`, like
+    /// the other notifications that were not sent.
+    TooLarge {
+        /// Its encoded size, bytes of frame body.
+        size: usize,
+        /// The largest frame body the server accepts.
+        limit: usize,
+    },
+    /// A send with a deadline ([`Client::notify_within`]) could not write
+    /// the notification in time: the server is slowing this sender down
+    /// (its receivers are slower). Nothing was sent (`ERR_SERVER`).
+    SendTimeout,
 }
 
 impl Error {
@@ -136,11 +180,14 @@ impl Error {
     pub fn core(&self) -> nfy_core::Error {
         match self {
             Error::AppId | Error::InvalidId(..) => nfy_core::Error::AppId,
+            Error::Permission { .. } => nfy_core::Error::Permission,
             Error::Server
             | Error::InvalidParameter
             | Error::Encode
             | Error::Timeout
-            | Error::Address(_) => nfy_core::Error::Server,
+            | Error::Address(_)
+            | Error::TooLarge { .. }
+            | Error::SendTimeout => nfy_core::Error::Server,
         }
     }
 
@@ -172,6 +219,25 @@ impl fmt::Display for Error {
             Error::Encode => f.write_str("the message could not be encoded"),
             Error::Timeout => f.write_str("the notification server did not answer in time"),
             Error::Address(e) => write!(f, "bad server address: {e}"),
+            Error::Permission { socket, group } => {
+                write!(
+                    f,
+                    "permission denied on the notification server's socket {}",
+                    socket.display()
+                )?;
+                match group {
+                    Some(g) => write!(f, ": join group {g} (the socket's group) to use it"),
+                    None => f.write_str(": ask for access to it"),
+                }
+            }
+            Error::TooLarge { size, limit } => write!(
+                f,
+                "the notification is too large: {size} bytes, the server accepts at most {limit}"
+            ),
+            Error::SendTimeout => f.write_str(
+                "the notification server did not take the notification in time \
+                 (it is slowing this sender down); nothing was sent",
+            ),
         }
     }
 }
@@ -187,8 +253,8 @@ pub struct Delivery<'a> {
     pub to: &'a str,
     /// Notification ID.
     pub notification: &'a str,
-    /// The parameter, as JSON text (validated by the server and again on
-    /// receipt).
+    /// The parameter, as JSON text (checked by the server when it
+    /// accepted it; the library does not check it again).
     pub parameter: &'a str,
     /// Flags as sent.
     pub flags: u32,
@@ -196,7 +262,7 @@ pub struct Delivery<'a> {
 
 impl Delivery<'_> {
     /// The parameter as a JSON value (`Null` if it does not parse, which a
-    /// validated parameter always does).
+    /// parameter the server checked always does).
     pub fn parameter_json(&self) -> serde_json::Value {
         serde_json::from_str(self.parameter).unwrap_or(serde_json::Value::Null)
     }
@@ -218,6 +284,21 @@ pub struct Observed<'a> {
     pub notification: &'a str,
     /// Flags as sent.
     pub flags: u32,
+}
+
+/// A change of the connection to the server, told to the callbacks of
+/// [`Client::on_connection_change`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnectionEvent {
+    /// The connection ended (the server stopped or went away); the client
+    /// is reconnecting, and calls return [`Error::Server`] meanwhile.
+    Disconnected,
+    /// Connected again, every registration, observer and preference sent
+    /// to the server again (or connected for the first time, for a client
+    /// started with [`Client::connect_in_background`]). They are in force
+    /// for other clients' notifications once the server has processed
+    /// them: [`Client::sync`].
+    Connected,
 }
 
 /// Options of [`Client::notify_with`].
@@ -270,18 +351,19 @@ impl Client {
     /// Connects to the server at `addr`. `Err(Error::Server)` when it is
     /// not reachable.
     pub fn connect_to(addr: ServerAddr) -> Result<Client, Error> {
-        Inner::start(addr, true).map(Self::wrap)
+        Inner::start(addr, FirstAttempt::Required).map(Self::wrap)
     }
 
     /// A client that connects in the background: never fails; while the
     /// server is unreachable, calls behave as during a reconnect.
     pub fn connect_in_background(addr: ServerAddr) -> Client {
-        match Inner::start(addr.clone(), false) {
+        match Inner::start(addr.clone(), FirstAttempt::InBackground) {
             Ok(inner) => Self::wrap(inner),
             // Only thread spawning can fail here; retry once, then give a
             // closed client whose calls return `Error::Server`.
             Err(_) => Self::wrap(
-                Inner::start(addr.clone(), false).unwrap_or_else(|_| Inner::closed(addr)),
+                Inner::start(addr.clone(), FirstAttempt::InBackground)
+                    .unwrap_or_else(|_| Inner::closed(addr)),
             ),
         }
     }
@@ -301,6 +383,15 @@ impl Client {
     /// True while the connection is up.
     pub fn is_connected(&self) -> bool {
         self.inner.is_connected()
+    }
+
+    /// The largest notification the server accepts, in bytes of encoded
+    /// frame body (from its `Welcome`; [`conn::DEFAULT_MAX_FRAME`] for a
+    /// server that does not say). A notification larger than this is
+    /// refused with [`Error::TooLarge`]: about this size minus the IDs and
+    /// a few bytes is the longest parameter.
+    pub fn max_frame(&self) -> usize {
+        self.inner.frame_limit()
     }
 
     /// Sets the app ID: the source of notifications and the default
@@ -324,6 +415,12 @@ impl Client {
     /// Sends `parameter` (any `Serialize`, e.g. `serde_json::Value`) as
     /// notification `notification` to `to` (app ID, `"1"` or `"*"`), from
     /// the client's app ID, flags 0.
+    ///
+    /// `Ok` once the notification is written to the connection. While the
+    /// server slows this client down (its receivers are slower:
+    /// backpressure), the call waits, as a write to any stream does; only
+    /// a broken connection is an error ([`Error::Server`]). To bound the
+    /// wait, [`Client::notify_within`].
     pub fn notify<P: Serialize + ?Sized>(
         &self,
         to: &str,
@@ -343,12 +440,36 @@ impl Client {
     ) -> Result<(), Error> {
         let text = serde_json::to_string(parameter).map_err(|_| Error::InvalidParameter)?;
         self.inner
-            .notify(to, notification, &text, options.flags, options.from)
+            .notify(to, notification, &text, options.flags, options.from, None)
+    }
+
+    /// [`Client::notify_with`] that waits at most `timeout` for the server
+    /// to take the notification: [`Error::SendTimeout`] then, and nothing
+    /// was sent (see [`conn::output`] for a deadline that passes inside the
+    /// frame: the connection is closed and re-established).
+    pub fn notify_within<P: Serialize + ?Sized>(
+        &self,
+        to: &str,
+        notification: &str,
+        parameter: &P,
+        options: NotifyOptions<'_>,
+        timeout: Duration,
+    ) -> Result<(), Error> {
+        let deadline = Instant::now() + timeout;
+        let text = serde_json::to_string(parameter).map_err(|_| Error::InvalidParameter)?;
+        self.inner.notify(
+            to,
+            notification,
+            &text,
+            options.flags,
+            options.from,
+            Some(deadline),
+        )
     }
 
     /// Sends a parameter given as JSON text (checked to be one JSON value).
     pub fn notify_raw(&self, to: &str, notification: &str, json: &str) -> Result<(), Error> {
-        self.inner.notify(to, notification, json, 0, None)
+        self.inner.notify(to, notification, json, 0, None, None)
     }
 
     /// [`Client::notify_raw`] with flags and an explicit source.
@@ -360,7 +481,7 @@ impl Client {
         options: NotifyOptions<'_>,
     ) -> Result<(), Error> {
         self.inner
-            .notify(to, notification, json, options.flags, options.from)
+            .notify(to, notification, json, options.flags, options.from, None)
     }
 
     /// Receives `notification` as the client's app ID; replaces an earlier
@@ -392,6 +513,42 @@ impl Client {
         self.register_inner(Some(to), notification, priority, callback)
     }
 
+    /// [`Client::register_as`] (`to` = `None`: the client's app ID) whose
+    /// callback decides when each unicast is acknowledged: it is given an
+    /// [`AckToken`] to [`ack`](AckToken::ack) once the notification is safe
+    /// elsewhere (a relay: once the next hop has it), or to
+    /// [`give_back`](AckToken::give_back) so the server routes it again
+    /// without this client, or returns it to its sender as a unicast
+    /// error. The token may outlive the callback and move to another
+    /// thread; until it is used, the server keeps the unicast and gives it
+    /// to another receiver (or back to its sender) if this connection ends
+    /// (see `docs/reliability.md`, crash-safe delivery). Unacknowledged
+    /// unicasts count against the server's per-connection window
+    /// (`--max-queue`), past which it drops the connection as it drops a
+    /// client that does not read: use the token soon.
+    pub fn register_deferred<F>(
+        &self,
+        to: Option<&str>,
+        notification: &str,
+        priority: i32,
+        callback: F,
+    ) -> Result<Registration, Error>
+    where
+        F: Fn(&Delivery<'_>, AckToken) + Send + Sync + 'static,
+    {
+        let inner = Arc::downgrade(&self.inner);
+        let handler = Handler::Deferred(Arc::new(move |d: &Delivery<'_>, n: &Arc<Incoming>| {
+            callback(
+                d,
+                AckToken {
+                    inner: inner.clone(),
+                    incoming: Some(Arc::clone(n)),
+                },
+            )
+        }));
+        self.register_with(to, notification, priority, handler)
+    }
+
     fn register_inner<F>(
         &self,
         to: Option<&str>,
@@ -402,16 +559,29 @@ impl Client {
     where
         F: Fn(&Delivery<'_>) + Send + Sync + 'static,
     {
-        let (token, result) = self.inner.register(
+        self.register_with(
             to,
             notification,
             priority,
             Handler::Notify(Arc::new(callback)),
+        )
+    }
+
+    fn register_with(
+        &self,
+        to: Option<&str>,
+        notification: &str,
+        priority: i32,
+        handler: Handler,
+    ) -> Result<Registration, Error> {
+        let (token, _) = self.inner.register(
+            to,
+            notification,
+            priority,
+            handler,
             Ident::Closure,
-            false,
-        );
-        result?;
-        let token = token.ok_or(Error::Server)?;
+            WhileDown::Refuse,
+        )?;
         Ok(Registration {
             inner: Arc::downgrade(&self.inner),
             token,
@@ -425,17 +595,40 @@ impl Client {
     where
         F: Fn(&Delivery<'_>) + Send + Sync + 'static,
     {
-        let (sub, _) = self.inner.add_handler(
-            false,
+        self.local_handler(
+            HandlerKind::UnicastError,
             Handler::Notify(Arc::new(callback)),
-            Ident::Closure,
-            true,
-        );
+        )
+    }
+
+    /// Adds a handler that needs no answer from the server (kept while
+    /// disconnected; nothing on a closed client).
+    fn local_handler(&self, kind: HandlerKind, handler: Handler) -> Handle {
+        let sub = self
+            .inner
+            .add_handler(kind, handler, Ident::Closure, WhileDown::Keep)
+            .ok()
+            .map(|(sub, _)| sub);
         Handle {
             inner: Arc::downgrade(&self.inner),
             sub: sub.as_ref().map(Arc::downgrade),
-            observer: false,
+            kind,
         }
+    }
+
+    /// Runs `callback` each time the connection to the server ends
+    /// ([`ConnectionEvent::Disconnected`]) and each time it is made again
+    /// ([`ConnectionEvent::Connected`], once everything is sent again),
+    /// on the pool like any callback, in order. Purely local; it is told
+    /// the changes after this call. Dropping the [`Handle`] removes it.
+    pub fn on_connection_change<F>(&self, callback: F) -> Handle
+    where
+        F: Fn(ConnectionEvent) + Send + Sync + 'static,
+    {
+        self.local_handler(
+            HandlerKind::Connection,
+            Handler::Connection(Arc::new(callback)),
+        )
     }
 
     /// Runs `callback` for every delivery the server makes (and once with
@@ -445,18 +638,16 @@ impl Client {
     where
         F: Fn(&Observed<'_>) + Send + Sync + 'static,
     {
-        let (sub, result) = self.inner.add_handler(
-            true,
+        let (sub, _) = self.inner.add_handler(
+            HandlerKind::Observer,
             Handler::Observe(Arc::new(callback)),
             Ident::Closure,
-            false,
-        );
-        result?;
-        let sub = sub.ok_or(Error::Server)?;
+            WhileDown::Refuse,
+        )?;
         Ok(Handle {
             inner: Arc::downgrade(&self.inner),
             sub: Some(Arc::downgrade(&sub)),
-            observer: true,
+            kind: HandlerKind::Observer,
         })
     }
 
@@ -651,19 +842,78 @@ impl Drop for Registration {
     }
 }
 
-/// An observer or unicast-error handler of the idiomatic API; dropping it
-/// removes the callback (which has then finished and never runs again).
+/// The acknowledgement of one delivery to a [`Client::register_deferred`]
+/// callback: use it once, with [`AckToken::ack`] or
+/// [`AckToken::give_back`].
+///
+/// **Decision**: dropping an unused token gives the notification back
+/// (nothing is lost when a relay forgets one, or panics), never
+/// acknowledges it. Broadcasts are not acknowledged: their token does
+/// nothing ([`AckToken::is_needed`] is false). An ack for a connection
+/// that has ended since is not sent: that server has already given the
+/// unicast to someone else (or back to its sender).
+pub struct AckToken {
+    inner: Weak<Inner>,
+    /// `None` once used.
+    incoming: Option<Arc<Incoming>>,
+}
+
+impl fmt::Debug for AckToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AckToken")
+            .field("needed", &self.is_needed())
+            .finish()
+    }
+}
+
+impl AckToken {
+    /// True for a unicast (to an app ID or `"1"`) that the server keeps
+    /// until acknowledged; false for a broadcast.
+    pub fn is_needed(&self) -> bool {
+        self.incoming.as_ref().is_some_and(|n| n.ack().is_some())
+    }
+
+    /// Acknowledges the unicast: the server forgets it. Held back like the
+    /// library's own acks: sent with the client's next write, or on its
+    /// own within [`pool::LINGER`].
+    pub fn ack(mut self) {
+        if let (Some(inner), Some(n)) = (self.inner.upgrade(), self.incoming.take()) {
+            inner.token_ack(&n);
+        }
+    }
+
+    /// Sends the unicast back unchanged, with its ack, in one write: the
+    /// server routes it again without this connection, or returns it to
+    /// its sender as a unicast error. Does nothing for a broadcast.
+    pub fn give_back(mut self) {
+        self.give_back_now();
+    }
+
+    fn give_back_now(&mut self) {
+        if let (Some(inner), Some(n)) = (self.inner.upgrade(), self.incoming.take()) {
+            inner.give_back(&n);
+        }
+    }
+}
+
+impl Drop for AckToken {
+    fn drop(&mut self) {
+        self.give_back_now();
+    }
+}
+
+/// An observer, unicast-error or connection-change handler of the
+/// idiomatic API; dropping it removes the callback (which has then
+/// finished and never runs again).
 pub struct Handle {
     inner: Weak<Inner>,
     sub: Option<Weak<Sub>>,
-    observer: bool,
+    kind: HandlerKind,
 }
 
 impl fmt::Debug for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Handle")
-            .field("observer", &self.observer)
-            .finish()
+        f.debug_struct("Handle").field("kind", &self.kind).finish()
     }
 }
 
@@ -677,9 +927,7 @@ impl Drop for Handle {
         let (Some(inner), Some(sub)) = (self.inner.upgrade(), self.sub.as_ref()) else {
             return;
         };
-        inner.remove_handlers(self.observer, |s| {
-            std::ptr::eq(Arc::as_ptr(s), sub.as_ptr())
-        });
+        inner.remove_handlers(self.kind, |s| std::ptr::eq(Arc::as_ptr(s), sub.as_ptr()));
     }
 }
 

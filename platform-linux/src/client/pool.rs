@@ -47,10 +47,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, ThreadId};
 use std::time::Duration;
 
-use nfy_core::msg::{Message, Notify, RawJson};
-use nfy_core::{AppId, Destination, NotificationId};
-
-use super::{Delivery, NotifyCallback, NotifyObserver, Observed};
+use super::event::{run, Event, Handler};
+use super::ident::Ident;
 
 /// Worker threads per client.
 pub const WORKERS: usize = 4;
@@ -82,10 +80,11 @@ pub(crate) enum Wake {
 /// wait: the pool keeps the mailboxes and decides who runs what; the I/O
 /// layer parks and wakes its threads (on Linux, an epoll instance that
 /// also holds the connection's socket, so a parked worker is the one that
-/// reads: `super::poller`).
+/// reads: `super::ready_poll`).
 pub(crate) trait Hooks {
     /// Called after each event's callback returned (or panicked), outside
-    /// every lock (the I/O layer acknowledges unicasts here).
+    /// every lock (the I/O layer acknowledges unicasts here), unless the
+    /// callback acknowledges by itself (`Handler::acks_on_return`).
     fn done(&self, event: &Event);
 
     /// True when the I/O layer holds something back that [`Hooks::flush`]
@@ -125,154 +124,6 @@ pub(crate) trait Hooks {
     /// Every worker has left [`Hooks::park`]: nobody waits for input any
     /// more until one comes back (the I/O layer may read meanwhile).
     fn saturated(&self) {}
-}
-
-/// A notification callback of the idiomatic API.
-pub(crate) type NotifyFn = dyn Fn(&Delivery<'_>) + Send + Sync + 'static;
-/// An observer callback of the idiomatic API.
-pub(crate) type ObserveFn = dyn Fn(&Observed<'_>) + Send + Sync + 'static;
-
-/// A subscriber's callback.
-#[derive(Clone)]
-pub(crate) enum Handler {
-    /// Registrations and unicast-error handlers.
-    Notify(Arc<NotifyFn>),
-    /// Observers.
-    Observe(Arc<ObserveFn>),
-}
-
-/// The identity of a callback registered through the ADK-style functions,
-/// for their unregister filters (absent callback or data = any).
-#[derive(Clone, Copy)]
-pub(crate) enum Ident {
-    /// Registered through the idiomatic API.
-    Closure,
-    /// An ADK notification or unicast-error callback and its data word.
-    Notify(NotifyCallback, usize),
-    /// An ADK observer and its data word.
-    Observer(NotifyObserver, usize),
-}
-
-impl Ident {
-    /// True when this identity matches the ADK filter (cb, data).
-    pub(crate) fn matches_notify(&self, cb: Option<NotifyCallback>, data: Option<usize>) -> bool {
-        match self {
-            Ident::Notify(c, d) => {
-                cb.is_none_or(|f| std::ptr::fn_addr_eq(f, *c)) && data.is_none_or(|x| x == *d)
-            }
-            // An absent callback matches any, closures included.
-            Ident::Closure => cb.is_none() && data.is_none(),
-            Ident::Observer(..) => false,
-        }
-    }
-
-    /// True when this identity matches the ADK observer filter (cb, data).
-    pub(crate) fn matches_observer(&self, cb: Option<NotifyObserver>, data: Option<usize>) -> bool {
-        match self {
-            Ident::Observer(c, d) => {
-                cb.is_none_or(|f| std::ptr::fn_addr_eq(f, *c)) && data.is_none_or(|x| x == *d)
-            }
-            Ident::Closure => cb.is_none() && data.is_none(),
-            Ident::Notify(..) => false,
-        }
-    }
-}
-
-/// A notification received from the server, owned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Incoming {
-    pub(crate) from: AppId,
-    pub(crate) to: Destination,
-    pub(crate) notification: NotificationId,
-    pub(crate) flags: u32,
-    pub(crate) reference: Option<u64>,
-    pub(crate) parameter: String,
-    /// The connection epoch a unicast for a registration arrived on: it
-    /// is acknowledged on that connection (never on a later one) once its
-    /// callback ran or it was sent back. `None` for what is never
-    /// acknowledged (broadcasts, unicast errors).
-    pub(crate) ack_epoch: Option<u64>,
-}
-
-impl Incoming {
-    /// Copies a received notify (never acknowledged).
-    pub(crate) fn from_notify(n: &Notify<'_>) -> Self {
-        Incoming {
-            from: n.from.clone(),
-            to: n.to.clone(),
-            notification: n.notification.clone(),
-            flags: n.flags,
-            reference: n.reference,
-            parameter: n.parameter.as_str().to_owned(),
-            ack_epoch: None,
-        }
-    }
-
-    /// Copies a notify received on connection `epoch` for a registration:
-    /// a unicast with a reference is acknowledged on that connection.
-    pub(crate) fn delivered(n: &Notify<'_>, epoch: u64) -> Self {
-        Incoming {
-            ack_epoch: (n.to.is_unicast() && n.reference.is_some()).then_some(epoch),
-            ..Self::from_notify(n)
-        }
-    }
-
-    /// What to acknowledge, and on which connection: (epoch, reference).
-    pub(crate) fn ack(&self) -> Option<(u64, u64)> {
-        Some((self.ack_epoch?, self.reference?))
-    }
-
-    /// The notify to send back unchanged (`reference` included); `None`
-    /// if the parameter no longer validates (it did when received).
-    pub(crate) fn to_notify(&self) -> Option<Message<'_>> {
-        Some(Message::Notify(Notify {
-            from: self.from.clone(),
-            to: self.to.clone(),
-            notification: self.notification.clone(),
-            flags: self.flags,
-            reference: self.reference,
-            parameter: RawJson::new(&self.parameter).ok()?,
-        }))
-    }
-
-    fn delivery(&self) -> Delivery<'_> {
-        Delivery {
-            from: self.from.as_str(),
-            to: self.to.as_str(),
-            notification: self.notification.as_str(),
-            parameter: &self.parameter,
-            flags: self.flags,
-        }
-    }
-}
-
-/// An observer event received from the server, owned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ObservedEvent {
-    pub(crate) from: AppId,
-    pub(crate) to: Option<AppId>,
-    pub(crate) notification: NotificationId,
-    pub(crate) flags: u32,
-}
-
-/// One pending callback invocation.
-#[derive(Debug, Clone)]
-pub(crate) enum Event {
-    /// A notification (for a registration) or a unicast error (for an
-    /// error handler).
-    Notify(Arc<Incoming>),
-    /// An observer event.
-    Observed(Arc<ObservedEvent>),
-}
-
-impl Event {
-    /// The unicast to send back when this event cannot run, if it is one.
-    pub(crate) fn unicast(&self) -> Option<&Arc<Incoming>> {
-        match self {
-            Event::Notify(n) if n.to.is_unicast() => Some(n),
-            _ => None,
-        }
-    }
 }
 
 struct SubInner {
@@ -540,7 +391,9 @@ impl Pool {
             if outcome.is_err() {
                 self.panics.fetch_add(1, Ordering::Relaxed);
             }
-            hooks.done(&event);
+            if handler.acks_on_return() {
+                hooks.done(&event);
+            }
             g = lock(&sub.inner);
             g.running = None;
             if g.waiters > 0 {
@@ -556,23 +409,12 @@ impl Pool {
     }
 }
 
-fn run(handler: &Handler, event: &Event) {
-    match (handler, event) {
-        (Handler::Notify(f), Event::Notify(n)) => f(&n.delivery()),
-        (Handler::Observe(f), Event::Observed(o)) => f(&Observed {
-            from: o.from.as_str(),
-            to: o.to.as_ref().map_or("", |t| t.as_str()),
-            notification: o.notification.as_str(),
-            flags: o.flags,
-        }),
-        // A subscriber only ever receives its own kind of event.
-        _ => {}
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::event::Incoming;
+    use crate::client::Delivery;
+    use nfy_core::{AppId, Destination, NotificationId};
     use std::sync::mpsc;
     use std::sync::Barrier;
     use std::time::Duration;
@@ -1061,21 +903,5 @@ mod tests {
             assert_eq!(lock(&hooks.reader).last(), Some(&ran_on), "round {round}");
         }
         assert_eq!(lock(&hooks.park.state).unparks, 0, "no other worker woken");
-    }
-
-    #[test]
-    fn adk_identity_filters() {
-        fn a(_: usize, _: &str, _: &str, _: &str, _: &serde_json::Value, _: u32) {}
-        fn b(_: usize, _: &str, _: &str, _: &str, _: &serde_json::Value, _: u32) {}
-        let id = Ident::Notify(a, 5);
-        assert!(id.matches_notify(None, None));
-        assert!(id.matches_notify(Some(a), None));
-        assert!(id.matches_notify(Some(a), Some(5)));
-        assert!(id.matches_notify(None, Some(5)));
-        assert!(!id.matches_notify(Some(b), None));
-        assert!(!id.matches_notify(Some(a), Some(6)));
-        assert!(Ident::Closure.matches_notify(None, None));
-        assert!(!Ident::Closure.matches_notify(Some(a), None));
-        assert!(!id.matches_observer(None, None));
     }
 }

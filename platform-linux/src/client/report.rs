@@ -1,22 +1,29 @@
 //! The server's report for `nfy status`: its [`Status`], every open
 //! connection ([`ConnectionReport`]: peer credentials or address, app ID,
-//! registrations) and its protection counters ([`Guard`]).
+//! number of registrations), every registration ([`RegistrationReport`])
+//! and its protection counters ([`Guard`]).
 //!
 //! One short-lived connection of its own, with blocking I/O: `hello`,
 //! `StatusRequest`, `ConnectionsRequest`, then the answers up to
-//! `ConnectionsEnd`. The asking connection is in the list too (a local
-//! one with this process's credentials and no app ID).
+//! `ConnectionsEnd` (a server older than the `Registration` message sends
+//! no registrations: the list is then empty while the counts are not).
+//! The asking connection is in the list too (a local one with this
+//! process's credentials and no app ID).
 //! Local connections only: the server refuses these requests from remote
 //! peers.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::time::{Duration, Instant};
 
-use nfy_core::msg::{self, ConnectionReport, Encoding, Guard, Hello, Message, Status};
+use nfy_core::msg::{
+    self, ConnectionReport, Encoding, Guard, Hello, Message, RegistrationReport, Status,
+};
 use nfy_core::wire::{Decoded, FrameDecoder, HEADER_LEN};
 
 use super::addr::ServerAddr;
-use super::conn::{encode_into, Stream, MAX_BODY};
+use super::conn::output::encode_into;
+use super::conn::socket::Socket;
+use super::conn::MAX_BODY;
 use super::Error;
 
 /// What `nfy status` shows.
@@ -26,17 +33,33 @@ pub struct ServerReport {
     pub status: Status,
     /// Every open connection, this one included.
     pub connections: Vec<ConnectionReport>,
+    /// Every registration, with the connection holding it.
+    pub registrations: Vec<RegistrationReport>,
     /// The protection counters.
     pub guard: Guard,
 }
 
+impl ServerReport {
+    /// The registrations of connection `id`, by notification ID, then
+    /// receiver.
+    pub fn registrations_of(&self, id: u32) -> Vec<&RegistrationReport> {
+        let mut regs: Vec<&RegistrationReport> =
+            self.registrations.iter().filter(|r| r.conn == id).collect();
+        regs.sort_by(|a, b| {
+            (a.notification.as_str(), a.to.as_str()).cmp(&(b.notification.as_str(), b.to.as_str()))
+        });
+        regs
+    }
+}
+
 /// Asks the server at `addr` for its report; waits at most `timeout` for
 /// the whole answer. [`Error::Server`] when it cannot be reached or closes
-/// the connection, [`Error::Timeout`] when the answer is not complete in
+/// the connection ([`Error::Permission`] when the socket refuses this
+/// process), [`Error::Timeout`] when the answer is not complete in
 /// time (an older server that does not know `ConnectionsRequest` ignores
 /// it).
 pub fn server_report(addr: &ServerAddr, timeout: Duration) -> Result<ServerReport, Error> {
-    let mut stream = Stream::connect(addr).map_err(|_| Error::Server)?;
+    let mut stream = Socket::connect(addr)?;
     let mut request = Vec::new();
     encode_into(
         &Message::Hello(Hello {
@@ -48,7 +71,11 @@ pub fn server_report(addr: &ServerAddr, timeout: Duration) -> Result<ServerRepor
     )?;
     encode_into(&Message::StatusRequest, &mut request)?;
     encode_into(&Message::ConnectionsRequest, &mut request)?;
-    stream.write_all(&request).map_err(|_| Error::Server)?;
+    match stream.write_until(&request, Some(Instant::now() + timeout)) {
+        Ok(n) if n == request.len() => {}
+        Ok(_) => return Err(Error::Timeout),
+        Err(_) => return Err(Error::Server),
+    }
 
     let deadline = Instant::now() + timeout;
     let mut decoder = FrameDecoder::new(vec![0u8; MAX_BODY + HEADER_LEN]);
@@ -91,6 +118,7 @@ pub fn server_report(addr: &ServerAddr, timeout: Duration) -> Result<ServerRepor
                     got_status = true;
                 }
                 Ok(Message::Connection(c)) => report.connections.push(c),
+                Ok(Message::Registration(r)) => report.registrations.push(r),
                 Ok(Message::ConnectionsEnd(g)) => {
                     report.guard = g;
                     if got_status {

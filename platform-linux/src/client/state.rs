@@ -27,10 +27,11 @@
 //!
 //! - `to` = app ID X: the registration (X, notification);
 //! - `to` = `"1"`: the registration for the notification with the highest
-//!   priority, ties to the most recently registered (the same rule the
-//!   server applied, so the same one, since priorities and registration
-//!   order are kept identical on both sides — [`ClientState::handshake`]
-//!   replays registrations oldest first);
+//!   priority, ties to the most recently registered: the core's
+//!   [`nfy_core::route::best`] over [`nfy_core::route::Rank`], the rule the
+//!   server's routing table applies, so the same one (priorities and
+//!   registration order are kept identical on both sides —
+//!   [`ClientState::handshake`] replays registrations oldest first);
 //! - `to` = `"*"`: every registration for the notification (the server
 //!   sends a broadcast once per connection).
 //!
@@ -42,6 +43,7 @@
 use std::collections::HashMap;
 
 use nfy_core::msg::{compact, Hello, Message, Register, Status, Unregister};
+use nfy_core::route::{best, Rank};
 use nfy_core::{AppId, Destination, NotificationId};
 
 /// One local registration.
@@ -109,6 +111,7 @@ pub struct ClientState<T> {
     by_notification: HashMap<NotificationId, Vec<Entry<T>>>,
     observers: Vec<T>,
     error_handlers: Vec<T>,
+    connection_handlers: Vec<T>,
     next_seq: u64,
 }
 
@@ -126,6 +129,7 @@ impl<T> ClientState<T> {
             by_notification: HashMap::new(),
             observers: Vec::new(),
             error_handlers: Vec::new(),
+            connection_handlers: Vec::new(),
             next_seq: 0,
         }
     }
@@ -287,13 +291,27 @@ impl<T> ClientState<T> {
         (removed, msg)
     }
 
-    /// What to send on every (re)connection, in order: `hello`;
-    /// `unicast_errors(false)` when no handler is registered (the server's
-    /// default is to send them); a `register` for every registration,
-    /// oldest first (so "most recent" means the same on both sides);
-    /// `observe(true)` when an observer is registered.
+    /// Adds a connection-change handler (purely local: nothing to send).
+    pub fn add_connection_handler(&mut self, value: T) {
+        self.connection_handlers.push(value);
+    }
+
+    /// Removes the connection-change handlers `filter` accepts; returns
+    /// them.
+    pub fn remove_connection_handlers(&mut self, filter: impl FnMut(&T) -> bool) -> Vec<T> {
+        extract(&mut self.connection_handlers, filter)
+    }
+
+    /// What to send on every (re)connection, in order: `hello`; a
+    /// `StatusRequest` (its answer marks the end of the server's answer to
+    /// `hello`: a `Welcome` with its frame limit, which an older server
+    /// does not send); `unicast_errors(false)` when no handler is
+    /// registered (the server's default is to send them); a `register`
+    /// for every registration, oldest first (so "most recent" means the
+    /// same on both sides); `observe(true)` when an observer is
+    /// registered.
     pub fn handshake(&self) -> Vec<Message<'static>> {
-        let mut out = vec![self.hello()];
+        let mut out = vec![self.hello(), Message::StatusRequest];
         if self.error_handlers.is_empty() {
             out.push(Message::UnicastErrors(false));
         }
@@ -320,6 +338,11 @@ impl<T: Clone> ClientState<T> {
         self.error_handlers.clone()
     }
 
+    /// The connection-change handlers' values.
+    pub fn connection_handlers(&self) -> Vec<T> {
+        self.connection_handlers.clone()
+    }
+
     /// The registrations a notify addressed `to` for `notification` runs
     /// (see the module docs); empty when none.
     pub fn receivers(&self, to: &Destination, notification: &str) -> Vec<T> {
@@ -332,9 +355,7 @@ impl<T: Clone> ClientState<T> {
                 .filter(|e| e.to == *app)
                 .map(|e| e.value.clone())
                 .collect(),
-            Destination::One => list
-                .iter()
-                .max_by_key(|e| (e.priority, e.seq))
+            Destination::One => best(list, |e| Rank::new(e.priority, e.seq))
                 .map(|e| vec![e.value.clone()])
                 .unwrap_or_default(),
             Destination::All => list.iter().map(|e| e.value.clone()).collect(),
@@ -514,7 +535,11 @@ mod tests {
         };
         assert_eq!(
             s.handshake(),
-            vec![hello(None), Message::UnicastErrors(false)]
+            vec![
+                hello(None),
+                Message::StatusRequest,
+                Message::UnicastErrors(false)
+            ]
         );
         assert_eq!(s.set_app_id(Some(app("me"))), hello(Some("me")));
         s.register(app("a"), nid("ev"), 1, 1);
@@ -526,6 +551,7 @@ mod tests {
             s.handshake(),
             vec![
                 hello(Some("me")),
+                Message::StatusRequest,
                 Message::UnicastErrors(false),
                 reg("b", "zz", 2),
                 reg("c", "ev", 3),
@@ -536,7 +562,7 @@ mod tests {
         assert_eq!(s.add_error_handler(5), Some(Message::UnicastErrors(true)));
         let hs = s.handshake();
         assert!(!hs.contains(&Message::UnicastErrors(false)));
-        assert_eq!(hs.len(), 5);
+        assert_eq!(hs.len(), 6);
     }
 
     #[test]

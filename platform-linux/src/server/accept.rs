@@ -232,7 +232,9 @@ impl EventLoop {
         }
         self.out.open(id);
         self.out.set_peer(id, peer.addr());
-        let decoder_len = self.broker.limits().decoder_len(kind);
+        let limits = self.broker.limits();
+        self.out.set_frame_limit(id, limits.frame_limit(kind));
+        let decoder_len = limits.decoder_len(kind);
         if let Some(slot) = self.conns.get_mut(idx) {
             *slot = Some(Conn::new(id, socket, peer, decoder_len));
         }

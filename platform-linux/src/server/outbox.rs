@@ -68,6 +68,9 @@ struct Slot {
     closing: bool,
     /// Where the connection comes from, for `nfy status`.
     peer: PeerAddr,
+    /// The largest frame body read from it (the broker's limit for its
+    /// kind), told in the `Welcome` that answers its `hello`.
+    frame_limit: usize,
 }
 
 /// All connections' output queues; the broker's [`Outbox`].
@@ -121,6 +124,14 @@ impl Outbound {
         }
     }
 
+    /// Records the largest frame body read from `id` (after
+    /// [`Outbound::open`]), for the `Welcome` that answers its `hello`.
+    pub fn set_frame_limit(&mut self, id: ConnId, limit: usize) {
+        if let Some(slot) = self.slot_mut(id) {
+            slot.frame_limit = limit;
+        }
+    }
+
     /// Counters so far.
     pub fn stats(&self) -> OutStats {
         self.stats
@@ -138,6 +149,7 @@ impl Outbound {
             slot.dirty = false;
             slot.closing = false;
             slot.peer = PeerAddr::Unknown;
+            slot.frame_limit = 0;
         }
     }
 
@@ -322,6 +334,13 @@ impl Outbox for Outbound {
             .get(conn.index())
             .filter(|slot| slot.id == Some(conn))
             .map_or(PeerAddr::Unknown, |slot| slot.peer)
+    }
+
+    fn frame_limit(&self, conn: ConnId) -> Option<usize> {
+        self.slots
+            .get(conn.index())
+            .filter(|slot| slot.id == Some(conn) && slot.frame_limit > 0)
+            .map(|slot| slot.frame_limit)
     }
 
     fn event(&mut self, event: Event<'_>) {

@@ -789,6 +789,8 @@ fn order_is_kept_per_sender_and_registration() {
 #[derive(Default)]
 struct PeerBook {
     reports: StdVec<(ConnId, crate::msg::ConnectionReport)>,
+    registrations: StdVec<(ConnId, crate::msg::RegistrationReport)>,
+    welcomes: StdVec<(ConnId, u32)>,
     end: Option<(ConnId, crate::msg::ProtectionCounters)>,
     events: StdVec<String>,
 }
@@ -803,7 +805,15 @@ impl Outbox for PeerBook {
         assert_eq!(encoding, Encoding::Compact);
         match msg {
             Message::Connection(r) => self.reports.push((conn, r.clone())),
-            Message::ConnectionsEnd(g) => self.end = Some((conn, *g)),
+            Message::ConnectionsEnd(g) => {
+                assert!(self.end.is_none(), "the list ends once");
+                self.end = Some((conn, *g))
+            }
+            Message::Registration(r) => {
+                assert!(self.end.is_none(), "registrations come before the end");
+                self.registrations.push((conn, r.clone()))
+            }
+            Message::Welcome(w) => self.welcomes.push((conn, w.max_frame)),
             _ => {}
         }
         Ok(())
@@ -819,6 +829,11 @@ impl Outbox for PeerBook {
             uid: 7,
             gid: 8,
         })
+    }
+
+    fn frame_limit(&self, conn: ConnId) -> Option<usize> {
+        // Remote connections of this adapter have no welcome to get.
+        (conn.index() % 2 == 0).then_some(1000 + conn.index())
     }
 }
 
@@ -897,6 +912,62 @@ fn connections_request_lists_every_connection_with_its_peer_then_the_counters() 
         Some((asker, 1, 1))
     );
     assert_eq!(out.end.map(|(_, g)| g), Some(b.protection()));
+    // The one registration, with its holder.
+    assert_eq!(out.registrations.len(), 1);
+    let (to, reg) = &out.registrations[0];
+    assert_eq!(*to, asker);
+    assert_eq!(
+        (
+            reg.conn,
+            reg.to.as_str(),
+            reg.notification.as_str(),
+            reg.priority
+        ),
+        (asker.0, "ui", "n", 0)
+    );
+}
+
+#[test]
+fn hello_is_answered_with_the_adapters_frame_limit() {
+    let wl = Whitelist::parse(RULES.as_bytes()).unwrap();
+    let mut b = new_broker(wl, Limits::default());
+    let mut out = PeerBook::default();
+    let even = b.connect(PeerKind::Local).unwrap();
+    let odd = b.connect(PeerKind::Local).unwrap();
+    let remote = b.connect(PeerKind::Remote).unwrap();
+    assert_eq!(
+        remote.index() % 2,
+        0,
+        "a connection the adapter has a limit for"
+    );
+    let hello = || {
+        Message::Hello(Hello {
+            version: 1,
+            app_id: None,
+            acks: true,
+        })
+    };
+    b.handle(even, hello(), &mut out);
+    b.handle(odd, hello(), &mut out);
+    // A remote peer is told nothing it did not ask for.
+    b.handle(remote, hello(), &mut out);
+    // Every hello is answered (a client says hello again when its app ID
+    // changes); an adapter without a limit for the connection sends none.
+    b.handle(even, hello(), &mut out);
+    let limit = 1000 + even.index() as u32;
+    assert_eq!(out.welcomes, [(even, limit), (even, limit)]);
+    // A welcome from a client is ignored.
+    b.handle(
+        even,
+        Message::Welcome(crate::msg::Welcome { max_frame: 1 }),
+        &mut out,
+    );
+    assert_eq!(out.welcomes.len(), 2);
+    assert!(
+        out.events.last().unwrap().contains("welcome"),
+        "{:?}",
+        out.events
+    );
 }
 
 #[test]

@@ -287,6 +287,17 @@ fn compact_spec() -> impl Strategy<Value = Spec> {
                 oversize: d,
             }))
         }),
+        any::<u32>().prop_map(|max_frame| Spec::Plain(Message::Welcome(Welcome { max_frame }))),
+        (any::<u32>(), app_id(), notification_id(), any::<i32>()).prop_map(
+            |(conn, to, notification, priority)| {
+                Spec::Plain(Message::Registration(RegistrationReport {
+                    conn,
+                    to,
+                    notification,
+                    priority,
+                }))
+            }
+        ),
     ]
 }
 

@@ -249,3 +249,31 @@ fn a_full_heap_storage_is_bounded_by_the_table() {
     assert_eq!(t.register(conn(9), app("a"), nid("n"), 0), Err(TableFull));
     assert_eq!(t.len(), 4);
 }
+
+#[test]
+fn rank_orders_by_priority_then_recency() {
+    assert!(Rank::new(2, 0) > Rank::new(1, 99));
+    assert!(Rank::new(1, 5) > Rank::new(1, 4));
+    assert!(Rank::new(-1, 9) < Rank::new(0, 0));
+    let regs = [(1, 1, "a"), (5, 2, "b"), (5, 3, "c"), (-3, 4, "d")];
+    let pick = |items: &[(i32, u64, &'static str)]| {
+        best(items.iter(), |(p, s, _)| Rank::new(*p, *s)).map(|r| r.2)
+    };
+    assert_eq!(pick(&regs), Some("c"));
+    assert_eq!(pick(&regs[..2]), Some("b"));
+    assert_eq!(pick(&[]), None);
+}
+
+#[test]
+fn the_table_routes_one_to_the_best_rank() {
+    let mut t = RoutingTable::<16>::new();
+    for (c, to, p) in [(1, "a", 1), (2, "b", 5), (3, "c", 5), (4, "d", -3)] {
+        t.register(conn(c), app(to), nid("ev"), p).unwrap();
+    }
+    let best_reg = best(t.iter(), |r| r.rank()).unwrap();
+    assert_eq!(
+        unicast(t.route(&dest("1"), "ev", all)),
+        Some((best_reg.conn, best_reg.to.clone()))
+    );
+    assert_eq!(best_reg.to.as_str(), "c");
+}

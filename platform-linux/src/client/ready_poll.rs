@@ -1,4 +1,5 @@
-//! Where a client's pool workers wait: one epoll instance they all share.
+//! Where a client's pool workers wait: one epoll instance they all share
+//! (`ReadyPoll`; the server's event loop has its own, unrelated poller).
 //!
 //! Idle workers wait in `epoll_wait` on the same instance, which holds
 //!
@@ -7,13 +8,13 @@
 //!   dispatches it and then runs the first ready callback itself (one
 //!   wake-up per notification, as a plain blocking reader would have;
 //!   docs/performance.md, R2). Whoever read re-arms it
-//!   (`Poller::rearm`) once it stopped reading;
+//!   (`ReadyPoll::rearm`) once it stopped reading;
 //! - a counting `eventfd` (semaphore mode, also one-shot) the pool writes
 //!   to wake one more worker when more subscribers are ready than workers
-//!   are on their way to them (`Poller::kick`);
+//!   are on their way to them (`ReadyPoll::kick`);
 //! - a second `eventfd`, level-triggered and never drained, written once
 //!   when the client closes: it wakes every worker for good
-//!   (`Poller::stop`).
+//!   (`ReadyPoll::stop`).
 //!
 //! Threads waiting on one epoll instance are woken one at a time
 //! (exclusive wake-ups), so data wakes one worker, not all of them.
@@ -33,9 +34,9 @@ const KICK: u64 = 2;
 /// Event data of the stop eventfd.
 const STOP: u64 = 3;
 
-/// Why [`Poller::wait`] returned.
+/// Why [`ReadyPoll::wait`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Wake {
+pub(crate) enum Woken {
     /// The socket is readable (or closed): this thread should read it.
     Readable,
     /// This thread took one kick: a subscriber is ready.
@@ -50,7 +51,7 @@ pub(crate) enum Wake {
 
 /// The epoll instance and the two eventfds of one client.
 #[derive(Debug)]
-pub(crate) struct Poller {
+pub(crate) struct ReadyPoll {
     epoll: Epoll,
     kick: EventFd,
     stop: EventFd,
@@ -65,9 +66,9 @@ fn one_shot(data: u64) -> EpollEvent {
     EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLONESHOT, data)
 }
 
-impl Poller {
+impl ReadyPoll {
     /// A new epoll instance with both eventfds registered.
-    pub(crate) fn new() -> io::Result<Poller> {
+    pub(crate) fn new() -> io::Result<ReadyPoll> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(sys)?;
         let flags = EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK;
         let kick = EventFd::from_flags(flags | EfdFlags::EFD_SEMAPHORE).map_err(sys)?;
@@ -76,7 +77,7 @@ impl Poller {
         epoll
             .add(stop.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, STOP))
             .map_err(sys)?;
-        Ok(Poller { epoll, kick, stop })
+        Ok(ReadyPoll { epoll, kick, stop })
     }
 
     /// Starts watching a new connection's socket (armed).
@@ -108,31 +109,31 @@ impl Poller {
     }
 
     /// Waits for one event, at most `timeout` (`None`: no limit).
-    pub(crate) fn wait(&self, timeout: Option<Duration>) -> Wake {
+    pub(crate) fn wait(&self, timeout: Option<Duration>) -> Woken {
         let timeout = match timeout {
             None => EpollTimeout::NONE,
             Some(d) => EpollTimeout::try_from(d).unwrap_or(EpollTimeout::MAX),
         };
         let mut events = [EpollEvent::empty()];
         match self.epoll.wait(&mut events, timeout) {
-            Ok(0) => Wake::TimedOut,
+            Ok(0) => Woken::TimedOut,
             Ok(_) => match events[0].data() {
-                SOCKET => Wake::Readable,
+                SOCKET => Woken::Readable,
                 KICK => {
                     let took = self.kick.read().is_ok();
                     // Armed again: the kicks left (if any) wake the next
                     // thread.
                     let _ = self.epoll.modify(self.kick.as_fd(), &mut one_shot(KICK));
                     if took {
-                        Wake::Kicked
+                        Woken::Kicked
                     } else {
-                        Wake::Spurious
+                        Woken::Spurious
                     }
                 }
-                STOP => Wake::Stopped,
-                _ => Wake::Spurious,
+                STOP => Woken::Stopped,
+                _ => Woken::Spurious,
             },
-            Err(_) => Wake::Spurious,
+            Err(_) => Woken::Spurious,
         }
     }
 }
@@ -149,35 +150,35 @@ mod tests {
 
     #[test]
     fn a_watched_socket_wakes_once_until_rearmed() {
-        let p = Poller::new().unwrap();
+        let p = ReadyPoll::new().unwrap();
         let (a, mut b) = UnixStream::pair().unwrap();
         p.watch(&a).unwrap();
-        assert_eq!(p.wait(SHORT), Wake::TimedOut);
+        assert_eq!(p.wait(SHORT), Woken::TimedOut);
         b.write_all(b"x").unwrap();
-        assert_eq!(p.wait(SHORT), Wake::Readable);
+        assert_eq!(p.wait(SHORT), Woken::Readable);
         // One-shot: still readable, but not reported again...
-        assert_eq!(p.wait(SHORT), Wake::TimedOut);
+        assert_eq!(p.wait(SHORT), Woken::TimedOut);
         // ...until re-armed.
         p.rearm(&a);
-        assert_eq!(p.wait(SHORT), Wake::Readable);
+        assert_eq!(p.wait(SHORT), Woken::Readable);
         p.unwatch(&a);
         p.rearm(&a);
-        assert_eq!(p.wait(SHORT), Wake::TimedOut);
+        assert_eq!(p.wait(SHORT), Woken::TimedOut);
     }
 
     #[test]
     fn each_kick_wakes_one_wait() {
-        let p = Poller::new().unwrap();
+        let p = ReadyPoll::new().unwrap();
         p.kick();
         p.kick();
-        assert_eq!(p.wait(SHORT), Wake::Kicked);
-        assert_eq!(p.wait(SHORT), Wake::Kicked);
-        assert_eq!(p.wait(SHORT), Wake::TimedOut);
+        assert_eq!(p.wait(SHORT), Woken::Kicked);
+        assert_eq!(p.wait(SHORT), Woken::Kicked);
+        assert_eq!(p.wait(SHORT), Woken::TimedOut);
     }
 
     #[test]
     fn kicks_reach_threads_already_waiting() {
-        let p = Arc::new(Poller::new().unwrap());
+        let p = Arc::new(ReadyPoll::new().unwrap());
         let waiters: Vec<_> = (0..3)
             .map(|_| {
                 let p = Arc::clone(&p);
@@ -189,15 +190,15 @@ mod tests {
             p.kick();
         }
         for w in waiters {
-            assert_eq!(w.join().unwrap(), Wake::Kicked);
+            assert_eq!(w.join().unwrap(), Woken::Kicked);
         }
     }
 
     #[test]
     fn stop_wakes_everyone_for_good() {
-        let p = Poller::new().unwrap();
+        let p = ReadyPoll::new().unwrap();
         p.stop();
-        assert_eq!(p.wait(None), Wake::Stopped);
-        assert_eq!(p.wait(None), Wake::Stopped);
+        assert_eq!(p.wait(None), Woken::Stopped);
+        assert_eq!(p.wait(None), Woken::Stopped);
     }
 }
