@@ -308,7 +308,7 @@ impl<const CONNS: usize, const REGS: usize, const RULES: usize, const IFACES: us
     /// A broker with this whitelist and these limits, its routing table
     /// and connections inline.
     pub fn new(whitelist: Whitelist<RULES, IFACES>, limits: Limits) -> Self {
-        Self::with_storage(whitelist, limits, InlineStorage::new(), InlineConns::new())
+        Self::with_storage(whitelist, limits, InlineStorage::new())
     }
 }
 
@@ -324,9 +324,18 @@ where
     );
 
     /// A broker with this whitelist and these limits, keeping its routing
-    /// table's slots in `storage` and its connections in `conns` (both
-    /// empty).
-    pub fn with_storage(
+    /// table's slots in `storage` (empty) and its connections in a new
+    /// `C` (as [`InlineConns`], or the heap for a hosted adapter).
+    pub fn with_storage(whitelist: Whitelist<RULES, IFACES>, limits: Limits, storage: S) -> Self
+    where
+        C: Default,
+    {
+        Self::with_conn_storage(whitelist, limits, storage, C::default())
+    }
+
+    /// [`Broker::with_storage`] with the connection storage given (empty),
+    /// for a storage that is not made from nothing (lent memory).
+    pub fn with_conn_storage(
         whitelist: Whitelist<RULES, IFACES>,
         limits: Limits,
         storage: S,
@@ -705,7 +714,7 @@ where
         let kept = self.slot_mut(conn).is_some_and(|s| {
             let kept = s.ledger.keeps_frames() && s.ledger.forget(reference);
             if kept {
-                s.flow.progress += 1;
+                s.flow.progress = s.flow.progress.wrapping_add(1);
             }
             kept
         });
@@ -818,9 +827,13 @@ where
             }
         }
         self.resume_waiters(conn, out);
-        for (_, frame) in ledger.frames() {
-            if let Ok(view) = wire::FrameView::new_checked(frame) {
-                self.return_frame(conn, view.frame(), out);
+        // Known when compiling: a storage that keeps no frames (a
+        // reference-only ledger) leaves the decoding out of the build.
+        if <C::Ledger as LedgerStorage>::KEEPS_FRAMES {
+            for (_, frame) in ledger.frames() {
+                if let Ok(view) = wire::FrameView::new_checked(frame) {
+                    self.return_frame(conn, view.frame(), out);
+                }
             }
         }
         let removed = self.table.remove_connection(conn, |_| {});
@@ -882,7 +895,7 @@ where
             return;
         };
         if bytes > 0 {
-            slot.flow.progress += 1;
+            slot.flow.progress = slot.flow.progress.wrapping_add(1);
         }
         self.maybe_resume(conn, out);
     }
@@ -912,7 +925,7 @@ where
             };
             if let Some(slot) = self.slot_mut(conn) {
                 if slot.ledger.acknowledge_early(reference) {
-                    slot.flow.progress += 1;
+                    slot.flow.progress = slot.flow.progress.wrapping_add(1);
                     acked = true;
                 }
             }
@@ -1232,16 +1245,18 @@ where
             }
             Mark::LedgerOver => true,
         };
-        if n.to.is_unicast() {
-            let route = |slots: &[ConnSlot<C::Ledger>], full: &[ConnId]| match table.route(
-                &n.to,
-                &n.notification,
-                |r: &Registration| allowed(slots, whitelist, &n, exclude, full, r),
-            ) {
-                Route::Unicast(r) => Some((r.conn, r.to.clone())),
-                _ => None,
-            };
-            let mut target = route(slots, &full);
+        let unicast = n.to.is_unicast();
+        let route = |slots: &[ConnSlot<C::Ledger>], n: &Notify<'_>, full: &[ConnId]| match table
+            .route(&n.to, &n.notification, |r: &Registration| {
+                allowed(slots, whitelist, n, exclude, full, r)
+            }) {
+            Route::Unicast(r) => Some((r.conn, r.to.clone())),
+            _ => None,
+        };
+        // Flow control first: nothing is sent when the input must wait.
+        let mut target = None;
+        if unicast {
+            target = route(slots, &n, &full);
             if let Some(waiter) = waiter {
                 // Nobody receives it: its unicast error is what goes out.
                 let gate = target.as_ref().map(|(c, _)| *c).or_else(|| {
@@ -1253,63 +1268,57 @@ where
                     return Delivery::Wait(c);
                 }
             }
-            let reference = match n.reference {
-                Some(r) => r,
-                None => {
-                    *next_reference = next_reference.wrapping_add(1);
-                    (u64::from(sender.raw()) << 32) | u64::from(*next_reference)
-                }
-            };
-            let msg = Message::Notify(Notify {
-                reference: Some(reference),
-                ..n.clone()
-            });
-            let mut observing = Observing {
-                observers,
-                flow: &flow_limits,
-                stats: flow_stats,
-                watch,
-            };
+        } else if let Some(waiter) = waiter {
+            let blocker = table
+                .candidates(&n.notification)
+                .filter(|r| allowed(slots, whitelist, &n, exclude, &[], r))
+                .map(|r| r.conn)
+                .find(|&c| must_wait(slots, waiter, c));
+            if let Some(c) = blocker {
+                return Delivery::Wait(c);
+            }
+        }
+        // The message sent is `n` itself, moved (a notification is a few
+        // hundred bytes: no copy on the stack), with the reference a
+        // unicast goes out with.
+        let came_with = n.reference;
+        let reference = unicast.then(|| {
+            came_with.unwrap_or_else(|| {
+                *next_reference = next_reference.wrapping_add(1);
+                (u64::from(sender.raw()) << 32) | u64::from(*next_reference)
+            })
+        });
+        let msg = Message::Notify(Notify { reference, ..n });
+        let Message::Notify(n) = &msg else {
+            return Delivery::Done;
+        };
+        let mut observing = Observing {
+            observers,
+            flow: &flow_limits,
+            stats: flow_stats,
+            watch,
+        };
+        if unicast {
             // Each failed attempt marks one more receiver full, so this ends.
             while let Some((conn, to)) = target.take() {
-                if send_unicast(out, slots, conn, &msg, Some(reference), max_queue) {
+                if send_unicast(out, slots, conn, &msg, reference, max_queue) {
                     delivered = 1;
-                    observing.tell(out, slots, &n, Some(to), &mut full);
+                    observing.tell(out, slots, n, Some(to), &mut full);
                     break;
                 }
                 if full.push(conn).is_err() {
                     break;
                 }
-                target = route(slots, &full);
+                target = route(slots, n, &full);
             }
             if delivered == 0 {
-                observing.tell(out, slots, &n, None, &mut full);
+                observing.tell(out, slots, n, None, &mut full);
             }
         } else {
-            if let Some(waiter) = waiter {
-                let blocker = table
-                    .candidates(&n.notification)
-                    .filter(|r| allowed(slots, whitelist, &n, exclude, &[], r))
-                    .map(|r| r.conn)
-                    .find(|&c| must_wait(slots, waiter, c));
-                if let Some(c) = blocker {
-                    return Delivery::Wait(c);
-                }
-            }
             *next_broadcast = next_broadcast.wrapping_add(1).max(1);
             let stamp = *next_broadcast;
-            let msg = Message::Notify(Notify {
-                reference: None,
-                ..n.clone()
-            });
-            let mut observing = Observing {
-                observers,
-                flow: &flow_limits,
-                stats: flow_stats,
-                watch,
-            };
             let mut receivers = table.candidates(&n.notification);
-            while let Some(r) = receivers.find(|r| allowed(slots, whitelist, &n, exclude, &full, r))
+            while let Some(r) = receivers.find(|r| allowed(slots, whitelist, n, exclude, &full, r))
             {
                 let seen = slots
                     .get(r.conn.index())
@@ -1322,13 +1331,13 @@ where
                         slot.broadcast.set(stamp);
                     }
                     delivered += 1;
-                    observing.tell(out, slots, &n, Some(r.to.clone()), &mut full);
+                    observing.tell(out, slots, n, Some(r.to.clone()), &mut full);
                 } else if full.push(r.conn).is_err() {
                     break;
                 }
             }
             if delivered == 0 {
-                observing.tell(out, slots, &n, None, &mut full);
+                observing.tell(out, slots, n, None, &mut full);
             }
         }
         if overrun {
@@ -1339,8 +1348,17 @@ where
             self.overflow(c, out);
         }
         self.status.delivered += delivered;
-        if delivered == 0 && n.to.is_unicast() {
-            self.unicast_error(sender, n, out);
+        if delivered == 0 && unicast {
+            if let Message::Notify(n) = msg {
+                self.unicast_error(
+                    sender,
+                    Notify {
+                        reference: came_with,
+                        ..n
+                    },
+                    out,
+                );
+            }
         }
         Delivery::Done
     }
@@ -1498,7 +1516,9 @@ fn send_unicast<L: LedgerStorage>(
     let Some(reference) = reference else {
         return out.send(conn, encoding, msg).is_ok();
     };
-    if !slot.ledger.keeps_frames() {
+    // `KEEPS_FRAMES` first: known when compiling, so a reference-only
+    // ledger leaves the frame encoding (and `Outbox::send_frame`) out.
+    if !L::KEEPS_FRAMES || !slot.ledger.keeps_frames() {
         let sent = out.send(conn, encoding, msg).is_ok();
         if sent {
             slot.ledger.remember(reference);

@@ -132,10 +132,16 @@ impl<'a, const CONNS: usize, const REGS: usize> Bus<'a, CONNS, REGS> {
             local_only: true,
             ..Limits::DEFAULT
         };
-        let mut broker =
-            BareBroker::with_storage(Whitelist::new(), limits, Lent(table), InlineConns::new());
-        let conns = core::array::from_fn(|_| broker.connect(PeerKind::Local).ok());
-        Bus { broker, conns }
+        // Built in place, then connected: the broker is not copied through
+        // the stack on the way (it is most of the service's state).
+        let mut bus = Bus {
+            broker: BareBroker::with_storage(Whitelist::new(), limits, Lent(table)),
+            conns: [None; CONNS],
+        };
+        for conn in &mut bus.conns {
+            *conn = bus.broker.connect(PeerKind::Local).ok();
+        }
+        bus
     }
 
     /// Registrations held, all ports together.

@@ -162,10 +162,11 @@ pub(super) struct FlowState {
     pub waiting_for: Option<ConnId>,
     /// Connections waiting for it.
     pub waiters: usize,
-    /// Bumped for every send that took bytes and every acknowledgement.
-    pub progress: u64,
+    /// Bumped (wrapping) for every send that took bytes and every
+    /// acknowledgement; only compared for a change.
+    pub progress: u32,
     /// `progress` at the last check that judged it.
-    pub seen: u64,
+    pub seen: u32,
     /// When it was last seen making progress (or first judged).
     pub since: Timestamp,
     /// It was judged at the last check.

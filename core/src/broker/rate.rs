@@ -12,9 +12,9 @@ const MICRO: u64 = 1_000_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenBucket {
     /// Tokens added per second.
-    rate: u64,
-    /// Micro-tokens held at most.
-    capacity: u64,
+    rate: u32,
+    /// Tokens held at most (at least 1).
+    burst: u32,
     /// Micro-tokens held.
     held: u64,
     /// When `held` was last brought up to date.
@@ -25,13 +25,18 @@ impl TokenBucket {
     /// A full bucket at `now`: `rate` tokens a second, `burst` at most
     /// (0 acts as 1).
     pub fn new(rate: u32, burst: u32, now: Timestamp) -> TokenBucket {
-        let capacity = u64::from(burst.max(1)) * MICRO;
+        let burst = burst.max(1);
         TokenBucket {
-            rate: u64::from(rate),
-            capacity,
-            held: capacity,
+            rate,
+            burst,
+            held: u64::from(burst) * MICRO,
             last: now,
         }
+    }
+
+    /// Micro-tokens held at most.
+    fn capacity(&self) -> u64 {
+        u64::from(self.burst) * MICRO
     }
 
     /// Takes one token at `now`; false when there is none. Time going
@@ -42,8 +47,8 @@ impl TokenBucket {
         // rate tokens/s = rate micro-tokens/µs.
         self.held = self
             .held
-            .saturating_add(elapsed.saturating_mul(self.rate))
-            .min(self.capacity);
+            .saturating_add(elapsed.saturating_mul(u64::from(self.rate)))
+            .min(self.capacity());
         if self.held >= MICRO {
             self.held -= MICRO;
             true
@@ -55,7 +60,7 @@ impl TokenBucket {
     /// Gives back a token taken for input that was not used after all (a
     /// frame held back by flow control, fed again later).
     pub fn refund(&mut self) {
-        self.held = self.held.saturating_add(MICRO).min(self.capacity);
+        self.held = self.held.saturating_add(MICRO).min(self.capacity());
     }
 }
 

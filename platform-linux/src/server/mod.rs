@@ -327,7 +327,6 @@ pub fn new_broker(whitelist: LinuxWhitelist, limits: Limits) -> Box<LinuxBroker>
         whitelist,
         limits,
         HeapStorage::default(),
-        HeapConns::default(),
     ))
 }
 

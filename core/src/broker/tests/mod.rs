@@ -16,12 +16,7 @@ type TestLedger = InlineLedger<{ 16 * 1024 }, 256>;
 type TestBroker = Broker<8, 512, 16, 4, InlineStorage<512>, InlineConns<8, TestLedger>>;
 
 fn new_broker(wl: Whitelist<16, 4>, limits: Limits) -> std::boxed::Box<TestBroker> {
-    std::boxed::Box::new(Broker::with_storage(
-        wl,
-        limits,
-        InlineStorage::new(),
-        InlineConns::new(),
-    ))
+    std::boxed::Box::new(Broker::with_storage(wl, limits, InlineStorage::new()))
 }
 
 /// What the broker sent, in an owned, comparable form.

@@ -296,7 +296,6 @@ impl Pair {
                 Whitelist::new(),
                 limits(),
                 InlineStorage::new(),
-                InlineConns::new(),
             )),
             sides: StdVec::new(),
             decoders: StdVec::new(),
@@ -876,7 +875,7 @@ fn lagging_acks_hold_the_sender_back_and_a_crash_loses_nothing() {
 /// rate limit, with the time given.
 #[test]
 fn frame_and_rate_limits_apply_to_input() {
-    let mut b: PairBroker = Broker::with_storage(
+    let mut b: PairBroker = Broker::with_conn_storage(
         Whitelist::parse(b"in * * *\nout * * *\n").unwrap(),
         Limits {
             remote: RemoteLimits {
