@@ -1,10 +1,11 @@
 //! `cargo xtask cross`: builds the service binaries for an ARM terminal and,
 //! with `--test`, runs the workspace tests for that target under qemu.
 //!
-//! The binaries are `notifysvc` and `nfy` (crate `nfy-linux`) and
-//! `notifysvc-verix` (crate `nfy-verix-sim`). The build asks cargo for the
-//! libraries and binaries of those two crates and then reports which of the
-//! three binaries it found;
+//! The binaries are `notifysvc` and `nfy` (crate `nfy-linux`),
+//! `notifysvc-verix` (crate `nfy-verix-sim`) and `nfy-bridge` (crate
+//! `nfy-bridge`, for terminals of a fleet). The build asks cargo for the
+//! libraries and binaries of those crates and then reports which of the
+//! binaries it found;
 //! a missing one is a warning here (the crate may not define it yet) and an
 //! error only in `dist` when none was built. Then it builds libvfiipc
 //! (`libvfiipc.so`, `libvfiipc.a`: [`crate::capi`]) the same way.
@@ -27,9 +28,9 @@ use crate::toolchain::{self, Toolchain};
 /// The terminal target when none is given.
 pub const DEFAULT_TARGET: &str = "armv7-unknown-linux-gnueabihf";
 /// The binaries a terminal runs.
-pub const BINARIES: [&str; 3] = ["notifysvc", "notifysvc-verix", "nfy"];
+pub const BINARIES: [&str; 4] = ["notifysvc", "notifysvc-verix", "nfy", "nfy-bridge"];
 /// The crates that define them.
-pub const BIN_PACKAGES: [&str; 2] = ["nfy-linux", "nfy-verix-sim"];
+pub const BIN_PACKAGES: [&str; 3] = ["nfy-linux", "nfy-verix-sim", "nfy-bridge"];
 
 /// What a build produced.
 #[derive(Debug, Clone)]

@@ -9,7 +9,8 @@
 //! | `dl.libvfiipc-<version>-<build>.tgz` | the C/C++ client library's SDK archive ([`crate::capi`]) |
 //!
 //! The install package holds, under `opt/nfy/`: `bin/notifysvc`,
-//! `bin/notifysvc-verix` and `bin/nfy` (those that were built),
+//! `bin/notifysvc-verix`, `bin/nfy` and `bin/nfy-bridge` (those that were
+//! built, [`BINARIES`]),
 //! `bin/start-notifysvc` (start/stop script), `lib/libvfiipc.so` (the
 //! runtime library of C and C++ apps, [`capi::RUNTIME_PATH`], when it was
 //! built), `etc/notify.cfg.sample` (a commented sample whitelist that opens
@@ -29,7 +30,7 @@
 //! - Every archive entry is dated `SOURCE_DATE_EPOCH` when that is set,
 //!   else 0 (1970-01-01): timestamps are fixed, never the build time.
 //! - The removal package removes every binary nfy may have installed (all
-//!   three names) and the runtime library, whether or not this build has
+//!   of [`BINARIES`]) and the runtime library, whether or not this build has
 //!   them, and what older packages installed ([`LEGACY_PATHS`]).
 //! - The runtime library travels with the server (lead's decision, issue
 //!   13): `flash` installs one package per terminal, whose `VERSION` and
@@ -409,17 +410,19 @@ pub(crate) mod tests {
         }
     }
 
-    /// The binaries and the runtime library.
-    const EVERYTHING: [&str; 4] = ["notifysvc", "notifysvc-verix", "nfy", capi::RUNTIME];
+    /// Every binary and the runtime library.
+    fn everything() -> Vec<&'static str> {
+        BINARIES.iter().copied().chain([capi::RUNTIME]).collect()
+    }
 
     #[test]
     fn packages_are_byte_identical_across_runs() {
         let tmp = TempDir::new();
-        let a = fake_bin_dir(&tmp.path().join("a"), &EVERYTHING);
+        let a = fake_bin_dir(&tmp.path().join("a"), &everything());
         let first = make_packages(&spec_for(&a), &tmp.path().join("out1")).unwrap();
         // Same content, but other timestamps and permissions on the inputs.
         std::thread::sleep(std::time::Duration::from_millis(20));
-        let b = fake_bin_dir(&tmp.path().join("b"), &EVERYTHING);
+        let b = fake_bin_dir(&tmp.path().join("b"), &everything());
         fs::set_permissions(b.join("nfy"), fs::Permissions::from_mode(0o700)).unwrap();
         fs::set_permissions(b.join(capi::RUNTIME), fs::Permissions::from_mode(0o600)).unwrap();
         let second = make_packages(&spec_for(&b), &tmp.path().join("out2")).unwrap();
@@ -455,7 +458,7 @@ pub(crate) mod tests {
     #[test]
     fn install_package_holds_binaries_library_scripts_configs_version_and_manifest() {
         let tmp = TempDir::new();
-        let bins = fake_bin_dir(&tmp.path().join("bins"), &EVERYTHING);
+        let bins = fake_bin_dir(&tmp.path().join("bins"), &everything());
         let pkgs = make_packages(&spec_for(&bins), tmp.path()).unwrap();
         let pkg = Package::from_bytes(&fs::read(&pkgs.install).unwrap()).unwrap();
         let paths: Vec<&str> = pkg.files.iter().map(|f| f.path.as_str()).collect();
@@ -466,6 +469,7 @@ pub(crate) mod tests {
                 "opt/nfy/MANIFEST",
                 "opt/nfy/VERSION",
                 "opt/nfy/bin/nfy",
+                "opt/nfy/bin/nfy-bridge",
                 "opt/nfy/bin/notifysvc",
                 "opt/nfy/bin/notifysvc-verix",
                 "opt/nfy/bin/start-notifysvc",
@@ -475,7 +479,7 @@ pub(crate) mod tests {
             ]
         );
         assert_eq!(pkg.kind, Kind::Install);
-        assert_eq!(pkg.manifest.lines.len(), 9);
+        assert_eq!(pkg.manifest.lines.len(), 10);
         let file = |path: &str| &pkg.files.iter().find(|f| f.path == path).unwrap().data;
         assert_eq!(file(UNIT_PATH), SYSTEMD_UNIT.as_bytes());
         assert_eq!(file(LOGROTATE_PATH), LOGROTATE_CONF.as_bytes());

@@ -16,6 +16,9 @@ pub(crate) type ObserveFn = dyn Fn(&Observed<'_>) + Send + Sync + 'static;
 
 /// A connection-change callback.
 pub(crate) type ConnectionFn = dyn Fn(ConnectionEvent) + Send + Sync + 'static;
+/// A notification callback that acknowledges by itself: it is handed the
+/// received notification, which the public API turns into an ack token.
+pub(crate) type DeferredFn = dyn Fn(&Delivery<'_>, &Arc<Incoming>) + Send + Sync + 'static;
 
 /// A subscriber's callback.
 #[derive(Clone)]
@@ -26,6 +29,17 @@ pub(crate) enum Handler {
     Observe(Arc<ObserveFn>),
     /// Connection-change handlers.
     Connection(Arc<ConnectionFn>),
+    /// Registrations whose callback acknowledges each unicast itself
+    /// (`Client::register_deferred`).
+    Deferred(Arc<DeferredFn>),
+}
+
+impl Handler {
+    /// True when the I/O layer acknowledges a unicast once this callback
+    /// returned; false for a callback that does it itself.
+    pub(crate) fn acks_on_return(&self) -> bool {
+        !matches!(self, Handler::Deferred(_))
+    }
 }
 
 /// A notification received from the server, owned.
@@ -136,6 +150,7 @@ impl Event {
 pub(crate) fn run(handler: &Handler, event: &Event) {
     match (handler, event) {
         (Handler::Notify(f), Event::Notify(n)) => f(&n.delivery()),
+        (Handler::Deferred(f), Event::Notify(n)) => f(&n.delivery(), n),
         (Handler::Observe(f), Event::Observed(o)) => f(&Observed {
             from: o.from.as_str(),
             to: o.to.as_ref().map_or("", |t| t.as_str()),

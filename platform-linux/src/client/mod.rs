@@ -107,7 +107,7 @@ pub use nfy_core::msg::Status as ServerStatus;
 pub use report::{server_report, ServerReport};
 
 use conn::{FirstAttempt, HandlerKind, Inner, RegToken, WhileDown};
-use event::Handler;
+use event::{Handler, Incoming};
 use ident::Ident;
 use pool::Sub;
 
@@ -513,6 +513,42 @@ impl Client {
         self.register_inner(Some(to), notification, priority, callback)
     }
 
+    /// [`Client::register_as`] (`to` = `None`: the client's app ID) whose
+    /// callback decides when each unicast is acknowledged: it is given an
+    /// [`AckToken`] to [`ack`](AckToken::ack) once the notification is safe
+    /// elsewhere (a relay: once the next hop has it), or to
+    /// [`give_back`](AckToken::give_back) so the server routes it again
+    /// without this client, or returns it to its sender as a unicast
+    /// error. The token may outlive the callback and move to another
+    /// thread; until it is used, the server keeps the unicast and gives it
+    /// to another receiver (or back to its sender) if this connection ends
+    /// (see `docs/reliability.md`, crash-safe delivery). Unacknowledged
+    /// unicasts count against the server's per-connection window
+    /// (`--max-queue`), past which it drops the connection as it drops a
+    /// client that does not read: use the token soon.
+    pub fn register_deferred<F>(
+        &self,
+        to: Option<&str>,
+        notification: &str,
+        priority: i32,
+        callback: F,
+    ) -> Result<Registration, Error>
+    where
+        F: Fn(&Delivery<'_>, AckToken) + Send + Sync + 'static,
+    {
+        let inner = Arc::downgrade(&self.inner);
+        let handler = Handler::Deferred(Arc::new(move |d: &Delivery<'_>, n: &Arc<Incoming>| {
+            callback(
+                d,
+                AckToken {
+                    inner: inner.clone(),
+                    incoming: Some(Arc::clone(n)),
+                },
+            )
+        }));
+        self.register_with(to, notification, priority, handler)
+    }
+
     fn register_inner<F>(
         &self,
         to: Option<&str>,
@@ -523,11 +559,26 @@ impl Client {
     where
         F: Fn(&Delivery<'_>) + Send + Sync + 'static,
     {
-        let (token, _) = self.inner.register(
+        self.register_with(
             to,
             notification,
             priority,
             Handler::Notify(Arc::new(callback)),
+        )
+    }
+
+    fn register_with(
+        &self,
+        to: Option<&str>,
+        notification: &str,
+        priority: i32,
+        handler: Handler,
+    ) -> Result<Registration, Error> {
+        let (token, _) = self.inner.register(
+            to,
+            notification,
+            priority,
+            handler,
             Ident::Closure,
             WhileDown::Refuse,
         )?;
@@ -788,6 +839,66 @@ impl Drop for Registration {
         inner.unregister(&self.token.to, &self.token.notification, |s| {
             Arc::ptr_eq(s, sub) && s.generation() == generation
         });
+    }
+}
+
+/// The acknowledgement of one delivery to a [`Client::register_deferred`]
+/// callback: use it once, with [`AckToken::ack`] or
+/// [`AckToken::give_back`].
+///
+/// **Decision**: dropping an unused token gives the notification back
+/// (nothing is lost when a relay forgets one, or panics), never
+/// acknowledges it. Broadcasts are not acknowledged: their token does
+/// nothing ([`AckToken::is_needed`] is false). An ack for a connection
+/// that has ended since is not sent: that server has already given the
+/// unicast to someone else (or back to its sender).
+pub struct AckToken {
+    inner: Weak<Inner>,
+    /// `None` once used.
+    incoming: Option<Arc<Incoming>>,
+}
+
+impl fmt::Debug for AckToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AckToken")
+            .field("needed", &self.is_needed())
+            .finish()
+    }
+}
+
+impl AckToken {
+    /// True for a unicast (to an app ID or `"1"`) that the server keeps
+    /// until acknowledged; false for a broadcast.
+    pub fn is_needed(&self) -> bool {
+        self.incoming.as_ref().is_some_and(|n| n.ack().is_some())
+    }
+
+    /// Acknowledges the unicast: the server forgets it. Held back like the
+    /// library's own acks: sent with the client's next write, or on its
+    /// own within [`pool::LINGER`].
+    pub fn ack(mut self) {
+        if let (Some(inner), Some(n)) = (self.inner.upgrade(), self.incoming.take()) {
+            inner.token_ack(&n);
+        }
+    }
+
+    /// Sends the unicast back unchanged, with its ack, in one write: the
+    /// server routes it again without this connection, or returns it to
+    /// its sender as a unicast error. Does nothing for a broadcast.
+    pub fn give_back(mut self) {
+        self.give_back_now();
+    }
+
+    fn give_back_now(&mut self) {
+        if let (Some(inner), Some(n)) = (self.inner.upgrade(), self.incoming.take()) {
+            inner.give_back(&n);
+        }
+    }
+}
+
+impl Drop for AckToken {
+    fn drop(&mut self) {
+        self.give_back_now();
     }
 }
 

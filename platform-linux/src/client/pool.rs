@@ -83,7 +83,8 @@ pub(crate) enum Wake {
 /// reads: `super::ready_poll`).
 pub(crate) trait Hooks {
     /// Called after each event's callback returned (or panicked), outside
-    /// every lock (the I/O layer acknowledges unicasts here).
+    /// every lock (the I/O layer acknowledges unicasts here), unless the
+    /// callback acknowledges by itself (`Handler::acks_on_return`).
     fn done(&self, event: &Event);
 
     /// True when the I/O layer holds something back that [`Hooks::flush`]
@@ -390,7 +391,9 @@ impl Pool {
             if outcome.is_err() {
                 self.panics.fetch_add(1, Ordering::Relaxed);
             }
-            hooks.done(&event);
+            if handler.acks_on_return() {
+                hooks.done(&event);
+            }
             g = lock(&sub.inner);
             g.running = None;
             if g.waiters > 0 {

@@ -46,6 +46,12 @@
 //! unicast (a notify with a `reference`, for a registration) right after
 //! its callback returned, from the pool worker that ran it, or together
 //! with sending it back unchanged (the unregister race, a full mailbox).
+//! A registration made with
+//! [`Client::register_deferred`](super::Client::register_deferred)
+//! acknowledges by itself: its callback's [`AckToken`](super::AckToken)
+//! is used whenever the application decides, from any thread, and
+//! acknowledges or sends back by these same paths (`Inner::token_ack`,
+//! `Inner::give_back`), under the same rules.
 //! Acks are held back briefly and go out with the client's next write
 //! (usually the callback's own answer to the next notification), or on
 //! their own once [`ACK_BATCH`] wait, or (sent by the link thread)
@@ -122,7 +128,7 @@ use nfy_core::msg::{Message, Notify, RawJson, Status};
 use nfy_core::{AppId, Destination, NotificationId};
 
 use super::addr::ServerAddr;
-use super::event::{Event, Handler};
+use super::event::{Event, Handler, Incoming};
 use super::ident::Ident;
 use super::pool::{self, lock, Pool, Sub, Wake};
 use super::ready_poll::{ReadyPoll, Woken};
@@ -368,19 +374,46 @@ impl Inner {
     }
 
     /// Called by a pool worker after an event's callback returned: a
-    /// unicast received for a registration is to be acknowledged on the
-    /// connection it came on. The ack is held back and goes with the
-    /// client's next write, or on its own once [`ACK_BATCH`] are waiting
-    /// or the pool runs dry ([`pool::LINGER`]).
+    /// unicast received for a registration is to be acknowledged.
     fn completed(&self, event: &Event) {
-        let Event::Notify(n) = event else {
-            return;
-        };
+        if let Event::Notify(n) = event {
+            self.acknowledge(n);
+        }
+    }
+
+    /// Acknowledges `n` on the connection it came on, if it is a unicast
+    /// delivered for a registration. The ack is held back and goes with
+    /// the client's next write, or on its own once [`ACK_BATCH`] are
+    /// waiting or the pool runs dry ([`pool::LINGER`]); nothing once that
+    /// connection has ended (its server gave the unicast to someone
+    /// else).
+    fn acknowledge(&self, n: &Incoming) {
         let Some((epoch, reference)) = n.ack() else {
             return;
         };
         if self.output.push_ack(epoch, reference) >= ACK_BATCH {
             self.flush_queued();
+        }
+    }
+
+    /// An ack token's `ack`: [`Inner::acknowledge`], and since a token is
+    /// used on any thread, after its callback (no pool worker lingers for
+    /// it then), the link thread sends what is held back within
+    /// [`pool::LINGER`] unless a write takes it first.
+    pub(crate) fn token_ack(&self, n: &Incoming) {
+        self.acknowledge(n);
+        if self.output.has_acks() {
+            self.linger(pool::LINGER);
+        }
+    }
+
+    /// Sends `n` back unchanged with its ack, like a unicast whose
+    /// registration is gone (an ack token given back, or dropped unused).
+    /// Nothing for what is never acknowledged: a broadcast sent back would
+    /// be broadcast again.
+    pub(crate) fn give_back(&self, n: &Incoming) {
+        if n.ack().is_some() {
+            self.bounce(n);
         }
     }
 
