@@ -699,7 +699,9 @@ where
             | Message::Connection(_)
             | Message::ConnectionsEnd(_)
             | Message::Welcome(_)
-            | Message::Registration(_)) => out.event(Event::Ignored {
+            | Message::Registration(_)
+            | Message::TlsPeer(_)
+            | Message::TlsCounters(_)) => out.event(Event::Ignored {
                 conn,
                 kind: m.kind(),
             }),
@@ -744,8 +746,9 @@ where
     /// Answers a `ConnectionsRequest` from `conn`: one
     /// [`Message::Connection`] per open connection (its peer from
     /// [`Outbox::peer`]), one [`Message::Registration`] per registration,
-    /// then [`Message::ConnectionsEnd`] with the protection counters. A
-    /// full queue stops the list and overflows `conn`.
+    /// what the adapter adds ([`Outbox::report_more`]: TLS), then
+    /// [`Message::ConnectionsEnd`] with the protection counters. A full
+    /// queue stops the list and overflows `conn`.
     fn report_connections(&mut self, conn: ConnId, out: &mut impl Outbox) {
         let mut full = false;
         for (id, info) in self.connections() {
@@ -780,6 +783,7 @@ where
                 .is_err();
         }
         if full
+            || out.report_more(conn).is_err()
             || out
                 .send(
                     conn,

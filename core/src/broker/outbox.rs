@@ -72,6 +72,16 @@ pub trait Outbox {
         PeerAddr::Unknown
     }
 
+    /// Adds what only the adapter knows to the connection list `asker`
+    /// asked for, after the connection and registration reports and
+    /// before [`Message::ConnectionsEnd`]: the Linux server sends a
+    /// [`Message::TlsPeer`] per TLS connection and its
+    /// [`Message::TlsCounters`]. The default adds nothing.
+    fn report_more(&mut self, asker: ConnId) -> Result<(), QueueFull> {
+        let _ = asker;
+        Ok(())
+    }
+
     /// The largest frame body the adapter reads from `conn`, told to a
     /// local client in the [`Message::Welcome`] that answers its `hello`
     /// (an adapter feeding [`Broker::handle_input`](super::Broker::handle_input)

@@ -18,14 +18,19 @@
 //!   | 5 | `Observe` | 11 | `ConnectionsRequest` |
 //!   | 12 | `Connection` | 13 | `ConnectionsEnd` |
 //!   | 14 | `Welcome` | 15 | `Registration` |
-//!   | ≥ 16 | reserved: future messages | | |
+//!   | 16 | `TlsPeer` | 17 | `TlsCounters` |
+//!   | ≥ 18 | reserved: future messages | | |
 //!
 //!   Messages 11 to 15 came after revision 1's first ten; they are
 //!   additions, not changes, so the revision stays 1 (an older server
 //!   ignores a `ConnectionsRequest` like any unknown message, and an older
 //!   client ignores the answers, `Welcome` and `Registration` included).
+//!   Messages 16 and 17 (issue 16: what `nfy status` shows of TLS
+//!   connections) are additions of the same kind: a client older than them
+//!   reads them as unknown messages and ignores them, and a server older
+//!   than them sends none.
 //!
-//!   New messages take the next free discriminant (16, 17, ...); they must
+//!   New messages take the next free discriminant (18, 19, ...); they must
 //!   be declared before `Message::Unknown`, whose serde index is never used
 //!   on the wire. Adding a field to an existing message is a new revision.
 //! - Integers: postcard varints (`i32` zig-zag); `Option` is a 0/1 byte then
@@ -37,7 +42,7 @@
 //!
 //! Decisions:
 //!
-//! - **Forward compatibility**: a body whose discriminant is 16 or more (a
+//! - **Forward compatibility**: a body whose discriminant is 18 or more (a
 //!   message from a newer peer) decodes to `Message::Unknown("")`, which
 //!   both sides ignore, whatever follows the discriminant. A malformed
 //!   discriminant varint is [`DecodeError::Compact`].
@@ -57,7 +62,7 @@ pub const VERSION: u16 = 1;
 
 /// Number of messages with a compact form: discriminants `0..KNOWN_MESSAGES`
 /// name them; higher ones are reserved for future messages.
-pub const KNOWN_MESSAGES: u32 = 16;
+pub const KNOWN_MESSAGES: u32 = 18;
 
 /// Decodes a compact body. See the module docs for the rules.
 pub fn decode(body: &[u8]) -> Result<Message<'_>, DecodeError> {
@@ -216,7 +221,8 @@ mod tests {
     use crate::ids::{AppId, Destination, NotificationId};
     use crate::msg::{
         ConnectionReport, Credentials, Hello, Notify, Observation, PeerAddr, ProtectionCounters,
-        RawJson, Register, RegistrationReport, Status, Unregister, Welcome,
+        RawJson, Register, RegistrationReport, Status, TlsCounters, TlsPeerReport, Unregister,
+        Welcome,
     };
     use std::vec::Vec;
 
@@ -428,6 +434,29 @@ mod tests {
                 }),
                 std::vec![15, 0x82, 0x80, 0x04, 2, b'u', b'i', 1, b'n', 3],
             ),
+            (
+                Message::TlsPeer(TlsPeerReport {
+                    conn: 0x0001_0002,
+                    subject: Some("CN=a"),
+                }),
+                [&[16u8, 0x82, 0x80, 0x04, 1, 4][..], b"CN=a"].concat(),
+            ),
+            (
+                Message::TlsPeer(TlsPeerReport {
+                    conn: 3,
+                    subject: None,
+                }),
+                std::vec![16, 3, 0],
+            ),
+            (
+                Message::TlsCounters(TlsCounters {
+                    accepted: 300,
+                    failed: 2,
+                    timed_out: 3,
+                    over_limit: 4,
+                }),
+                std::vec![17, 0xac, 0x02, 2, 3, 4],
+            ),
         ]
     }
 
@@ -508,13 +537,13 @@ mod tests {
     #[test]
     fn unknown_discriminants_are_unknown_messages() {
         for body in [
-            &[16u8][..],
-            &[16, 0xff, 0xff],
-            &[17, 1, 2, 3],
+            &[18u8][..],
+            &[18, 0xff, 0xff],
+            &[19, 1, 2, 3],
             &[0x80, 0x01],
             &[0xff, 0xff, 0xff, 0xff, 0x0f],
             // Non-canonical varints are read as postcard reads them.
-            &[0x90, 0x00],
+            &[0x92, 0x00],
         ] {
             assert_eq!(decode(body), Ok(Message::Unknown("")), "{body:?}");
         }

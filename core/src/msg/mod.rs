@@ -292,6 +292,43 @@ pub struct RegistrationReport {
     pub priority: i32,
 }
 
+/// Compact-only (server to client): a connection that came over TLS, in
+/// the answer to [`Message::ConnectionsRequest`] (after the
+/// [`Message::Connection`] reports, before [`Message::ConnectionsEnd`]).
+/// A server without TLS sends none, and an older client ignores it (a
+/// message of its own, not a field of [`ConnectionReport`], so that the
+/// report's wire form stays the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsPeerReport<'a> {
+    /// The connection: a [`ConnectionReport::id`].
+    pub conn: u32,
+    /// The subject of the certificate the peer presented (a distinguished
+    /// name as text, `CN=lane-1, O=Shop`); `None` when it presented none
+    /// (a server without `--tls-client-ca` asks for none).
+    #[serde(borrow)]
+    pub subject: Option<&'a str>,
+}
+
+/// Compact-only (server to client): the counters of the server's TLS
+/// listener, in the answer to [`Message::ConnectionsRequest`] (before
+/// [`Message::ConnectionsEnd`]); sent only by a server with TLS on. Every
+/// connection these count as refused is also in
+/// [`ProtectionCounters::refused`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TlsCounters {
+    /// Handshakes completed.
+    pub accepted: u64,
+    /// Handshakes that failed: not TLS, no client certificate or one the
+    /// client CA does not vouch for (unknown issuer, expired, ...), other
+    /// protocol errors, a peer that closed during the handshake.
+    pub failed: u64,
+    /// Handshakes cut at the handshake timeout.
+    pub timed_out: u64,
+    /// Connections closed at once because as many handshakes as allowed
+    /// were in progress.
+    pub over_limit: u64,
+}
+
 /// Every message of both encodings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message<'a> {
@@ -334,6 +371,13 @@ pub enum Message<'a> {
     /// Compact only, server to client: one registration, in the answer to
     /// `ConnectionsRequest`.
     Registration(RegistrationReport),
+    /// Compact only, server to client: a TLS connection and the subject
+    /// of its peer's certificate, in the answer to `ConnectionsRequest`.
+    #[serde(borrow)]
+    TlsPeer(TlsPeerReport<'a>),
+    /// Compact only, server to client: the TLS listener's counters, in the
+    /// answer to `ConnectionsRequest`.
+    TlsCounters(TlsCounters),
     /// A message whose `type` this side does not know; ignored by both
     /// sides. Holds the type name as written (escapes not decoded; empty for
     /// an unknown compact message).
@@ -373,6 +417,8 @@ impl Message<'_> {
             Message::ConnectionsEnd(_) => "connections_end",
             Message::Welcome(_) => "welcome",
             Message::Registration(_) => "registration",
+            Message::TlsPeer(_) => "tls_peer",
+            Message::TlsCounters(_) => "tls_counters",
             Message::Unknown(_) => "unknown",
         }
     }

@@ -298,6 +298,14 @@ fn compact_spec() -> impl Strategy<Value = Spec> {
                 }))
             }
         ),
+        (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(a, b, c, d)| {
+            Spec::Plain(Message::TlsCounters(TlsCounters {
+                accepted: a,
+                failed: b,
+                timed_out: c,
+                over_limit: d,
+            }))
+        }),
     ]
 }
 
