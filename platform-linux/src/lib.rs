@@ -11,9 +11,11 @@
 //! | [`log`] | the stderr logger (`RUST_LOG`, `NFY_LOGMASK`) |
 //! | [`sdnotify`] | systemd's readiness notification (`NOTIFY_SOCKET`); not used by the server yet |
 //! | [`server`] | `notifysvc`: listeners, event loop, configuration, platform profiles ([`server::Profile`]) |
+//! | [`tls`] | TLS material shared by server and client: PEM files, the `ring` provider, certificate subjects |
 
 pub mod client;
 pub mod defaults;
 pub mod log;
 pub mod sdnotify;
 pub mod server;
+pub mod tls;

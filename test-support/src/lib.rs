@@ -11,6 +11,8 @@
 //!   remote peers, skipped with a printed reason where not permitted;
 //! - [`rng`]: a seeded splitmix64 generator for reproducible random
 //!   inputs;
+//! - [`tls`]: certificates made by the tests (a CA, server and client
+//!   certificates, current or expired) as PEM files;
 //! - [`skip`] (reports a test skipped) and [`wait_exit`] (waits for a
 //!   child process with a timeout).
 //!
@@ -29,6 +31,7 @@ use std::time::{Duration, Instant};
 
 pub mod netns;
 pub mod rng;
+pub mod tls;
 pub mod wire;
 
 /// How long anything in a test may take before it counts as hung.

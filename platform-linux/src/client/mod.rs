@@ -104,7 +104,7 @@ use serde::Serialize;
 
 pub use addr::{AddrError, ServerAddr};
 pub use nfy_core::msg::Status as ServerStatus;
-pub use report::{server_report, ServerReport};
+pub use report::{server_report, ServerReport, TlsConnection};
 
 use conn::{FirstAttempt, HandlerKind, Inner, RegToken, WhileDown};
 use event::{Handler, Incoming};

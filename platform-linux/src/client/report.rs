@@ -1,7 +1,9 @@
 //! The server's report for `nfy status`: its [`Status`], every open
 //! connection ([`ConnectionReport`]: peer credentials or address, app ID,
-//! number of registrations), every registration ([`RegistrationReport`])
-//! and its protection counters ([`Guard`]).
+//! number of registrations), every registration ([`RegistrationReport`]),
+//! which connections came over TLS and their peers' certificate subjects
+//! ([`TlsConnection`]), the TLS counters ([`TlsCounters`], from a server
+//! with TLS) and its protection counters ([`Guard`]).
 //!
 //! One short-lived connection of its own, with blocking I/O: `hello`,
 //! `StatusRequest`, `ConnectionsRequest`, then the answers up to
@@ -17,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use nfy_core::msg::{
     self, ConnectionReport, Encoding, Guard, Hello, Message, RegistrationReport, Status,
+    TlsCounters,
 };
 use nfy_core::wire::{Decoded, FrameDecoder, HEADER_LEN};
 
@@ -35,8 +38,22 @@ pub struct ServerReport {
     pub connections: Vec<ConnectionReport>,
     /// Every registration, with the connection holding it.
     pub registrations: Vec<RegistrationReport>,
+    /// The connections that came over TLS.
+    pub tls: Vec<TlsConnection>,
+    /// The TLS listener's counters; `None` from a server without TLS (or
+    /// one older than TLS).
+    pub tls_counters: Option<TlsCounters>,
     /// The protection counters.
     pub guard: Guard,
+}
+
+/// A connection that came over TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConnection {
+    /// The connection: a [`ConnectionReport::id`].
+    pub conn: u32,
+    /// The subject of the certificate its peer presented, if any.
+    pub subject: Option<String>,
 }
 
 impl ServerReport {
@@ -49,6 +66,12 @@ impl ServerReport {
             (a.notification.as_str(), a.to.as_str()).cmp(&(b.notification.as_str(), b.to.as_str()))
         });
         regs
+    }
+
+    /// Connection `id`'s TLS details: `None` when it is not a TLS
+    /// connection.
+    pub fn tls_of(&self, id: u32) -> Option<&TlsConnection> {
+        self.tls.iter().find(|t| t.conn == id)
     }
 }
 
@@ -119,6 +142,11 @@ pub fn server_report(addr: &ServerAddr, timeout: Duration) -> Result<ServerRepor
                 }
                 Ok(Message::Connection(c)) => report.connections.push(c),
                 Ok(Message::Registration(r)) => report.registrations.push(r),
+                Ok(Message::TlsPeer(t)) => report.tls.push(TlsConnection {
+                    conn: t.conn,
+                    subject: t.subject.map(str::to_owned),
+                }),
+                Ok(Message::TlsCounters(c)) => report.tls_counters = Some(c),
                 Ok(Message::ConnectionsEnd(g)) => {
                     report.guard = g;
                     if got_status {

@@ -50,7 +50,7 @@ pub(super) struct RefusalLog {
 impl RefusalLog {
     /// The number of refusals not logged since the last warning, when one
     /// may be written at `now`; `None` (and one more unlogged) otherwise.
-    fn due(&mut self, now: Instant) -> Option<u64> {
+    pub(super) fn due(&mut self, now: Instant) -> Option<u64> {
         if self
             .last
             .is_some_and(|last| now.duration_since(last) < REFUSAL_LOG_INTERVAL)
@@ -64,7 +64,7 @@ impl RefusalLog {
 }
 
 /// " (N more refused since the last warning)", or nothing.
-fn more(earlier: u64) -> String {
+pub(super) fn more(earlier: u64) -> String {
     if earlier > 0 {
         format!(" ({earlier} more refused since the last warning)")
     } else {
@@ -149,7 +149,7 @@ impl EventLoop {
         match refused {
             Ok(peer) => {
                 let kind = match peer {
-                    Peer::Tcp(addr) => listen::classify(Some(addr)),
+                    Peer::Tcp(addr) | Peer::Tls(addr) => listen::classify(Some(addr)),
                     Peer::Unix(_) => PeerKind::Local,
                 };
                 self.broker.refused(kind);
@@ -187,8 +187,13 @@ impl EventLoop {
     }
 
     /// Admits a new connection, or closes it with a warning when the
-    /// broker refuses it.
-    fn admit(&mut self, mut socket: Socket, peer: Peer, addr: Option<SocketAddr>) {
+    /// broker refuses it. Its slot when admitted.
+    pub(super) fn admit(
+        &mut self,
+        mut socket: Socket,
+        peer: Peer,
+        addr: Option<SocketAddr>,
+    ) -> Option<usize> {
         let kind = listen::classify(addr);
         let id = match self.broker.connect(kind) {
             Ok(id) => id,
@@ -201,15 +206,15 @@ impl EventLoop {
                         more(earlier)
                     );
                 }
-                return;
+                return None;
             }
             Err(ConnectRefused::RemoteLimit) => {
                 self.log_refusal(peer, "remote connection limit reached (--max-remote)");
-                return;
+                return None;
             }
             Err(ConnectRefused::ConnectionLimit) => {
                 self.log_refusal(peer, "connection limit reached");
-                return;
+                return None;
             }
         };
         let idx = id.index();
@@ -219,7 +224,7 @@ impl EventLoop {
         if self.conns.get(idx).is_some_and(Option::is_some) {
             ::log::error!("{id}: the broker reused a slot still in use; closing {peer}");
             self.broker.disconnect(id, &mut self.out);
-            return;
+            return None;
         }
         if let Err(e) =
             self.poll
@@ -228,7 +233,7 @@ impl EventLoop {
         {
             ::log::warn!("{id}: cannot poll the connection from {peer}: {e}; closing it");
             self.broker.disconnect(id, &mut self.out);
-            return;
+            return None;
         }
         self.out.open(id);
         self.out.set_peer(id, peer.addr());
@@ -243,6 +248,7 @@ impl EventLoop {
             PeerKind::Local => ::log::debug!("{id}: connected ({peer}, local)"),
             PeerKind::Remote => ::log::info!("{id}: connected ({peer}, remote)"),
         }
+        Some(idx)
     }
 
     /// Warns about a refused connection, rate-limited.

@@ -4,7 +4,10 @@
 //! notifysvc [--port PORT] [--socket PATH] [--socket-group GROUP] [--max-frame BYTES]
 //!           [--max-queue BYTES] [--high-water BYTES] [--low-water BYTES]
 //!           [--stall-timeout DURATION] [--max-remote N] [--max-remote-frame BYTES]
-//!           [--remote-rate FRAMES] [--remote-burst FRAMES] [CONFIG_FILE]
+//!           [--remote-rate FRAMES] [--remote-burst FRAMES]
+//!           [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE] [--tls-port PORT]
+//!            [--tls-handshake-timeout DURATION] [--tls-max-handshakes N]]
+//!           [--no-plain-remote] [CONFIG_FILE]
 //! notifysvc --help | --version
 //! ```
 //!
@@ -17,6 +20,9 @@
 //! taken as a group id as it is; a group the server may not give the
 //! socket to fails at start-up with exit 3).
 //!
+//! The TLS options ([`super::tls`]) need `--tls-cert` and `--tls-key`
+//! together; the others of them are a usage error without these two.
+//!
 //! [`parse`] gives [`Profile::LINUX`] options; another profile's binary
 //! (`notifysvc-verix`) parses the same command line and sets its profile.
 
@@ -26,6 +32,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::config::DEFAULT_CONFIG_PATHS;
+use super::tls::{
+    PlainRemote, TlsOptions, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_HANDSHAKES, DEFAULT_TLS_PORT,
+    MAX_HANDSHAKE_TIMEOUT, MAX_MAX_HANDSHAKES, MIN_HANDSHAKE_TIMEOUT,
+};
 use super::{
     ConfigSource, FlowOptions, Options, Profile, RemoteLimits, DEFAULT_MAX_FRAME,
     DEFAULT_MAX_QUEUE, DEFAULT_MAX_REMOTE_CONNECTIONS, DEFAULT_MAX_REMOTE_FRAME,
@@ -124,6 +134,26 @@ Remote connections:
                        more are dropped (default {rate}; 0 = no limit)
   --remote-burst FRAMES
                        frames a remote connection may send at once (default {burst})
+  --no-plain-remote    plain TCP on loopback only: remote peers must use TLS
+                       (the Unix socket and loopback TCP stay plain)
+
+TLS for remote peers (off unless --tls-cert and --tls-key are given; files
+are read once, at start; an unusable one exits with status 4):
+  --tls-cert FILE      the server's certificate chain, PEM (its own first)
+  --tls-key FILE       its private key, PEM (PKCS#8, PKCS#1 or SEC1)
+  --tls-client-ca FILE CA certificates, PEM: peers must present a certificate
+                       that chains to one of them (mutual TLS); without it,
+                       TLS authenticates the server only
+  --tls-port PORT      TLS port, on the addresses plain TCP would use
+                       (default {tls_port}; 0 = any free port)
+  --tls-handshake-timeout DURATION
+                       a handshake not complete by then is cut (default
+                       {hs_timeout} s; 100ms..=600s)
+  --tls-max-handshakes N
+                       handshakes in progress at most; more connections are
+                       closed at once (default {hs_max}; 1..={hs_max_max})
+  A TLS peer is local or remote by its address, as a plain one: remote
+  ones are under the whitelist and every remote limit above.
 
 Environment:
   NFY_PORT, NFY_SOCKET  default port and socket path
@@ -136,8 +166,9 @@ Environment:
 Exit status:
   0 stopped by SIGTERM/SIGINT; 1 another server is running, or another
   start-up failure; 3 no permission for the socket (or its group); 4
-  configuration file unreadable; 5 invalid configuration line; {usage} bad
-  command line (also: --socket-group names no group)
+  configuration file unreadable, or a TLS file unusable; 5 invalid
+  configuration line; {usage} bad command line (also: --socket-group names
+  no group)
 ",
         version = env!("CARGO_PKG_VERSION"),
         d0 = DEFAULT_CONFIG_PATHS[0],
@@ -162,6 +193,10 @@ Exit status:
         remote_frame = DEFAULT_MAX_REMOTE_FRAME,
         rate = DEFAULT_REMOTE_RATE,
         burst = DEFAULT_REMOTE_BURST,
+        tls_port = DEFAULT_TLS_PORT,
+        hs_timeout = DEFAULT_HANDSHAKE_TIMEOUT.as_secs(),
+        hs_max = DEFAULT_MAX_HANDSHAKES,
+        hs_max_max = MAX_MAX_HANDSHAKES,
     )
 }
 
@@ -240,6 +275,13 @@ where
     let mut remote = RemoteLimits::default();
     let mut remote_frame: Option<usize> = None;
     let mut flow = FlowOptions::default();
+    let mut tls_port: Option<u16> = None;
+    let mut tls_cert: Option<PathBuf> = None;
+    let mut tls_key: Option<PathBuf> = None;
+    let mut tls_client_ca: Option<PathBuf> = None;
+    let mut handshake_timeout: Option<Duration> = None;
+    let mut max_handshakes: Option<usize> = None;
+    let mut plain_remote = PlainRemote::Allowed;
     let mut only_positional = false;
 
     let mut args = args.into_iter();
@@ -382,6 +424,55 @@ where
                     ))
                 })?;
             }
+            "--tls-port" => {
+                let v = value("a port number")?;
+                let v = v.to_string_lossy();
+                tls_port = Some(defaults::parse_port(&v, true).ok_or_else(|| {
+                    ArgsError(format!("--tls-port {v:?} is not a port number (0..=65535)"))
+                })?);
+            }
+            "--tls-cert" | "--tls-key" | "--tls-client-ca" => {
+                let v = value("a file")?;
+                if v.is_empty() {
+                    return Err(ArgsError(format!("{name} needs a non-empty path")));
+                }
+                let path = Some(PathBuf::from(v));
+                match name.as_str() {
+                    "--tls-cert" => tls_cert = path,
+                    "--tls-key" => tls_key = path,
+                    _ => tls_client_ca = path,
+                }
+            }
+            "--tls-handshake-timeout" => {
+                let v = value("a duration")?;
+                let v = v.to_string_lossy();
+                handshake_timeout = Some(
+                    parse_duration(&v)
+                        .filter(|d| (MIN_HANDSHAKE_TIMEOUT..=MAX_HANDSHAKE_TIMEOUT).contains(d))
+                        .ok_or_else(|| {
+                            ArgsError(format!(
+                                "--tls-handshake-timeout {v:?} is not a duration from 100ms to \
+                                 600s"
+                            ))
+                        })?,
+                );
+            }
+            "--tls-max-handshakes" => {
+                let v = value("a number of handshakes")?;
+                let v = v.to_string_lossy();
+                max_handshakes = Some(
+                    v.parse::<usize>()
+                        .ok()
+                        .filter(|n| (1..=MAX_MAX_HANDSHAKES).contains(n))
+                        .ok_or_else(|| {
+                            ArgsError(format!(
+                                "--tls-max-handshakes {v:?} is not a number from 1 to \
+                                 {MAX_MAX_HANDSHAKES}"
+                            ))
+                        })?,
+                );
+            }
+            "--no-plain-remote" => plain_remote = PlainRemote::LoopbackOnly,
             _ => return Err(ArgsError(format!("unknown option {name}"))),
         }
     }
@@ -429,6 +520,31 @@ where
             "--low-water {l} must be below the high-water mark ({high})"
         )));
     }
+    let tls = match (tls_cert, tls_key) {
+        (Some(cert), Some(key)) => Some(TlsOptions {
+            port: tls_port.unwrap_or(DEFAULT_TLS_PORT),
+            client_ca: tls_client_ca,
+            handshake_timeout: handshake_timeout.unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT),
+            max_handshakes: max_handshakes.unwrap_or(DEFAULT_MAX_HANDSHAKES),
+            ..TlsOptions::new(cert, key)
+        }),
+        (None, None) => {
+            let given = [
+                (tls_port.is_some(), "--tls-port"),
+                (tls_client_ca.is_some(), "--tls-client-ca"),
+                (handshake_timeout.is_some(), "--tls-handshake-timeout"),
+                (max_handshakes.is_some(), "--tls-max-handshakes"),
+            ];
+            if let Some((_, option)) = given.iter().find(|(set, _)| *set) {
+                return Err(ArgsError(format!(
+                    "{option} needs --tls-cert and --tls-key (TLS is off without them)"
+                )));
+            }
+            None
+        }
+        (Some(_), None) => return Err(ArgsError("--tls-cert needs --tls-key".into())),
+        (None, Some(_)) => return Err(ArgsError("--tls-key needs --tls-cert".into())),
+    };
     Ok(Command::Run(Options {
         port,
         socket,
@@ -440,6 +556,8 @@ where
         socket_group,
         remote,
         flow,
+        tls,
+        plain_remote,
     }))
 }
 
@@ -543,6 +661,13 @@ mod tests {
             "--high-water",
             "--low-water",
             "--stall-timeout",
+            "--tls-port",
+            "--tls-cert",
+            "--tls-key",
+            "--tls-client-ca",
+            "--tls-handshake-timeout",
+            "--tls-max-handshakes",
+            "--no-plain-remote",
             "NFY_LOGMASK",
             "RUST_LOG",
         ] {
@@ -660,6 +785,62 @@ mod tests {
             &["--stall-timeout", "-1"],
         ] {
             assert!(run(bad, &no_env).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn tls_options() {
+        let o = run(&[], &no_env).unwrap();
+        assert_eq!((o.tls, o.plain_remote), (None, PlainRemote::Allowed));
+        let o = run(&["--tls-cert", "s.pem", "--tls-key=s.key"], &no_env).unwrap();
+        assert_eq!(o.tls, Some(TlsOptions::new("s.pem", "s.key")));
+        assert_eq!(o.tls.unwrap().port, DEFAULT_TLS_PORT);
+        let o = run(
+            &[
+                "--tls-cert",
+                "s.pem",
+                "--tls-key",
+                "s.key",
+                "--tls-client-ca",
+                "ca.pem",
+                "--tls-port",
+                "0",
+                "--tls-handshake-timeout",
+                "500ms",
+                "--tls-max-handshakes",
+                "3",
+                "--no-plain-remote",
+            ],
+            &no_env,
+        )
+        .unwrap();
+        assert_eq!(
+            o.tls,
+            Some(TlsOptions {
+                port: 0,
+                cert: "s.pem".into(),
+                key: "s.key".into(),
+                client_ca: Some("ca.pem".into()),
+                handshake_timeout: Duration::from_millis(500),
+                max_handshakes: 3,
+            })
+        );
+        assert_eq!(o.plain_remote, PlainRemote::LoopbackOnly);
+        for (bad, says) in [
+            (&["--tls-cert", "s.pem"][..], "--tls-cert needs --tls-key"),
+            (&["--tls-key", "s.key"], "--tls-key needs --tls-cert"),
+            (&["--tls-port", "1"], "--tls-port needs --tls-cert"),
+            (
+                &["--tls-client-ca", "c"],
+                "--tls-client-ca needs --tls-cert",
+            ),
+            (&["--tls-cert", ""], "non-empty"),
+            (&["--tls-port", "x"], "not a port"),
+            (&["--tls-handshake-timeout", "1h"], "100ms to 600s"),
+            (&["--tls-max-handshakes", "0"], "from 1 to"),
+        ] {
+            let e = run(bad, &no_env).unwrap_err();
+            assert!(e.0.contains(says), "{bad:?}: {e}");
         }
     }
 

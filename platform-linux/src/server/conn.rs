@@ -1,6 +1,6 @@
-//! One open connection as the event loop holds it: its socket, where it
-//! comes from, its frame decoder, and the input held while flow control
-//! pauses it.
+//! One open connection as the event loop holds it: its socket (Unix, TCP
+//! or TLS over TCP), where it comes from, its frame decoder, and the input
+//! held while flow control pauses it.
 
 use std::io::{self, Read};
 use std::net::SocketAddr;
@@ -12,18 +12,24 @@ use nfy_core::broker::ConnId;
 use nfy_core::msg::{Credentials, PeerAddr};
 use nfy_core::wire::FrameDecoder;
 
-/// A connection's socket: TCP or the Unix socket.
+use super::tls_stream::TlsStream;
+
+/// A connection's socket: TCP, the Unix socket, or TLS over TCP (its
+/// handshake complete, [`super::handshake`]).
 #[derive(Debug)]
 pub(super) enum Socket {
     Tcp(TcpStream),
     Unix(UnixStream),
+    Tls(Box<TlsStream>),
 }
 
 impl Socket {
+    /// Reads what the peer sent (plaintext for TLS).
     pub(super) fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Socket::Tcp(s) => s.read(buf),
             Socket::Unix(s) => s.read(buf),
+            Socket::Tls(s) => s.read(buf),
         }
     }
 
@@ -31,6 +37,7 @@ impl Socket {
         match self {
             Socket::Tcp(s) => s.as_raw_fd(),
             Socket::Unix(s) => s.as_raw_fd(),
+            Socket::Tls(s) => s.fd(),
         }
     }
 
@@ -38,16 +45,36 @@ impl Socket {
         match self {
             Socket::Tcp(s) => s,
             Socket::Unix(s) => s,
+            Socket::Tls(s) => s.tcp(),
+        }
+    }
+
+    /// True when a read that returned less than asked means nothing more
+    /// is there now (a stream socket's receive queue is empty). Not for
+    /// TLS: rustls may hold more plaintext, or the socket more records,
+    /// than one read gave.
+    pub(super) fn short_read_means_empty(&self) -> bool {
+        !matches!(self, Socket::Tls(_))
+    }
+
+    /// True when the socket holds output of its own to write (TLS
+    /// records), besides the connection's queue.
+    pub(super) fn has_pending_output(&self) -> bool {
+        match self {
+            Socket::Tls(s) => s.has_pending_output(),
+            Socket::Tcp(_) | Socket::Unix(_) => false,
         }
     }
 }
 
 /// Where a connection comes from, for logs: the Unix socket with the
-/// peer's credentials (when the kernel gave them), or a TCP address.
+/// peer's credentials (when the kernel gave them), or a TCP address (plain
+/// or TLS).
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Peer {
     Unix(Option<Credentials>),
     Tcp(SocketAddr),
+    Tls(SocketAddr),
 }
 
 impl Peer {
@@ -56,7 +83,7 @@ impl Peer {
         match self {
             Peer::Unix(Some(c)) => PeerAddr::Unix(*c),
             Peer::Unix(None) => PeerAddr::UnixUnknown,
-            Peer::Tcp(addr) => {
+            Peer::Tcp(addr) | Peer::Tls(addr) => {
                 let ip = match addr.ip() {
                     std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped(),
                     std::net::IpAddr::V6(v6) => v6,
@@ -78,6 +105,7 @@ impl std::fmt::Display for Peer {
             }
             Peer::Unix(None) => f.write_str("unix socket"),
             Peer::Tcp(addr) => write!(f, "tcp {addr}"),
+            Peer::Tls(addr) => write!(f, "tls {addr}"),
         }
     }
 }
@@ -158,6 +186,12 @@ mod tests {
             (std::net::Ipv6Addr::from(ip).to_ipv4_mapped(), port),
             (Some(std::net::Ipv4Addr::new(10, 233, 0, 2)), 7)
         );
+        let tls = Peer::Tls("10.233.0.2:7".parse().unwrap());
+        assert_eq!(
+            tls.addr(),
+            Peer::Tcp("10.233.0.2:7".parse().unwrap()).addr()
+        );
+        assert_eq!(tls.to_string(), "tls 10.233.0.2:7");
     }
 
     #[test]

@@ -45,12 +45,16 @@ use nfy_core::time::Timestamp;
 use nfy_core::wire;
 
 use super::accept::RefusalLog;
-use super::conn::Conn;
+use super::conn::{Conn, Socket};
+use super::handshake::Handshakes;
 use super::listen::{Listeners, SocketFile, TcpEntry};
 use super::outbox::{CloseReason, FlushWhile, Outbound};
-use super::poll::{conn_token, ServerPoll, Source, TCP_LISTENER_BASE, UNIX_LISTENER};
+use super::poll::{
+    conn_token, ServerPoll, Source, TCP_LISTENER_BASE, TLS_LISTENER_BASE, UNIX_LISTENER,
+};
 use super::shutdown::Stats;
 use super::signals::Signals;
+use super::tls::ServerTls;
 use super::{LinuxBroker, Options, Profile, ServerError, Shared};
 
 /// Readiness events taken per poll.
@@ -67,6 +71,10 @@ pub(super) struct EventLoop {
     signals: Option<Signals>,
     pub(super) broker: Box<LinuxBroker>,
     pub(super) tcp: Vec<TcpEntry>,
+    /// The TLS listeners (none without `--tls-cert`).
+    pub(super) tls_listeners: Vec<TcpEntry>,
+    /// The TLS handshakes in progress (`None` without TLS).
+    pub(super) handshakes: Option<Handshakes>,
     pub(super) unix: mio::net::UnixListener,
     pub(super) conns: Vec<Option<Conn>>,
     pub(super) out: Outbound,
@@ -105,6 +113,7 @@ impl EventLoop {
         poll: ServerPoll,
         broker: Box<LinuxBroker>,
         listeners: Listeners,
+        tls: Option<ServerTls>,
         shared: Arc<Shared>,
     ) -> Result<EventLoop, ServerError> {
         let ServerPoll {
@@ -114,6 +123,7 @@ impl EventLoop {
         } = poll;
         let Listeners {
             mut tcp,
+            tls: mut tls_listeners,
             mut unix,
             socket_file,
         } = listeners;
@@ -129,15 +139,30 @@ impl EventLoop {
                 )
                 .map_err(io_err("cannot poll a tcp listener"))?;
         }
+        for (i, entry) in tls_listeners.iter_mut().enumerate() {
+            poll.registry()
+                .register(
+                    &mut entry.listener,
+                    mio::Token(TLS_LISTENER_BASE + i),
+                    Interest::READABLE,
+                )
+                .map_err(io_err("cannot poll a tls listener"))?;
+        }
+        let mut out = Outbound::new(opts.max_queue, broker.limits().remote);
+        if tls.is_some() {
+            out.enable_tls_counters();
+        }
         Ok(EventLoop {
             poll,
             events: Events::with_capacity(EVENTS_CAPACITY),
             waker,
             shared,
             signals,
-            out: Outbound::new(opts.max_queue, broker.limits().remote),
+            out,
             broker,
             tcp,
+            tls_listeners,
+            handshakes: tls.map(Handshakes::new),
             unix,
             conns: Vec::new(),
             rbuf: vec![0; READ_BUFFER],
@@ -160,6 +185,11 @@ impl EventLoop {
     /// The TCP addresses listened on.
     pub(super) fn tcp_addrs(&self) -> Vec<SocketAddr> {
         self.tcp.iter().map(|t| t.addr).collect()
+    }
+
+    /// The TLS addresses listened on.
+    pub(super) fn tls_addrs(&self) -> Vec<SocketAddr> {
+        self.tls_listeners.iter().map(|t| t.addr).collect()
     }
 
     /// The waker that interrupts the poll.
@@ -222,10 +252,12 @@ impl EventLoop {
             .broker
             .poll_timeout()
             .map(|at| at.saturating_duration_since(self.now()));
-        match (accept, broker) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let handshake = self
+            .handshakes
+            .as_ref()
+            .and_then(Handshakes::next_deadline)
+            .map(|at| at.saturating_duration_since(Instant::now()));
+        [accept, broker, handshake].into_iter().flatten().min()
     }
 
     fn dispatch(&mut self, source: Source, readable: bool, writable: bool, closed: bool) {
@@ -242,6 +274,8 @@ impl EventLoop {
             }
             Source::UnixListener => self.accept_unix(),
             Source::TcpListener(i) => self.accept_tcp(i),
+            Source::TlsListener(i) => self.accept_tls(i),
+            Source::Handshake(slot) => self.handshake_ready(slot),
             Source::Conn(idx) => {
                 if readable {
                     self.read_conn(idx, closed);
@@ -273,14 +307,23 @@ impl EventLoop {
             for i in 0..self.tcp.len() {
                 self.accept_tcp(i);
             }
+            for i in 0..self.tls_listeners.len() {
+                self.accept_tls(i);
+            }
         }
     }
 
-    /// Gives the broker the time when its timer is due (stall judgement).
+    /// Gives the broker the time when its timer is due (stall judgement),
+    /// and cuts the TLS handshakes past their deadline.
     fn handle_timer(&mut self) {
         let now = self.iteration_time;
         if self.broker.poll_timeout().is_some_and(|at| at <= now) {
             self.broker.handle_timeout(now, &mut self.out);
+        }
+        let deadline = self.handshakes.as_ref().and_then(Handshakes::next_deadline);
+        let wall = Instant::now();
+        if deadline.is_some_and(|at| at <= wall) {
+            self.expire_handshakes(wall);
         }
     }
 
@@ -322,14 +365,20 @@ impl EventLoop {
                 Some(slot) if slot.as_ref().is_some_and(|c| c.id == id) => slot.take(),
                 _ => None,
             };
-            let Some(conn) = conn else {
+            let Some(mut conn) = conn else {
                 continue;
             };
             if reason == CloseReason::Eof && self.out.pending_len(idx) > 0 {
                 // The peer may only have half-closed: one last send.
-                if let Err(e) = self.out.flush(idx, conn.socket.fd(), FlushWhile::Closing) {
+                if let Err(e) = self
+                    .out
+                    .flush_socket(idx, &mut conn.socket, FlushWhile::Closing)
+                {
                     ::log::debug!("{id}: final send failed: {e}");
                 }
+            }
+            if let Socket::Tls(tls) = &mut conn.socket {
+                tls.close_notify();
             }
             let pending = self.out.pending_len(idx);
             match reason {
@@ -378,7 +427,10 @@ impl EventLoop {
                 continue;
             };
             let id = conn.id;
-            let sent = match self.out.flush(idx, conn.socket.fd(), FlushWhile::Open) {
+            let sent = match self
+                .out
+                .flush_socket(idx, &mut conn.socket, FlushWhile::Open)
+            {
                 Ok(sent) => sent,
                 Err(e) => {
                     ::log::debug!("{id} ({}): send failed: {e}", conn.peer);

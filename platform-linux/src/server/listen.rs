@@ -9,6 +9,11 @@
 //! | rules, no `interface` lines | `0.0.0.0` and `::` (IPv6-only socket, so both coexist) |
 //! | rules and `interface` lines | loopback as above, plus every address of every named interface / every listed IP |
 //!
+//! `--no-plain-remote` ([`PlainRemote::LoopbackOnly`]) keeps plain TCP
+//! to the first row whatever the configuration; the TLS listeners
+//! ([`super::tls`], `--tls-port`) take the table's addresses on their own
+//! port.
+//!
 //! A local-only profile ([`Profile::local_only`](super::Profile::local_only), the Verix-style one)
 //! always gets the first row, whatever the configuration, and the broker
 //! refuses any remote peer that reaches a socket anyway
@@ -63,6 +68,7 @@ use nfy_core::broker::PeerKind;
 use nfy_core::whitelist::Interface;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
+use super::tls::PlainRemote;
 use super::{LinuxWhitelist, Options, ServerError};
 use crate::defaults;
 
@@ -282,13 +288,17 @@ impl Drop for SocketFile {
 pub struct Listeners {
     /// TCP listeners, loopback first.
     pub tcp: Vec<TcpEntry>,
+    /// TLS listeners (none without TLS): the addresses of the TCP plan
+    /// before `--no-plain-remote`, on the TLS port.
+    pub tls: Vec<TcpEntry>,
     /// The Unix-socket listener.
     pub unix: mio::net::UnixListener,
     /// Removes the socket file when dropped.
     pub socket_file: SocketFile,
 }
 
-/// Binds TCP (first) and then the Unix socket, as the module docs describe.
+/// Binds TCP (first: plain, then TLS) and then the Unix socket, as the
+/// module docs describe.
 pub fn open(opts: &Options, whitelist: &LinuxWhitelist) -> Result<Listeners, ServerError> {
     let plan = if opts.profile.local_only {
         if whitelist.has_rules() || !whitelist.interfaces().is_empty() {
@@ -305,16 +315,38 @@ pub fn open(opts: &Options, whitelist: &LinuxWhitelist) -> Result<Listeners, Ser
     for warning in &plan.warnings {
         ::log::warn!("{warning}");
     }
-    let tcp = bind_tcp_plan(&plan, opts.port)?;
+    let plain = match opts.plain_remote {
+        PlainRemote::Allowed => plan.clone(),
+        PlainRemote::LoopbackOnly => {
+            if plan.targets.iter().any(|t| !t.addr.ip().is_loopback()) {
+                ::log::info!(
+                    "--no-plain-remote: plain tcp on loopback only; remote peers must use TLS"
+                );
+            }
+            plan_tcp(&LinuxWhitelist::new(), opts.port, &interface_addresses)
+        }
+    };
+    let tcp = bind_tcp_plan(&plain, opts.port, "tcp")?;
+    let tls = match &opts.tls {
+        Some(tls) => {
+            let mut tls_plan = plan.clone();
+            for target in &mut tls_plan.targets {
+                target.addr.set_port(tls.port);
+            }
+            bind_tcp_plan(&tls_plan, tls.port, "tls")?
+        }
+        None => Vec::new(),
+    };
     let (unix, socket_file) = bind_unix(&opts.socket, opts.socket_group)?;
     Ok(Listeners {
         tcp,
+        tls,
         unix,
         socket_file,
     })
 }
 
-fn bind_tcp_plan(plan: &TcpPlan, port: u16) -> Result<Vec<TcpEntry>, ServerError> {
+fn bind_tcp_plan(plan: &TcpPlan, port: u16, what: &str) -> Result<Vec<TcpEntry>, ServerError> {
     let mut port = port;
     let mut out: Vec<TcpEntry> = Vec::new();
     for target in &plan.targets {
@@ -324,7 +356,7 @@ fn bind_tcp_plan(plan: &TcpPlan, port: u16) -> Result<Vec<TcpEntry>, ServerError
             Ok(entry) => {
                 // Port 0: every further listener uses the port the first got.
                 port = entry.addr.port();
-                ::log::info!("listening on tcp {} ({})", entry.addr, target.origin);
+                ::log::info!("listening on {what} {} ({})", entry.addr, target.origin);
                 out.push(entry);
             }
             Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
@@ -332,20 +364,20 @@ fn bind_tcp_plan(plan: &TcpPlan, port: u16) -> Result<Vec<TcpEntry>, ServerError
             }
             Err(e) if is_permission(&e) => {
                 return Err(ServerError::Permission {
-                    context: format!("cannot listen on tcp {addr}"),
+                    context: format!("cannot listen on {what} {addr}"),
                     source: e,
                 });
             }
             Err(e) if !target.required && is_unavailable(&e) => {
                 if target.addr.ip().is_loopback() || target.addr.ip().is_unspecified() {
-                    ::log::debug!("not listening on tcp {addr}: {e}");
+                    ::log::debug!("not listening on {what} {addr}: {e}");
                 } else {
-                    ::log::warn!("not listening on tcp {addr} ({}): {e}", target.origin);
+                    ::log::warn!("not listening on {what} {addr} ({}): {e}", target.origin);
                 }
             }
             Err(e) => {
                 return Err(ServerError::Io {
-                    context: format!("cannot listen on tcp {addr}"),
+                    context: format!("cannot listen on {what} {addr}"),
                     source: e,
                 });
             }
@@ -764,7 +796,7 @@ mod tests {
             }],
             warnings: Vec::new(),
         };
-        let err = bind_tcp_plan(&plan, first.addr.port()).unwrap_err();
+        let err = bind_tcp_plan(&plan, first.addr.port(), "tcp").unwrap_err();
         assert!(matches!(err, ServerError::PortInUse { .. }), "{err}");
         assert!(err.to_string().contains(&first.addr.port().to_string()));
     }
@@ -801,7 +833,7 @@ mod tests {
     #[test]
     fn port_zero_shares_the_first_port() {
         let plan = plan_tcp(&LinuxWhitelist::new(), 0, &no_resolve);
-        let bound = bind_tcp_plan(&plan, 0).unwrap();
+        let bound = bind_tcp_plan(&plan, 0, "tcp").unwrap();
         let port = bound[0].addr.port();
         assert_ne!(port, 0);
         assert!(bound.iter().all(|b| b.addr.port() == port));

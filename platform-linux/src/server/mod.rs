@@ -21,6 +21,9 @@
 //! | `conn` | one connection: its socket, peer, decoder and held input |
 //! | `accept` | accepting and admitting connections, refusal warnings |
 //! | `read` | reading connections into the broker, pausing and resuming |
+//! | [`tls`] | the `--tls-*` options, the rustls configuration made at start-up, who is remote over TLS |
+//! | `handshake` | TLS handshakes in progress: their bound, timeout, failures, hand-over to the broker |
+//! | `tls_stream` | an established TLS connection: plaintext in, queue out through rustls |
 //! | `shutdown` | the last sends and the statistics line |
 //!
 //! # Profiles
@@ -38,8 +41,8 @@
 //! ([`Profile::cap`]), so hitting them gives the same typed refusals and
 //! log lines on every profile.
 //!
-//! Start-up order: configuration (errors exit before any socket opens),
-//! TCP listeners, Unix socket, then the loop. [`run`] blocks until a
+//! Start-up order: configuration and TLS files (errors exit before any
+//! socket opens), TCP and TLS listeners, Unix socket, then the loop. [`run`] blocks until a
 //! shutdown; [`start`] returns a [`ServerHandle`] once the server accepts
 //! connections (used in-process by tests and by `ipcNotificationServer`).
 //!
@@ -52,7 +55,7 @@
 //! | 0 | clean shutdown (SIGTERM/SIGINT), `--help`, `--version` |
 //! | 1 | `ERR_SERVER`: another server runs (port or socket), a path that is not a socket is in the way, other start-up or I/O failures |
 //! | 3 | `ERR_PERMISSION`: the local socket (or its directory, or a TCP port) may not be created, or not given to `--socket-group` |
-//! | 4 | `ERR_CONFIG_FILE`: the configuration file cannot be read |
+//! | 4 | `ERR_CONFIG_FILE`: the configuration file cannot be read, or a TLS certificate, key or CA file (`--tls-*`) is unusable |
 //! | 5 | `ERR_CONFIG_SYNTAX`: an invalid configuration line (its number is in the message) |
 //! | 64 | command-line usage error (`EX_USAGE`, outside the result-code range on purpose), among them a `--socket-group` that names no group |
 //!
@@ -83,6 +86,7 @@ pub mod config;
 mod conn;
 mod event_loop;
 pub mod events;
+mod handshake;
 pub mod heap_storage;
 pub mod listen;
 pub mod out_queue;
@@ -91,10 +95,13 @@ mod poll;
 mod read;
 mod shutdown;
 mod signals;
+pub mod tls;
+mod tls_stream;
 
 pub use config::ConfigSource;
 pub use heap_storage::{HeapConns, HeapLedger, HeapStorage};
 pub use nfy_core::broker::RemoteLimits;
+pub use tls::{PlainRemote, TlsOptions};
 
 /// Connections the broker holds at once (local and remote together).
 pub const MAX_CONNECTIONS: usize = 1024;
@@ -356,6 +363,10 @@ pub struct Options {
     pub remote: RemoteLimits,
     /// Flow control.
     pub flow: FlowOptions,
+    /// TLS for remote peers (`--tls-*`); `None`: no TLS listener.
+    pub tls: Option<TlsOptions>,
+    /// Whether plain TCP serves remote peers (`--no-plain-remote`).
+    pub plain_remote: PlainRemote,
 }
 
 impl Options {
@@ -379,7 +390,8 @@ impl Default for Options {
     /// environment), default frame and queue limits, default configuration
     /// locations, no signal handling, the Linux profile, the socket in
     /// the server's own group, default remote limits ([`RemoteLimits`]),
-    /// default flow control ([`FlowOptions`]).
+    /// default flow control ([`FlowOptions`]), no TLS, plain remote TCP
+    /// as the configuration says.
     fn default() -> Self {
         Options {
             port: crate::defaults::default_port(),
@@ -392,6 +404,8 @@ impl Default for Options {
             socket_group: None,
             remote: RemoteLimits::default(),
             flow: FlowOptions::default(),
+            tls: None,
+            plain_remote: PlainRemote::Allowed,
         }
     }
 }
@@ -405,6 +419,14 @@ pub enum ServerError {
         path: PathBuf,
         /// Why.
         source: io::Error,
+    },
+    /// A TLS certificate, key or CA file cannot be used
+    /// (`ERR_CONFIG_FILE`).
+    TlsFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
     },
     /// The configuration file has an invalid line (`ERR_CONFIG_SYNTAX`).
     ConfigSyntax {
@@ -451,7 +473,9 @@ impl ServerError {
     /// The original result code this error stands for.
     pub fn result(&self) -> NotifyResult {
         match self {
-            ServerError::ConfigFile { .. } => NotifyResult::ErrConfigFile,
+            ServerError::ConfigFile { .. } | ServerError::TlsFile { .. } => {
+                NotifyResult::ErrConfigFile
+            }
             ServerError::ConfigSyntax { .. } => NotifyResult::ErrConfigSyntax,
             ServerError::Permission { .. } => NotifyResult::ErrPermission,
             ServerError::PortInUse { .. }
@@ -476,6 +500,9 @@ impl fmt::Display for ServerError {
                 "cannot read the configuration file {}: {source}",
                 path.display()
             ),
+            ServerError::TlsFile { path, problem } => {
+                write!(f, "cannot use the TLS file {}: {problem}", path.display())
+            }
             ServerError::ConfigSyntax { path, error } => {
                 write!(f, "invalid configuration file {}: {error}", path.display())
             }
@@ -525,6 +552,7 @@ struct Shared {
 /// What the loop thread reports once it is listening.
 struct Ready {
     tcp_addrs: Vec<SocketAddr>,
+    tls_addrs: Vec<SocketAddr>,
     socket: PathBuf,
     waker: Arc<mio::Waker>,
 }
@@ -536,6 +564,7 @@ pub struct ServerHandle {
     waker: Arc<mio::Waker>,
     thread: Option<JoinHandle<Result<(), ServerError>>>,
     tcp_addrs: Vec<SocketAddr>,
+    tls_addrs: Vec<SocketAddr>,
     socket: PathBuf,
 }
 
@@ -548,6 +577,16 @@ impl ServerHandle {
     /// The TCP port listened on.
     pub fn port(&self) -> u16 {
         self.tcp_addrs.first().map_or(0, SocketAddr::port)
+    }
+
+    /// The TLS addresses listened on (none without TLS).
+    pub fn tls_addrs(&self) -> &[SocketAddr] {
+        &self.tls_addrs
+    }
+
+    /// The TLS port listened on (0 without TLS).
+    pub fn tls_port(&self) -> u16 {
+        self.tls_addrs.first().map_or(0, SocketAddr::port)
     }
 
     /// The Unix socket path.
@@ -610,6 +649,7 @@ pub fn start(opts: Options) -> Result<ServerHandle, ServerError> {
             waker: ready.waker,
             thread: Some(thread),
             tcp_addrs: ready.tcp_addrs,
+            tls_addrs: ready.tls_addrs,
             socket: ready.socket,
         }),
         // The thread ended before it was ready: its result says why.
@@ -653,13 +693,17 @@ fn serve(
         None if opts.profile.ignore_config && matches!(opts.config, ConfigSource::File(_)) => {}
         None => ::log::info!("no configuration file: local clients only"),
     }
+    let tls = opts.tls.as_ref().map(tls::load).transpose()?;
     let listeners = listen::open(opts, &loaded.whitelist)?;
     let limits = opts.broker_limits();
     let broker = new_broker(loaded.whitelist, limits);
-    let event_loop = event_loop::EventLoop::new(opts, poll, broker, listeners, shared)?;
+    let tls_mode = tls.as_ref().map(|t| t.client_auth);
+    let event_loop = event_loop::EventLoop::new(opts, poll, broker, listeners, tls, shared)?;
     let tcp_addrs = event_loop.tcp_addrs();
+    let tls_addrs = event_loop.tls_addrs();
     let _ = ready.send(Ready {
         tcp_addrs,
+        tls_addrs,
         socket: opts.socket.clone(),
         waker: event_loop.waker(),
     });
@@ -683,6 +727,20 @@ fn serve(
             "remote connections: at most {}, max frame {} bytes, {rate}",
             opts.remote.max_connections,
             opts.remote.max_frame
+        );
+    }
+    if let (Some(mode), Some(t)) = (tls_mode, &opts.tls) {
+        let auth = match (mode, &t.client_ca) {
+            (tls::ClientAuth::Required, Some(ca)) => format!(
+                "peers must present a certificate of the client CA {}",
+                ca.display()
+            ),
+            _ => "server-authenticated only (no --tls-client-ca)".to_owned(),
+        };
+        ::log::info!(
+            "TLS: {auth}; handshakes: at most {} at once, {} each",
+            t.max_handshakes,
+            events::seconds(t.handshake_timeout)
         );
     }
     event_loop.run()

@@ -24,9 +24,10 @@ use std::os::fd::RawFd;
 use std::time::Duration;
 
 use nfy_core::broker::{ConnId, Event, Outbox, QueueFull, RemoteLimits};
-use nfy_core::msg::{self, EncodeError, Encoding, Message, PeerAddr};
+use nfy_core::msg::{self, EncodeError, Encoding, Message, PeerAddr, TlsCounters, TlsPeerReport};
 use nfy_core::wire::{self, FrameError};
 
+use super::conn::Socket;
 use super::events::{self, OutStats};
 use super::out_queue::{OutQueue, PushError, Sent, WriteFail};
 
@@ -71,6 +72,25 @@ struct Slot {
     /// The largest frame body read from it (the broker's limit for its
     /// kind), told in the `Welcome` that answers its `hello`.
     frame_limit: usize,
+    /// `Some` for a TLS connection: the subject of its peer's certificate,
+    /// if it presented one (for `nfy status`).
+    tls: Option<Option<String>>,
+    /// Its socket holds output of its own (TLS records) to write, besides
+    /// the queue.
+    socket_output: bool,
+}
+
+/// What the TLS listener counts ([`TlsCounters`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsCount {
+    /// A handshake completed.
+    Accepted,
+    /// A handshake failed.
+    Failed,
+    /// A handshake was cut at the timeout.
+    TimedOut,
+    /// A connection was closed at the bound on handshakes.
+    OverLimit,
 }
 
 /// All connections' output queues; the broker's [`Outbox`].
@@ -83,6 +103,8 @@ pub struct Outbound {
     max_queue: usize,
     remote: RemoteLimits,
     stats: OutStats,
+    /// `Some` when the server has a TLS listener.
+    tls_counters: Option<TlsCounters>,
 }
 
 /// Encodes `msg` as one frame into `space`.
@@ -114,6 +136,37 @@ impl Outbound {
             max_queue,
             remote,
             stats: OutStats::default(),
+            tls_counters: None,
+        }
+    }
+
+    /// Turns the TLS counters on (the server has a TLS listener): `nfy
+    /// status` then reports them.
+    pub fn enable_tls_counters(&mut self) {
+        self.tls_counters.get_or_insert_with(TlsCounters::default);
+    }
+
+    /// Counts one TLS event.
+    pub fn count_tls(&mut self, what: TlsCount) {
+        let c = self.tls_counters.get_or_insert_with(TlsCounters::default);
+        match what {
+            TlsCount::Accepted => c.accepted += 1,
+            TlsCount::Failed => c.failed += 1,
+            TlsCount::TimedOut => c.timed_out += 1,
+            TlsCount::OverLimit => c.over_limit += 1,
+        }
+    }
+
+    /// The TLS counters; `None` without a TLS listener.
+    pub fn tls_counters(&self) -> Option<TlsCounters> {
+        self.tls_counters
+    }
+
+    /// Records that `id` came over TLS, with the subject of its peer's
+    /// certificate (after [`Outbound::open`]).
+    pub fn set_tls(&mut self, id: ConnId, subject: Option<String>) {
+        if let Some(slot) = self.slot_mut(id) {
+            slot.tls = Some(subject);
         }
     }
 
@@ -150,6 +203,8 @@ impl Outbound {
             slot.closing = false;
             slot.peer = PeerAddr::Unknown;
             slot.frame_limit = 0;
+            slot.tls = None;
+            slot.socket_output = false;
         }
     }
 
@@ -166,6 +221,8 @@ impl Outbound {
             slot.queue.clear();
             slot.id = None;
             slot.closing = false;
+            slot.tls = None;
+            slot.socket_output = false;
         }
         self.resumed.retain(|c| *c != id);
     }
@@ -227,11 +284,21 @@ impl Outbound {
     /// writable again).
     pub fn mark_dirty(&mut self, idx: usize) {
         if let Some(slot) = self.slots.get_mut(idx) {
-            if !slot.dirty && !slot.queue.is_empty() && !slot.closing {
+            let output = !slot.queue.is_empty() || slot.socket_output;
+            if !slot.dirty && output && !slot.closing {
                 slot.dirty = true;
                 self.dirty.push(idx);
             }
         }
+    }
+
+    /// Marks `idx` for flushing because its socket holds output of its
+    /// own (TLS records: the end of a handshake, an alert, a key update).
+    pub fn mark_output(&mut self, idx: usize) {
+        if let Some(slot) = self.slots.get_mut(idx) {
+            slot.socket_output = true;
+        }
+        self.mark_dirty(idx);
     }
 
     /// Bytes waiting for `idx`.
@@ -255,6 +322,37 @@ impl Outbound {
             });
         }
         slot.queue.send_to(fd)
+    }
+
+    /// Sends `idx`'s output on `socket` (see [`Outbound::flush`]): one
+    /// `send` for a plain socket; for TLS, the queue into rustls and its
+    /// records out, as far as the socket takes them
+    /// ([`super::tls_stream`]). Drained only when the socket has nothing
+    /// of its own left to write either.
+    pub(super) fn flush_socket(
+        &mut self,
+        idx: usize,
+        socket: &mut Socket,
+        when: FlushWhile,
+    ) -> io::Result<Sent> {
+        let Socket::Tls(tls) = socket else {
+            return self.flush(idx, socket.fd(), when);
+        };
+        let Some(slot) = self.slots.get_mut(idx) else {
+            return Ok(Sent {
+                bytes: 0,
+                drained: true,
+            });
+        };
+        if slot.closing && when == FlushWhile::Open {
+            return Ok(Sent {
+                bytes: 0,
+                drained: true,
+            });
+        }
+        let sent = tls.flush(&mut slot.queue)?;
+        slot.socket_output = tls.has_pending_output();
+        Ok(sent)
     }
 
     /// Counts a queued frame and marks its connection for flushing.
@@ -334,6 +432,26 @@ impl Outbox for Outbound {
             .get(conn.index())
             .filter(|slot| slot.id == Some(conn))
             .map_or(PeerAddr::Unknown, |slot| slot.peer)
+    }
+
+    fn report_more(&mut self, asker: ConnId) -> Result<(), QueueFull> {
+        let Some(counters) = self.tls_counters else {
+            return Ok(());
+        };
+        // Collected first: sending needs the slots mutably.
+        let tls: Vec<(u32, Option<String>)> = self
+            .slots
+            .iter()
+            .filter_map(|s| Some((s.id?.raw(), s.tls.clone()?)))
+            .collect();
+        for (conn, subject) in &tls {
+            let report = TlsPeerReport {
+                conn: *conn,
+                subject: subject.as_deref(),
+            };
+            self.send(asker, Encoding::Compact, &Message::TlsPeer(report))?;
+        }
+        self.send(asker, Encoding::Compact, &Message::TlsCounters(counters))
     }
 
     fn frame_limit(&self, conn: ConnId) -> Option<usize> {

@@ -18,8 +18,13 @@ pub(super) const SIGNAL_BASE: usize = 1;
 pub(super) const UNIX_LISTENER: Token = Token(8);
 /// Tokens of the TCP listeners: `TCP_LISTENER_BASE + i`.
 pub(super) const TCP_LISTENER_BASE: usize = 16;
+/// Tokens of the TLS listeners: `TLS_LISTENER_BASE + i`.
+pub(super) const TLS_LISTENER_BASE: usize = 1 << 15;
 /// Tokens of connections: `CONN_TOKEN_BASE + ConnId::index()`.
 pub(super) const CONN_TOKEN_BASE: usize = 1 << 16;
+/// Tokens of TLS handshakes in progress: `HANDSHAKE_TOKEN_BASE + slot`
+/// (above every connection token: a `ConnId` index is 16 bits).
+pub(super) const HANDSHAKE_TOKEN_BASE: usize = 1 << 20;
 
 // The signal tokens stay below the listeners'.
 const _: () = assert!(SIGNAL_BASE + SIGNALS.len() <= UNIX_LISTENER.0);
@@ -35,6 +40,10 @@ pub(super) enum Source {
     UnixListener,
     /// TCP listener `i`.
     TcpListener(usize),
+    /// TLS listener `i`.
+    TlsListener(usize),
+    /// TLS handshake `i` in progress.
+    Handshake(usize),
     /// The connection in slot `i`.
     Conn(usize),
     /// Nothing known.
@@ -50,10 +59,16 @@ impl Source {
                 Source::Signal(t - SIGNAL_BASE)
             }
             t if t == UNIX_LISTENER.0 => Source::UnixListener,
-            t if (TCP_LISTENER_BASE..CONN_TOKEN_BASE).contains(&t) => {
+            t if (TCP_LISTENER_BASE..TLS_LISTENER_BASE).contains(&t) => {
                 Source::TcpListener(t - TCP_LISTENER_BASE)
             }
-            t if t >= CONN_TOKEN_BASE => Source::Conn(t - CONN_TOKEN_BASE),
+            t if (TLS_LISTENER_BASE..CONN_TOKEN_BASE).contains(&t) => {
+                Source::TlsListener(t - TLS_LISTENER_BASE)
+            }
+            t if (CONN_TOKEN_BASE..HANDSHAKE_TOKEN_BASE).contains(&t) => {
+                Source::Conn(t - CONN_TOKEN_BASE)
+            }
+            t if t >= HANDSHAKE_TOKEN_BASE => Source::Handshake(t - HANDSHAKE_TOKEN_BASE),
             _ => Source::Unknown,
         }
     }
@@ -62,6 +77,11 @@ impl Source {
 /// The token of the connection in slot `idx`.
 pub(super) fn conn_token(idx: usize) -> Token {
     Token(CONN_TOKEN_BASE + idx)
+}
+
+/// The token of the TLS handshake in slot `slot`.
+pub(super) fn handshake_token(slot: usize) -> Token {
+    Token(HANDSHAKE_TOKEN_BASE + slot)
 }
 
 /// The poll, its waker and (when the server handles signals) the signal
@@ -116,6 +136,12 @@ mod tests {
             Source::TcpListener(3)
         );
         assert_eq!(Source::of(conn_token(7)), Source::Conn(7));
+        assert_eq!(Source::of(conn_token(65535)), Source::Conn(65535));
+        assert_eq!(
+            Source::of(Token(TLS_LISTENER_BASE + 2)),
+            Source::TlsListener(2)
+        );
+        assert_eq!(Source::of(handshake_token(3)), Source::Handshake(3));
         assert_eq!(Source::of(Token(5)), Source::Unknown);
     }
 }

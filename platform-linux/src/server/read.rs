@@ -72,8 +72,21 @@ enum Fed {
 impl EventLoop {
     /// Reads connection `idx` until it has nothing more, its budget is used
     /// up, it is paused, or it ends. `closed` says the poller saw the
-    /// peer's close.
+    /// peer's close. A TLS connection whose reading made rustls want to
+    /// write (an alert, a key update) is marked for flushing.
     pub(super) fn read_conn(&mut self, idx: usize, closed: bool) {
+        self.read_conn_inner(idx, closed);
+        if self
+            .conns
+            .get(idx)
+            .and_then(Option::as_ref)
+            .is_some_and(|c| c.socket.has_pending_output())
+        {
+            self.out.mark_output(idx);
+        }
+    }
+
+    fn read_conn_inner(&mut self, idx: usize, closed: bool) {
         if self.out.is_closing(idx) {
             return;
         }
@@ -120,7 +133,7 @@ impl EventLoop {
                     return;
                 }
                 Ok(n) => {
-                    let short = n < self.rbuf.len();
+                    let short = n < self.rbuf.len() && conn.socket.short_read_means_empty();
                     let rbuf = std::mem::take(&mut self.rbuf);
                     let now = self.iteration_time;
                     let fed = self.feed(idx, rbuf.get(..n).unwrap_or_default(), now, Feeding::Open);

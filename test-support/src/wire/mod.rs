@@ -161,13 +161,17 @@ impl FrameReader {
     }
 }
 
-/// A stream to a server, Unix or TCP.
+/// A stream to a server, Unix, TCP or TLS over TCP.
 #[derive(Debug)]
 pub enum Stream {
     /// Over the Unix-domain socket.
     Unix(UnixStream),
     /// Over TCP.
     Tcp(TcpStream),
+    /// Over TLS (blocking rustls on the TCP stream). A fatal alert from
+    /// the server reads as `ConnectionReset`: the server ended the
+    /// connection ([`is_closed`]).
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
 }
 
 impl Stream {
@@ -175,6 +179,7 @@ impl Stream {
         match self {
             Stream::Unix(s) => s.set_read_timeout(t),
             Stream::Tcp(s) => s.set_read_timeout(t),
+            Stream::Tls(s) => s.sock.set_read_timeout(t),
         }
     }
 
@@ -182,6 +187,12 @@ impl Stream {
         Ok(match self {
             Stream::Unix(s) => Stream::Unix(s.try_clone()?),
             Stream::Tcp(s) => Stream::Tcp(s.try_clone()?),
+            Stream::Tls(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "a TLS stream has one handle",
+                ))
+            }
         })
     }
 
@@ -189,6 +200,7 @@ impl Stream {
         match self {
             Stream::Unix(s) => s.shutdown(how),
             Stream::Tcp(s) => s.shutdown(how),
+            Stream::Tls(s) => s.sock.shutdown(how),
         }
     }
 }
@@ -198,6 +210,17 @@ impl Read for Stream {
         match self {
             Stream::Unix(s) => s.read(buf),
             Stream::Tcp(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf).map_err(|e| {
+                let alert = e
+                    .get_ref()
+                    .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                    .is_some_and(|r| matches!(r, rustls::Error::AlertReceived(_)));
+                if alert {
+                    io::Error::new(io::ErrorKind::ConnectionReset, e)
+                } else {
+                    e
+                }
+            }),
         }
     }
 }
@@ -207,11 +230,15 @@ impl Write for Stream {
         match self {
             Stream::Unix(s) => s.write(buf),
             Stream::Tcp(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        match self {
+            Stream::Tls(s) => s.flush(),
+            Stream::Unix(_) | Stream::Tcp(_) => Ok(()),
+        }
     }
 }
 
@@ -250,6 +277,30 @@ impl JsonClient {
     pub fn from_tcp(stream: TcpStream) -> JsonClient {
         let _ = stream.set_nodelay(true);
         JsonClient::new(Stream::Tcp(stream))
+    }
+
+    /// Wraps a connected TCP stream in TLS (`config`, the server's name
+    /// `server_name`: an IP address or a DNS name) and completes the
+    /// handshake, waiting at most [`DEADLINE`]. An error when the server
+    /// refuses it during the handshake; with TLS 1.3 a refused client
+    /// certificate shows only at the first read (the connection reads as
+    /// closed, [`is_closed`]).
+    pub fn tls(
+        stream: TcpStream,
+        config: std::sync::Arc<rustls::ClientConfig>,
+        server_name: &str,
+    ) -> io::Result<JsonClient> {
+        let _ = stream.set_nodelay(true);
+        let name = rustls::pki_types::ServerName::try_from(server_name.to_owned())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let conn = rustls::ClientConnection::new(config, name).map_err(io::Error::other)?;
+        let mut tls = rustls::StreamOwned::new(conn, stream);
+        tls.sock.set_read_timeout(Some(DEADLINE))?;
+        while tls.conn.is_handshaking() {
+            tls.conn.complete_io(&mut tls.sock)?;
+        }
+        tls.flush()?;
+        Ok(JsonClient::new(Stream::Tls(Box::new(tls))))
     }
 
     /// Wraps a connected Unix stream (e.g. one end of a relay).
