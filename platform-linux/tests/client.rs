@@ -438,6 +438,7 @@ fn falls_back_to_tcp_loopback_when_the_socket_fails() {
     let addr = nfy_linux::client::ServerAddr {
         unix: Some(client_harness::temp_dir("tcp-none").join("missing.sock")),
         tcp: Some(nfy_linux::client::ServerAddr::loopback(server.port)),
+        tls: None,
     };
     let c = Client::connect_to(addr).unwrap();
     c.set_app_id("t").unwrap();

@@ -345,6 +345,7 @@ fn library_sender() -> (Server, JsonClient, nfy_linux::client::Client) {
     let addr = ServerAddr {
         unix: Some(server.socket.clone()),
         tcp: None,
+        tls: None,
     };
     let tx = Client::connect_to(addr).unwrap();
     tx.set_app_id("A").unwrap();

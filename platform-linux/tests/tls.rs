@@ -201,3 +201,132 @@ fn unusable_tls_files_exit_with_the_configuration_file_status_naming_the_file() 
     // The good set starts.
     let _ok = server(Server::builder(), &pki, free_port());
 }
+
+/// The TLS address of `server` for our library, presenting `client`.
+fn tls_addr(
+    pki: &Pki,
+    tls_port: u16,
+    client: Option<&nfy_test_support::tls::Issued>,
+) -> ServerAddr {
+    let settings = nfy_linux::client::TlsSettings::from_files(
+        &pki.ca.pem,
+        client.map(|c| (c.cert.as_path(), c.key.as_path())),
+        "127.0.0.1",
+    )
+    .unwrap();
+    ServerAddr::tls(loopback(tls_port), settings)
+}
+
+#[test]
+fn our_library_and_nfy_speak_tls() {
+    use nfy_linux::client::{Client, Error};
+    use std::sync::mpsc;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), &["127.0.0.1"], "lane-1");
+    let tls_port = free_port();
+    let server = server(Server::builder(), &pki, tls_port);
+    // A receiver over TLS, a sender on the Unix socket, answers back.
+    let remote = Client::connect_to(tls_addr(&pki, tls_port, Some(&pki.client))).unwrap();
+    remote.set_app_id("ecr").unwrap();
+    let (tx, rx) = mpsc::channel();
+    let answer = remote.clone();
+    let _reg = remote
+        .register("show", 0, move |d| {
+            tx.send(d.parameter.to_owned()).unwrap();
+            answer.notify_raw("pay", "shown", d.parameter).unwrap();
+        })
+        .unwrap();
+    remote.sync().unwrap();
+    let local = Client::connect_to(ServerAddr::unix(&server.socket)).unwrap();
+    local.set_app_id("pay").unwrap();
+    let (back_tx, back_rx) = mpsc::channel();
+    let _back = local
+        .register("shown", 0, move |d| {
+            back_tx.send(d.parameter.to_owned()).unwrap()
+        })
+        .unwrap();
+    // Many, of all sizes: records are cut and joined differently than
+    // frames.
+    let mut sent = Vec::new();
+    for i in 0..200 {
+        let parameter = json!({"i": i, "pad": "x".repeat((i * 97) % 20_000)}).to_string();
+        local.notify_raw("ecr", "show", &parameter).unwrap();
+        sent.push(parameter);
+    }
+    for expected in &sent {
+        assert_eq!(&rx.recv_timeout(DEADLINE).unwrap(), expected);
+        assert_eq!(&back_rx.recv_timeout(DEADLINE).unwrap(), expected);
+    }
+    let status = remote.status().unwrap();
+    assert!(status.local_connections >= 2, "{status:?}");
+
+    // nfy over TLS: send, and status (local: the peer is on loopback).
+    let nfy = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_nfy"))
+            .args(["--server", &format!("127.0.0.1:{tls_port}")])
+            .args(["--tls-ca", pki.ca.pem.to_str().unwrap()])
+            .args(["--tls-cert", pki.client.cert.to_str().unwrap()])
+            .args(["--tls-key", pki.client.key.to_str().unwrap()])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, _, err) = nfy(&[
+        "send",
+        "--from",
+        "office",
+        "ecr",
+        "show",
+        r#"{"via":"nfy"}"#,
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(rx.recv_timeout(DEADLINE).unwrap(), r#"{"via":"nfy"}"#);
+    let (code, out, err) = nfy(&["status"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("tls 127.0.0.1:"), "{out}");
+    assert!(out.contains("tls: O=nfy tests, CN=lane-1"), "{out}");
+    assert!(out.contains("tls handshakes:"), "{out}");
+    let (code, out, err) = nfy(&["status", "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(v["tls"]["accepted"].as_u64().unwrap() >= 2, "{v}");
+    let ecr = v["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["app_id"] == "ecr")
+        .unwrap();
+    assert_eq!(
+        (ecr["transport"].as_str(), ecr["tls_subject"].as_str()),
+        (Some("tls"), Some("O=nfy tests, CN=lane-1"))
+    );
+
+    // Without a client certificate: refused, and said so.
+    let e = Client::connect_to(tls_addr(&pki, tls_port, None)).unwrap_err();
+    assert!(matches!(e, Error::Tls(_)), "{e:?}");
+    assert!(e.to_string().contains("refused"), "{e}");
+    // A server certificate from a CA we do not trust: refused by us.
+    let other = Ca::new(dir.path(), "other-ca", "another CA");
+    let settings =
+        nfy_linux::client::TlsSettings::from_files(&other.pem, None, "127.0.0.1").unwrap();
+    let e = Client::connect_to(ServerAddr::tls(loopback(tls_port), settings)).unwrap_err();
+    assert!(e.to_string().contains("certificate is not accepted"), "{e}");
+    // The wrong name.
+    let settings =
+        nfy_linux::client::TlsSettings::from_files(&pki.ca.pem, None, "terminal.example").unwrap();
+    let e = Client::connect_to(ServerAddr::tls(loopback(tls_port), settings)).unwrap_err();
+    assert!(matches!(e, Error::Tls(_)), "{e:?}");
+    // nfy says which file is wrong.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nfy"))
+        .args(["--server", &format!("127.0.0.1:{tls_port}")])
+        .args(["--tls-ca", "/nonexistent/ca.pem", "status"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/ca.pem"));
+}

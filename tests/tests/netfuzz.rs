@@ -418,6 +418,7 @@ fn fuzzed_frames_leave_the_server_and_others_unaffected() {
     let status = nfy_linux::client::Client::connect_to(ServerAddr {
         unix: Some(server.socket().to_owned()),
         tcp: None,
+        tls: None,
     })
     .expect("the library cannot connect after the fuzzing")
     .status()

@@ -270,6 +270,7 @@ impl Server {
         nfy_linux::client::ServerAddr {
             unix: Some(self.socket.clone()),
             tcp: None,
+            tls: None,
         }
     }
 

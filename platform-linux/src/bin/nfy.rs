@@ -1,7 +1,9 @@
 //! `nfy`: the notification service from the command line.
 //!
 //! ```text
-//! nfy [--socket PATH] [--port PORT] COMMAND [ARGS]
+//! nfy [--socket PATH] [--port PORT]
+//!     [--server HOST:PORT [--tls-ca FILE [--tls-cert FILE --tls-key FILE]
+//!      [--tls-server-name NAME]]] COMMAND [ARGS]
 //!   send [--from APP] [--flags N] [--wait-error MS] TO NOTIFICATION [JSON]
 //!   listen --as APP [--priority N] [--count N] NOTIFICATION...
 //!   monitor [--count N]
@@ -19,6 +21,7 @@
 //! scarce), and it leaves the messages to us.
 
 use std::ffi::OsString;
+use std::fmt::Write as _;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,7 +33,7 @@ use lexopt::{Arg, Parser, ValueExt};
 use nfy_core::msg::{ConnectionReport, PeerAddr};
 use nfy_linux::client::{
     conn::STATUS_TIMEOUT, server_report, Client, ConnectionEvent, Delivery, Error, Handle,
-    NotifyOptions, Observed, ServerAddr, ServerReport,
+    NotifyOptions, Observed, ServerAddr, ServerReport, TlsSettings,
 };
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -50,7 +53,8 @@ const DEFAULT_FROM: &str = "nfy";
 const USAGE: &str = "\
 nfy - send, receive and watch notifications of the nfy notification service
 
-Usage: nfy [--socket PATH] [--port PORT] COMMAND [ARGS]
+Usage: nfy [--socket PATH] [--port PORT] [--server HOST:PORT [TLS OPTIONS]]
+           COMMAND [ARGS]
 
 Commands:
   send      send one notification
@@ -65,7 +69,20 @@ Global options:
                  /run/nfy/notify.sock instead when only that socket exists)
   --port PORT    TCP port on 127.0.0.1, tried when the socket fails
                  (default: $NFY_PORT, else 5899)
+  --server HOST:PORT
+                 a server elsewhere, over TCP only (HOST: a name or an
+                 address; [::1]:5899 for IPv6); with --tls-ca, over TLS
+                 (the server's --tls-port, 5898 by default)
   -h, --help     this help;  nfy COMMAND --help for a command's
+
+TLS (with --server; files are read once, PEM):
+  --tls-ca FILE           CA certificates the server's certificate must
+                          chain to (turns TLS on)
+  --tls-cert FILE, --tls-key FILE
+                          the certificate (chain) and key to present, for a
+                          server that requires one (--tls-client-ca)
+  --tls-server-name NAME  the name the server's certificate must carry
+                          (default: HOST)
   -V, --version  version
 
 Exit status: 0 ok, 1 server not running (or not allowed: the message names
@@ -137,17 +154,23 @@ const STATUS: Command = Command {
     help: "\
 Prints the server's counters, then one line per open connection: its id
 (as the server logs it), where it comes from (Unix socket with the
-process's pid, uid and gid; TCP with the address, `remote` when not
-loopback), its app ID (from hello), its number of registrations, and
-whether it observes; under it, one line per registration: notification
-ID, receiver app ID, priority. This command's own connection is listed
-too.
+process's pid, uid and gid; TCP or TLS with the address, `remote` when
+not loopback), its app ID (from hello), its number of registrations, and
+whether it observes; under a TLS connection, the subject of its peer's
+certificate; under each connection, one line per registration:
+notification ID, receiver app ID, priority. This command's own
+connection is listed too.
 
 Counters: refused connections (of those remote: the remote connection
-limit), frames dropped by the remote rate limit, oversize frames skipped.
+limit; TLS handshakes that failed, timed out or were over the bound are
+refused connections too), frames dropped by the remote rate limit,
+oversize frames skipped; with TLS on, the TLS handshakes: completed,
+failed, timed out, over the bound.
 
-With --json, one object: the counters, and \"connections\", each with
-\"registered\": [{\"notification\",\"to\",\"priority\"}].
+With --json, one object: the counters (\"tls\": the TLS counters, null
+without TLS), and \"connections\", each with \"registered\":
+[{\"notification\",\"to\",\"priority\"}] (and \"transport\": \"tls\",
+\"tls_subject\" for a TLS connection).
 
 Options:
   --json        one JSON object instead of text
@@ -229,10 +252,67 @@ fn number<T: std::str::FromStr>(
         .map_err(|_| Exit::usage(cmd, format!("{option}: {v:?} is not a valid number")))
 }
 
+/// `--server` and the TLS options.
+#[derive(Default)]
+struct Remote {
+    server: Option<String>,
+    ca: Option<PathBuf>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    server_name: Option<String>,
+}
+
+impl Remote {
+    /// The address `--server` names, over TLS with `--tls-ca`; `None`
+    /// without `--server`.
+    fn addr(&self) -> Result<Option<ServerAddr>, Exit> {
+        let usage = |msg: String| Exit::Usage(None, msg);
+        let Some(server) = &self.server else {
+            let tls_option = [
+                (self.ca.is_some(), "--tls-ca"),
+                (self.cert.is_some(), "--tls-cert"),
+                (self.key.is_some(), "--tls-key"),
+                (self.server_name.is_some(), "--tls-server-name"),
+            ];
+            return match tls_option.iter().find(|(set, _)| *set) {
+                Some((_, option)) => Err(usage(format!("{option} needs --server HOST:PORT"))),
+                None => Ok(None),
+            };
+        };
+        use std::net::ToSocketAddrs;
+        let addr = server
+            .to_socket_addrs()
+            .map_err(|e| usage(format!("--server {server:?}: {e} (HOST:PORT expected)")))?
+            .next()
+            .ok_or_else(|| usage(format!("--server {server:?}: no address")))?;
+        let Some(ca) = &self.ca else {
+            if self.cert.is_some() || self.key.is_some() || self.server_name.is_some() {
+                return Err(usage("the TLS options need --tls-ca".into()));
+            }
+            return Ok(Some(ServerAddr::tcp(addr)));
+        };
+        let client = match (&self.cert, &self.key) {
+            (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
+            (None, None) => None,
+            _ => return Err(usage("--tls-cert and --tls-key go together".into())),
+        };
+        let host = server
+            .rsplit_once(':')
+            .map_or(server.as_str(), |(host, _)| host)
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let name = self.server_name.as_deref().unwrap_or(host);
+        let settings = TlsSettings::from_files(ca, client, name)
+            .map_err(|e| Exit::Fail(EXIT_FAILURE, format!("TLS: {e}")))?;
+        Ok(Some(ServerAddr::tls(addr, settings)))
+    }
+}
+
 fn run(raw: Vec<OsString>) -> Result<u8, Exit> {
     let mut p = Parser::from_args(raw);
     let mut socket: Option<PathBuf> = None;
     let mut port: Option<u16> = None;
+    let mut remote = Remote::default();
     let command = loop {
         match p.next()? {
             None => return Err(Exit::Usage(None, "no command given".into())),
@@ -249,11 +329,19 @@ fn run(raw: Vec<OsString>) -> Result<u8, Exit> {
                     Exit::Usage(None, format!("--port: {v:?} is not a TCP port number"))
                 })?);
             }
+            Some(Arg::Long("server")) => remote.server = Some(p.value()?.string()?),
+            Some(Arg::Long("tls-ca")) => remote.ca = Some(PathBuf::from(p.value()?)),
+            Some(Arg::Long("tls-cert")) => remote.cert = Some(PathBuf::from(p.value()?)),
+            Some(Arg::Long("tls-key")) => remote.key = Some(PathBuf::from(p.value()?)),
+            Some(Arg::Long("tls-server-name")) => remote.server_name = Some(p.value()?.string()?),
             Some(Arg::Value(c)) => break c.string()?,
             Some(other) => return Err(other.unexpected().into()),
         }
     };
     let addr = move || -> Result<ServerAddr, Exit> {
+        if let Some(addr) = remote.addr()? {
+            return Ok(addr);
+        }
         // `--port` overrides NFY_PORT (even an unusable one); the rest is
         // the library's one resolution rule.
         let nfy_port = if port.is_some() {
@@ -631,7 +719,7 @@ fn conn_id(id: u32) -> String {
     format!("#{}.{}", id & 0xffff, id >> 16)
 }
 
-fn peer_text(c: &ConnectionReport) -> String {
+fn peer_text(c: &ConnectionReport, tls: bool) -> String {
     match c.peer {
         PeerAddr::Unix(cred) => format!("unix pid {} uid {} gid {}", cred.pid, cred.uid, cred.gid),
         PeerAddr::UnixUnknown => "unix (credentials unknown)".into(),
@@ -641,7 +729,7 @@ fn peer_text(c: &ConnectionReport) -> String {
                 Some(v4) => std::net::SocketAddr::from((v4, port)),
                 None => std::net::SocketAddr::from((ip, port)),
             };
-            format!("tcp {addr}")
+            format!("{} {addr}", if tls { "tls" } else { "tcp" })
         }
         PeerAddr::Unknown => "unknown".into(),
     }
@@ -681,8 +769,13 @@ fn json_status(r: &ServerReport) -> serde_json::Value {
                 }
                 PeerAddr::UnixUnknown => v["transport"] = "unix".into(),
                 PeerAddr::Tcp { .. } => {
-                    v["transport"] = "tcp".into();
-                    v["peer"] = peer_text(c).trim_start_matches("tcp ").into();
+                    let tls = r.tls_of(c.id);
+                    v["transport"] = if tls.is_some() { "tls" } else { "tcp" }.into();
+                    let text = peer_text(c, tls.is_some());
+                    v["peer"] = text.split_once(' ').map_or("", |(_, a)| a).into();
+                    if let Some(t) = tls {
+                        v["tls_subject"] = t.subject.as_deref().into();
+                    }
                 }
                 PeerAddr::Unknown => {}
             }
@@ -702,6 +795,12 @@ fn json_status(r: &ServerReport) -> serde_json::Value {
         "remote_refused": r.guard.remote_refused,
         "rate_limited": r.guard.rate_limited,
         "oversize": r.guard.oversize,
+        "tls": r.tls_counters.map(|t| serde_json::json!({
+            "accepted": t.accepted,
+            "failed": t.failed,
+            "timed_out": t.timed_out,
+            "over_limit": t.over_limit,
+        })),
         "connections": connections,
     })
 }
@@ -718,9 +817,7 @@ fn human_status(r: &ServerReport) -> String {
          unicast errors:  {}\n\
          refused:         {} connections ({} remote)\n\
          rate limited:    {} frames\n\
-         oversize:        {} frames\n\
-         \n\
-         {:<8} {:<36} {:<16} {:>5}\n",
+         oversize:        {} frames\n",
         s.local_connections,
         s.remote_connections,
         s.registrations,
@@ -733,13 +830,21 @@ fn human_status(r: &ServerReport) -> String {
         g.remote_refused,
         g.rate_limited,
         g.oversize,
-        "ID",
-        "PEER",
-        "APP",
-        "REGS"
     );
+    if let Some(t) = &r.tls_counters {
+        let _ = write!(
+            text,
+            "tls handshakes:  {} completed, {} failed, {} timed out, {} over the bound\n",
+            t.accepted, t.failed, t.timed_out, t.over_limit
+        );
+    }
+    text.push_str(&format!(
+        "\n{:<8} {:<36} {:<16} {:>5}\n",
+        "ID", "PEER", "APP", "REGS"
+    ));
     for c in &r.connections {
-        let mut peer = peer_text(c);
+        let tls = r.tls_of(c.id);
+        let mut peer = peer_text(c, tls.is_some());
         if c.remote {
             peer.push_str(" (remote)");
         }
@@ -752,6 +857,10 @@ fn human_status(r: &ServerReport) -> String {
             c.registrations,
             if c.observer { "  observer" } else { "" }
         ));
+        if let Some(t) = tls {
+            let subject = t.subject.as_deref().unwrap_or("(no client certificate)");
+            text.push_str(&format!("         tls: {subject}\n"));
+        }
         for reg in r.registrations_of(c.id) {
             text.push_str(&format!(
                 "         {} for {} (priority {})\n",

@@ -37,6 +37,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
+use super::conn::tls::TlsSettings;
 use crate::defaults;
 
 pub use crate::defaults::DEFAULT_PORT;
@@ -66,7 +67,8 @@ impl fmt::Display for AddrError {
 impl std::error::Error for AddrError {}
 
 /// Where to reach the server: a Unix socket path, a TCP address, or both
-/// (the socket is tried first).
+/// (the socket is tried first); or a TCP address over TLS
+/// ([`ServerAddr::tls`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerAddr {
     /// The Unix-domain socket path, tried first.
@@ -74,6 +76,10 @@ pub struct ServerAddr {
     /// The TCP address, tried when there is no socket path or connecting
     /// to it fails.
     pub tcp: Option<SocketAddr>,
+    /// With TLS settings, the client connects to [`ServerAddr::tcp`] over
+    /// TLS only (`notifysvc --tls-port`), never to the Unix socket nor in
+    /// plain TCP: a TLS address is meant for a server that requires it.
+    pub tls: Option<TlsSettings>,
 }
 
 impl ServerAddr {
@@ -128,6 +134,7 @@ impl ServerAddr {
         Ok(ServerAddr {
             unix: Some(unix),
             tcp: Some(Self::loopback(port)),
+            tls: None,
         })
     }
 
@@ -136,6 +143,7 @@ impl ServerAddr {
         ServerAddr {
             unix: Some(path.into()),
             tcp: None,
+            tls: None,
         }
     }
 
@@ -144,6 +152,20 @@ impl ServerAddr {
         ServerAddr {
             unix: None,
             tcp: Some(addr),
+            tls: None,
+        }
+    }
+
+    /// This TCP address over TLS with these settings (a server's
+    /// `--tls-port`; issue 16): the CAs the server's certificate must
+    /// chain to, the certificate this client presents if the server asks
+    /// for one, the name the server's certificate must carry
+    /// ([`TlsSettings::from_files`]).
+    pub fn tls(addr: SocketAddr, settings: TlsSettings) -> Self {
+        ServerAddr {
+            unix: None,
+            tcp: Some(addr),
+            tls: Some(settings),
         }
     }
 
@@ -161,6 +183,9 @@ fn is_socket(path: &Path) -> bool {
 
 impl fmt::Display for ServerAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let (Some(a), Some(_)) = (&self.tcp, &self.tls) {
+            return write!(f, "tls {a}");
+        }
         match (&self.unix, &self.tcp) {
             (Some(p), Some(a)) => write!(f, "{} or {}", p.display(), a),
             (Some(p), None) => write!(f, "{}", p.display()),

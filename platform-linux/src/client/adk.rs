@@ -51,6 +51,7 @@ fn global() -> &'static Client {
         Err(_) => Client::wrap(Inner::closed(ServerAddr {
             unix: None,
             tcp: None,
+            tls: None,
         })),
     })
 }

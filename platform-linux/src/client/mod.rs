@@ -103,6 +103,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use addr::{AddrError, ServerAddr};
+pub use conn::tls::{TlsSettings, TlsSettingsError};
 pub use nfy_core::msg::Status as ServerStatus;
 pub use report::{server_report, ServerReport, TlsConnection};
 
@@ -173,6 +174,9 @@ pub enum Error {
     /// the notification in time: the server is slowing this sender down
     /// (its receivers are slower). Nothing was sent (`ERR_SERVER`).
     SendTimeout,
+    /// TLS with the server failed (a [`ServerAddr::tls`] address): its
+    /// certificate is not accepted, or it refused ours (`ERR_SERVER`).
+    Tls(String),
 }
 
 impl Error {
@@ -187,7 +191,8 @@ impl Error {
             | Error::Timeout
             | Error::Address(_)
             | Error::TooLarge { .. }
-            | Error::SendTimeout => nfy_core::Error::Server,
+            | Error::SendTimeout
+            | Error::Tls(_) => nfy_core::Error::Server,
         }
     }
 
@@ -238,6 +243,7 @@ impl fmt::Display for Error {
                 "the notification server did not take the notification in time \
                  (it is slowing this sender down); nothing was sent",
             ),
+            Error::Tls(why) => write!(f, "TLS with the notification server failed: {why}"),
         }
     }
 }

@@ -111,8 +111,9 @@ pub fn server_report(addr: &ServerAddr, timeout: Duration) -> Result<ServerRepor
             return Err(Error::Timeout);
         }
         stream.set_read_timeout(left).map_err(|_| Error::Server)?;
+        let broken = |stream: &Socket| stream.tls_error().map_or(Error::Server, Error::Tls);
         let n = match stream.read(&mut chunk) {
-            Ok(0) => return Err(Error::Server),
+            Ok(0) => return Err(broken(&stream)),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e)
@@ -123,7 +124,7 @@ pub fn server_report(addr: &ServerAddr, timeout: Duration) -> Result<ServerRepor
             {
                 return Err(Error::Timeout)
             }
-            Err(_) => return Err(Error::Server),
+            Err(_) => return Err(broken(&stream)),
         };
         let mut input = chunk.get(..n).unwrap_or(&[]);
         while !input.is_empty() {

@@ -105,10 +105,12 @@ fn parse_args() -> Option<Args> {
         "unix" => ServerAddr {
             unix: Some(PathBuf::from(where_)),
             tcp: None,
+            tls: None,
         },
         "tcp" => ServerAddr {
             unix: None,
             tcp: Some(where_.parse::<SocketAddr>().ok()?),
+            tls: None,
         },
         _ => return None,
     };

@@ -184,6 +184,9 @@ impl Inner {
                 usize::try_from(l).unwrap_or(usize::MAX)
             }),
             Err(e) => {
+                // With TLS 1.3 a server that refuses our certificate says
+                // so only now, with an alert.
+                let e = socket.tls_error().map_or(e, Error::Tls);
                 socket.shutdown();
                 return Err(e);
             }
@@ -198,7 +201,13 @@ impl Inner {
             self.lost(&side);
             return Err(Error::Server);
         }
+        // TLS: frames that came in the records of the answer are
+        // decrypted already; no readiness event will announce them.
+        let buffered = side.socket().has_buffered_input();
         *r = Some(side);
+        if buffered {
+            self.read_input(r);
+        }
         Ok(())
     }
 

@@ -3,7 +3,8 @@
 //!
 //! | module | holds |
 //! |---|---|
-//! | [`socket`] | the connected socket (Unix or TCP), writes that wait for room or do not |
+//! | [`socket`] | the connected socket (Unix, TCP or TLS), writes that wait for room or do not |
+//! | [`tls`] | TLS: the settings of a TLS address, the TLS socket and how two threads share its rustls state |
 //! | [`output`] | what goes to the server: frames, acks held back, the queue, one writer at a time |
 //! | [`reader`] | the reading half, the guard that re-arms it, dispatch to the callbacks |
 //! | [`link`] | the link thread: connecting, the handshake, reconnecting, assisting, flushing |
@@ -91,7 +92,8 @@
 //!
 //! Five mutexes, each held briefly; none is held during a system call
 //! that can wait, except `state` while a connection attempt writes its
-//! handshake and reads the answer ([`HANDSHAKE_TIMEOUT`]):
+//! handshake and reads the answer ([`HANDSHAKE_TIMEOUT`]); a TLS
+//! connection adds a sixth, a leaf around its rustls state ([`tls`]):
 //!
 //! | lock | holds |
 //! |---|---|
@@ -117,6 +119,7 @@ pub mod link;
 pub mod output;
 pub mod reader;
 pub mod socket;
+pub mod tls;
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -139,6 +142,7 @@ pub use link::{ATTEMPT_WAIT, DEFAULT_MAX_FRAME, HANDSHAKE_TIMEOUT, MAX_BACKOFF, 
 pub use output::ACK_BATCH;
 pub use reader::MAX_BODY;
 pub use socket::CONNECT_TIMEOUT;
+pub use tls::{TlsSettings, TlsSettingsError, TLS_HANDSHAKE_TIMEOUT};
 
 use link::{Link, Signal, HELP_POLL};
 use output::Output;

@@ -561,18 +561,20 @@ impl Writing<'_> {
         let Some(half) = self.half.as_mut() else {
             return Err(Error::Server);
         };
-        if half.unsent.is_empty() {
+        if half.unsent.is_empty() && !half.socket.has_pending_output() {
             return Ok(Flushed::All);
         }
         match half.socket.send_now(&half.unsent) {
             Ok(n) => {
                 half.unsent.drain(..n);
                 half.written += n as u64;
-                Ok(if half.unsent.is_empty() {
-                    Flushed::All
-                } else {
-                    Flushed::Partial
-                })
+                Ok(
+                    if half.unsent.is_empty() && !half.socket.has_pending_output() {
+                        Flushed::All
+                    } else {
+                        Flushed::Partial
+                    },
+                )
             }
             Err(_) => {
                 self.broken = true;
@@ -609,7 +611,9 @@ impl Drop for Writing<'_> {
         let out = &self.inner.output;
         let mut st = out.lock();
         let live = st.live == Some(epoch);
-        let left = !half.unsent.is_empty();
+        // TLS records rustls took but the socket did not: out with the
+        // next write too.
+        let left = !half.unsent.is_empty() || half.socket.has_pending_output();
         if live && !self.broken {
             st.half = Some(half);
         } else {

@@ -9,17 +9,16 @@
 //! the lock free), so no path out of a reader, early returns included,
 //! can stop reception.
 
+use std::io;
 use std::ops::{Deref, DerefMut};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard, TryLockError};
 use std::time::Duration;
 
 use nfy_core::msg::{self, compact, Encoding, Message};
 use nfy_core::wire::{Decoded, FrameDecoder, HEADER_LEN};
-use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::socket::{recv, MsgFlags};
 
 use super::super::event::{Event, Incoming, ObservedEvent};
 use super::super::pool::{lock, Refused};
@@ -144,6 +143,9 @@ impl Inner {
     /// it, and releases the lock.
     pub(super) fn help_read(&self, g: ReadGuard<'_>, wait: Duration) {
         let readable = g.as_ref().is_some_and(|side| {
+            if side.socket.has_buffered_input() {
+                return true;
+            }
             let mut fds = [PollFd::new(side.socket.as_fd(), PollFlags::POLLIN)];
             let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::ZERO);
             poll(&mut fds, timeout).is_ok_and(|n| n > 0)
@@ -154,63 +156,82 @@ impl Inner {
     }
 
     /// Reads what the socket holds (without blocking, at most
-    /// [`READ_BUDGET`] chunks), dispatches it and releases the `read` lock
-    /// `g`. At the end of the stream or on an error, the reading half is
-    /// dropped and the connection ended.
+    /// [`READ_BUDGET`] chunks, then, for TLS, whatever plaintext rustls
+    /// still holds: no readiness event would announce it), dispatches it
+    /// and releases the `read` lock `g`. At the end of the stream or on an
+    /// error, the reading half is dropped and the connection ended. TLS
+    /// records that reading made rustls want to write (a key update) and
+    /// the socket did not take go to the link thread to flush.
     pub(super) fn read_input(&self, mut g: ReadGuard<'_>) {
         let Some(side) = g.as_mut() else {
             return;
         };
         let epoch = side.epoch;
-        let fd = side.socket.as_fd().as_raw_fd();
         let mut ended = false;
-        for _ in 0..READ_BUDGET {
-            let n = match recv(fd, &mut side.buf, MsgFlags::MSG_DONTWAIT) {
+        let mut budget = READ_BUDGET;
+        loop {
+            let buffered = side.socket.has_buffered_input();
+            if budget == 0 && !buffered {
+                break;
+            }
+            budget = budget.saturating_sub(1);
+            let n = match side.socket.recv_now(&mut side.buf) {
                 Ok(0) => {
                     ended = true;
                     break;
                 }
                 Ok(n) => n,
-                Err(Errno::EINTR) => continue,
-                Err(Errno::EAGAIN) => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(_) => {
                     ended = true;
                     break;
                 }
             };
-            let mut input = side.buf.get(..n).unwrap_or_default();
-            loop {
-                let (used, out) = side.decoder.feed(input);
-                let produced = out.is_some();
-                if let Some(Decoded::Frame(frame)) = out {
-                    // The server validated every parameter it sends
-                    // (compact::decode_trusted, Decision).
-                    let decoded = match Encoding::from_msg_id(frame.msg_id) {
-                        Encoding::Compact => compact::decode_trusted(frame.body),
-                        json => msg::decode(json, frame.body),
-                    };
-                    // What does not decode is not acknowledged either: the
-                    // server gives an unacknowledged unicast to another
-                    // receiver when this connection ends.
-                    if let Ok(m) = decoded {
-                        self.on_message(&m, epoch);
-                    }
-                }
-                input = input.get(used..).unwrap_or_default();
-                if !produced && (input.is_empty() || used == 0) {
-                    break;
-                }
-            }
+            self.dispatch_input(side, n, epoch);
             // A stream socket returns less than asked only when it has
-            // nothing more: data arriving later raises a new event.
-            if n < side.buf.len() {
+            // nothing more: data arriving later raises a new event. Not
+            // so for TLS: rustls may hold more plaintext.
+            if n < side.buf.len() && !side.socket.has_buffered_input() {
                 break;
             }
         }
+        let flush = side.socket.has_pending_output();
         if ended {
             if let Some(side) = g.take() {
                 drop(g);
                 self.lost(&side);
+            }
+        } else if flush {
+            drop(g);
+            self.request_flush();
+        }
+    }
+
+    /// Feeds the first `n` bytes of `side`'s buffer to its decoder and
+    /// dispatches every message.
+    fn dispatch_input(&self, side: &mut ReadSide, n: usize, epoch: u64) {
+        let mut input = side.buf.get(..n).unwrap_or_default();
+        loop {
+            let (used, out) = side.decoder.feed(input);
+            let produced = out.is_some();
+            if let Some(Decoded::Frame(frame)) = out {
+                // The server validated every parameter it sends
+                // (compact::decode_trusted, Decision).
+                let decoded = match Encoding::from_msg_id(frame.msg_id) {
+                    Encoding::Compact => compact::decode_trusted(frame.body),
+                    json => msg::decode(json, frame.body),
+                };
+                // What does not decode is not acknowledged either: the
+                // server gives an unacknowledged unicast to another
+                // receiver when this connection ends.
+                if let Ok(m) = decoded {
+                    self.on_message(&m, epoch);
+                }
+            }
+            input = input.get(used..).unwrap_or_default();
+            if !produced && (input.is_empty() || used == 0) {
+                break;
             }
         }
     }

@@ -1,5 +1,5 @@
-//! The connected socket to the server (Unix or TCP) and the ways the
-//! client writes it.
+//! The connected socket to the server (Unix, TCP, or TLS over TCP:
+//! [`super::tls`]) and the ways the client writes it.
 //!
 //! Writes use `send(2)` with `MSG_NOSIGNAL` (a server that went away is an
 //! error, never a `SIGPIPE` that kills an application which did not ignore
@@ -19,32 +19,49 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::socket::{send, MsgFlags};
+use nix::sys::socket::{recv, send, MsgFlags};
 
 use super::super::addr::ServerAddr;
 use super::super::Error;
+use super::tls::{TlsSocket, TLS_HANDSHAKE_TIMEOUT};
 
 /// TCP connect timeout (loopback: refused at once when nothing listens).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// A connected stream to the server, Unix or TCP.
+/// A connected stream to the server: Unix, TCP, or TLS over TCP (shared
+/// by the reading and the writing half, see [`super::tls`]).
 #[derive(Debug)]
 pub(crate) enum Socket {
     Unix(UnixStream),
     Tcp(TcpStream),
+    Tls(Arc<TlsSocket>),
 }
 
 impl Socket {
-    /// Connects to the Unix socket of `addr`, else its TCP address.
+    /// Connects to the Unix socket of `addr`, else its TCP address; with
+    /// TLS settings ([`ServerAddr::tls`]), to its TCP address over TLS
+    /// only.
     ///
     /// [`Error::Permission`] when the Unix socket refused us for lack of
     /// permission and TCP did not connect either (naming the socket's
-    /// group, which grants access); [`Error::Server`] otherwise.
+    /// group, which grants access); [`Error::Tls`] when the TLS handshake
+    /// failed; [`Error::Server`] otherwise.
     pub(crate) fn connect(addr: &ServerAddr) -> Result<Socket, Error> {
+        if let Some(settings) = &addr.tls {
+            let deadline = Instant::now() + TLS_HANDSHAKE_TIMEOUT;
+            let tcp = addr
+                .tcp
+                .and_then(|a| TcpStream::connect_timeout(&a, CONNECT_TIMEOUT).ok())
+                .ok_or(Error::Server)?;
+            let _ = tcp.set_nodelay(true);
+            let tls = TlsSocket::connect(tcp, settings, deadline)?;
+            return Ok(Socket::Tls(Arc::new(tls)));
+        }
         let mut denied = None;
         if let Some(path) = &addr.unix {
             match UnixStream::connect(path) {
@@ -74,6 +91,7 @@ impl Socket {
         Ok(match self {
             Socket::Unix(s) => Socket::Unix(s.try_clone()?),
             Socket::Tcp(s) => Socket::Tcp(s.try_clone()?),
+            Socket::Tls(s) => Socket::Tls(Arc::clone(s)),
         })
     }
 
@@ -83,6 +101,10 @@ impl Socket {
         match self {
             Socket::Unix(s) => s.set_read_timeout(Some(d)),
             Socket::Tcp(s) => s.set_read_timeout(Some(d)),
+            Socket::Tls(s) => {
+                s.set_read_timeout(Some(d));
+                Ok(())
+            }
         }
     }
 
@@ -92,12 +114,59 @@ impl Socket {
         let _ = match self {
             Socket::Unix(s) => s.shutdown(Shutdown::Both),
             Socket::Tcp(s) => s.shutdown(Shutdown::Both),
+            Socket::Tls(s) => {
+                s.shutdown();
+                Ok(())
+            }
         };
     }
 
+    /// Reads what is there without waiting: `WouldBlock` when nothing is
+    /// (for TLS: plaintext rustls holds, else records the socket has).
+    pub(crate) fn recv_now(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Socket::Tls(s) => s.recv_now(buf),
+            Socket::Unix(_) | Socket::Tcp(_) => {
+                recv(self.as_fd().as_raw_fd(), buf, MsgFlags::MSG_DONTWAIT)
+                    .map_err(|e| io::Error::from_raw_os_error(e as i32))
+            }
+        }
+    }
+
+    /// True when input is already read off the socket and waits (TLS
+    /// plaintext rustls holds): no readiness event will announce it.
+    pub(crate) fn has_buffered_input(&self) -> bool {
+        match self {
+            Socket::Tls(s) => s.has_buffered_input(),
+            Socket::Unix(_) | Socket::Tcp(_) => false,
+        }
+    }
+
+    /// True when output was taken but is not in the kernel yet (TLS
+    /// records rustls holds): someone must write again to send it.
+    pub(crate) fn has_pending_output(&self) -> bool {
+        match self {
+            Socket::Tls(s) => s.has_pending_output(),
+            Socket::Unix(_) | Socket::Tcp(_) => false,
+        }
+    }
+
+    /// Why the connection failed at the TLS level, if it did.
+    pub(crate) fn tls_error(&self) -> Option<String> {
+        match self {
+            Socket::Tls(s) => s.error(),
+            Socket::Unix(_) | Socket::Tcp(_) => None,
+        }
+    }
+
     /// Writes what the kernel takes of `buf` now, without waiting; the
-    /// number of bytes written (0 when the socket buffer is full).
+    /// number of bytes written (0 when the socket buffer is full). For
+    /// TLS: the records held back first, then what rustls takes of `buf`
+    /// (an empty `buf` only writes the records held back).
     pub(crate) fn send_now(&self, buf: &[u8]) -> io::Result<usize> {
+        if let Socket::Tls(s) = self {
+            return s.send_now(buf);
+        }
         let fd = self.as_fd().as_raw_fd();
         let mut done = 0;
         while let Some(rest) = buf.get(done..).filter(|r| !r.is_empty()) {
@@ -118,9 +187,9 @@ impl Socket {
     /// error means the connection is broken.
     pub(crate) fn write_until(&self, buf: &[u8], deadline: Option<Instant>) -> io::Result<usize> {
         let mut done = 0;
-        while done < buf.len() {
+        while done < buf.len() || self.has_pending_output() {
             done += self.send_now(buf.get(done..).unwrap_or_default())?;
-            if done == buf.len() {
+            if done == buf.len() && !self.has_pending_output() {
                 break;
             }
             if !self.wait_writable(deadline)? {
@@ -186,15 +255,18 @@ impl AsFd for Socket {
         match self {
             Socket::Unix(s) => s.as_fd(),
             Socket::Tcp(s) => s.as_fd(),
+            Socket::Tls(s) => s.tcp().as_fd(),
         }
     }
 }
 
 impl Read for Socket {
+    /// A blocking read, up to the read timeout.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Socket::Unix(s) => s.read(buf),
             Socket::Tcp(s) => s.read(buf),
+            Socket::Tls(s) => s.read_blocking(buf),
         }
     }
 }
