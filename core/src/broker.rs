@@ -652,13 +652,13 @@ where
                         forgotten,
                     });
                 }
-                // Local peers only: our library connects locally, and a
-                // remote peer gets nothing it did not ask for.
-                let limit = match kind {
-                    PeerKind::Local => out.frame_limit(conn),
-                    PeerKind::Remote => None,
-                };
-                if let Some(max_frame) = limit {
+                // Every peer that says hello: our library also connects
+                // from other hosts (over TLS, issue 16), where it cannot
+                // ask for status and ends its handshake at the welcome;
+                // the limit told is the one that applies to the peer
+                // (`--max-remote-frame` for a remote one), nothing it
+                // could not find out by sending.
+                if let Some(max_frame) = out.frame_limit(conn) {
                     let welcome = Message::Welcome(Welcome {
                         max_frame: count(max_frame),
                     });

@@ -21,7 +21,6 @@
 //! scarce), and it leaves the messages to us.
 
 use std::ffi::OsString;
-use std::fmt::Write as _;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -392,6 +391,12 @@ fn failure(e: Error) -> Exit {
     Exit::Fail(EXIT_FAILURE, msg)
 }
 
+/// True when the server may see this tool as a remote peer (`--server`
+/// to another host), which may not ask for status: no `sync` then.
+fn maybe_remote(addr: &ServerAddr) -> bool {
+    addr.unix.is_none() && addr.tcp.is_some_and(|a| !a.ip().is_loopback())
+}
+
 fn connect(addr: ServerAddr) -> Result<Client, Exit> {
     Client::connect_to(addr.clone()).map_err(|e| match e {
         Error::Server => Exit::Fail(
@@ -463,7 +468,9 @@ fn send(mut p: Parser, addr: impl FnOnce() -> Result<ServerAddr, Exit>) -> Resul
     if let Err(e) = serde_json::from_str::<serde_json::Value>(&json) {
         return Err(Exit::usage(cmd, format!("JSON parameter: {e}")));
     }
-    let client = connect(addr()?)?;
+    let addr = addr()?;
+    let remote = maybe_remote(&addr);
+    let client = connect(addr)?;
     let (tx, rx) = mpsc::channel();
     let _errors = wait_error.map(|_| {
         client.on_unicast_error(move |d: &Delivery<'_>| {
@@ -486,10 +493,12 @@ fn send(mut p: Parser, addr: impl FnOnce() -> Result<ServerAddr, Exit>) -> Resul
             eprintln!("nfy: unicast error: nobody received {n:?} sent to {to:?}");
             return Ok(EXIT_UNICAST_ERROR);
         }
-    } else {
+    } else if !remote {
         // Make sure the server has read the notification before the
         // connection closes (it would anyway; this also reports a server
-        // that vanished meanwhile).
+        // that vanished meanwhile). Not with --server: a remote peer may
+        // not ask for status; the notification is written, and closing
+        // the connection sends it before the end of the stream.
         client.sync().map_err(failure)?;
     }
     Ok(EXIT_OK)
@@ -591,7 +600,9 @@ fn listen(mut p: Parser, addr: impl FnOnce() -> Result<ServerAddr, Exit>) -> Res
     if ids.is_empty() {
         return Err(Exit::usage(cmd, "at least one NOTIFICATION is required"));
     }
-    let client = connect(addr()?)?;
+    let addr = addr()?;
+    let remote = maybe_remote(&addr);
+    let client = connect(addr)?;
     client
         .set_app_id(&app)
         .map_err(|e| Exit::usage(cmd, e.to_string()))?;
@@ -629,7 +640,9 @@ fn listen(mut p: Parser, addr: impl FnOnce() -> Result<ServerAddr, Exit>) -> Res
             Err(e) => return Err(failure(e)),
         }
     }
-    client.sync().map_err(failure)?;
+    if !remote {
+        client.sync().map_err(failure)?;
+    }
     let what = format!("listening as {app} for {}", ids.join(", "));
     let _changes = tell_connection_changes(&client, what.clone());
     eprintln!("nfy: {what}");
@@ -832,11 +845,10 @@ fn human_status(r: &ServerReport) -> String {
         g.oversize,
     );
     if let Some(t) = &r.tls_counters {
-        let _ = write!(
-            text,
+        text.push_str(&format!(
             "tls handshakes:  {} completed, {} failed, {} timed out, {} over the bound\n",
             t.accepted, t.failed, t.timed_out, t.over_limit
-        );
+        ));
     }
     text.push_str(&format!(
         "\n{:<8} {:<36} {:<16} {:>5}\n",

@@ -103,6 +103,19 @@ pub enum Action<T> {
     Ignore,
 }
 
+/// What ends the server's answer to a connection's handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandshakeEnd {
+    /// The answer to a `StatusRequest` sent after `hello` (any server: an
+    /// older one sends no `Welcome`). Only a local peer may ask for
+    /// status.
+    Status,
+    /// The `Welcome` answering `hello`: for an address where the server
+    /// may see this client as remote (TLS, or TCP to another host), which
+    /// may not ask for status; every server that speaks TLS sends it.
+    Welcome,
+}
+
 /// The client's state: app ID, registrations, observers, unicast-error
 /// handlers. See the module docs.
 #[derive(Debug, Clone)]
@@ -302,16 +315,19 @@ impl<T> ClientState<T> {
         extract(&mut self.connection_handlers, filter)
     }
 
-    /// What to send on every (re)connection, in order: `hello`; a
-    /// `StatusRequest` (its answer marks the end of the server's answer to
-    /// `hello`: a `Welcome` with its frame limit, which an older server
-    /// does not send); `unicast_errors(false)` when no handler is
+    /// What to send on every (re)connection, in order: `hello`; with
+    /// [`HandshakeEnd::Status`], a `StatusRequest` (its answer marks the
+    /// end of the server's answer to `hello`: a `Welcome` with its frame
+    /// limit, which an older server does not send); `unicast_errors(false)` when no handler is
     /// registered (the server's default is to send them); a `register`
     /// for every registration, oldest first (so "most recent" means the
     /// same on both sides); `observe(true)` when an observer is
     /// registered.
-    pub fn handshake(&self) -> Vec<Message<'static>> {
-        let mut out = vec![self.hello(), Message::StatusRequest];
+    pub fn handshake(&self, end: HandshakeEnd) -> Vec<Message<'static>> {
+        let mut out = vec![self.hello()];
+        if end == HandshakeEnd::Status {
+            out.push(Message::StatusRequest);
+        }
         if self.error_handlers.is_empty() {
             out.push(Message::UnicastErrors(false));
         }
@@ -534,7 +550,7 @@ mod tests {
             })
         };
         assert_eq!(
-            s.handshake(),
+            s.handshake(HandshakeEnd::Status),
             vec![
                 hello(None),
                 Message::StatusRequest,
@@ -548,7 +564,7 @@ mod tests {
         s.register(app("a"), nid("ev"), 7, 4); // replacement: now newest
         assert_eq!(s.add_observer(9), Some(Message::Observe(true)));
         assert_eq!(
-            s.handshake(),
+            s.handshake(HandshakeEnd::Status),
             vec![
                 hello(Some("me")),
                 Message::StatusRequest,
@@ -560,7 +576,14 @@ mod tests {
             ]
         );
         assert_eq!(s.add_error_handler(5), Some(Message::UnicastErrors(true)));
-        let hs = s.handshake();
+        let hs = s.handshake(HandshakeEnd::Status);
+        assert_eq!(
+            s.handshake(HandshakeEnd::Welcome)
+                .iter()
+                .filter(|m| matches!(m, Message::StatusRequest))
+                .count(),
+            0
+        );
         assert!(!hs.contains(&Message::UnicastErrors(false)));
         assert_eq!(hs.len(), 6);
     }

@@ -944,20 +944,25 @@ fn hello_is_answered_with_the_adapters_frame_limit() {
     };
     b.handle(even, hello(), &mut out);
     b.handle(odd, hello(), &mut out);
-    // A remote peer is told nothing it did not ask for.
+    // A remote peer is answered too, with its own limit (our library over
+    // TLS from another host ends its handshake there).
     b.handle(remote, hello(), &mut out);
     // Every hello is answered (a client says hello again when its app ID
     // changes); an adapter without a limit for the connection sends none.
     b.handle(even, hello(), &mut out);
     let limit = 1000 + even.index() as u32;
-    assert_eq!(out.welcomes, [(even, limit), (even, limit)]);
+    let remote_limit = 1000 + remote.index() as u32;
+    assert_eq!(
+        out.welcomes,
+        [(even, limit), (remote, remote_limit), (even, limit)]
+    );
     // A welcome from a client is ignored.
     b.handle(
         even,
         Message::Welcome(crate::msg::Welcome { max_frame: 1 }),
         &mut out,
     );
-    assert_eq!(out.welcomes.len(), 2);
+    assert_eq!(out.welcomes.len(), 3);
     assert!(
         out.events.last().unwrap().contains("welcome"),
         "{:?}",

@@ -19,7 +19,10 @@
 //! those answers (exactly these frames, nothing that follows), so the
 //! limit is known before any notification is sent, and a server that
 //! sends no `Welcome` is recognised without waiting for one
-//! ([`DEFAULT_MAX_FRAME`] applies then).
+//! ([`DEFAULT_MAX_FRAME`] applies then). Where the server may see this
+//! client as remote (a TLS address, TCP to another host), which may not
+//! ask for status, the handshake has no `StatusRequest` and ends at the
+//! `Welcome` (`handshake_end`).
 
 use std::io::Read;
 use std::sync::atomic::Ordering;
@@ -29,8 +32,10 @@ use std::time::{Duration, Instant};
 use nfy_core::msg::{self, Encoding, Message};
 use nfy_core::wire::PREFIX;
 
+use super::super::addr::ServerAddr;
 use super::super::event::Event;
 use super::super::pool::{lock, Refused};
+use super::super::state::HandshakeEnd;
 use super::super::{ConnectionEvent, Error};
 use super::output::{encode_into, Flushed, WriteHalf};
 use super::reader::ReadSide;
@@ -168,7 +173,8 @@ impl Inner {
         let epoch = self.epochs.fetch_add(1, Ordering::AcqRel) + 1;
         let state = lock(&self.state);
         let mut bytes = Vec::new();
-        for m in state.handshake() {
+        let end = handshake_end(&self.addr);
+        for m in state.handshake(end) {
             encode_into(&m, &mut bytes)?;
         }
         if self.is_closed() {
@@ -176,7 +182,7 @@ impl Inner {
         }
         let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
         let answer = match socket.write_until(&bytes, Some(deadline)) {
-            Ok(n) if n == bytes.len() => read_answer(&mut reader, deadline),
+            Ok(n) if n == bytes.len() => read_answer(&mut reader, deadline, end),
             _ => Err(Error::Server),
         };
         let limit = match answer {
@@ -426,10 +432,31 @@ impl Inner {
     }
 }
 
+/// What ends the server's answer to the handshake for `addr` (Decision):
+/// the `Welcome` where the server may see this client as remote (a TLS
+/// address, or TCP to an address other than loopback: such a server
+/// refuses status requests from remote peers, and answers every `hello`
+/// with a `Welcome`); the status answer otherwise (the Unix socket and
+/// loopback TCP, where an older server that sends no `Welcome` may
+/// listen).
+pub(super) fn handshake_end(addr: &ServerAddr) -> HandshakeEnd {
+    let remote_tcp = addr.unix.is_none() && addr.tcp.is_some_and(|a| !a.ip().is_loopback());
+    if addr.tls.is_some() || remote_tcp {
+        HandshakeEnd::Welcome
+    } else {
+        HandshakeEnd::Status
+    }
+}
+
 /// Reads the server's answer to the handshake, exactly its frames: an
-/// optional `Welcome`, then the status. Returns the frame limit the
-/// welcome told (`None`: an older server, which sends none).
-fn read_answer(socket: &mut Socket, deadline: Instant) -> Result<Option<u32>, Error> {
+/// optional `Welcome`, then the status ([`HandshakeEnd::Status`]); or the
+/// `Welcome` alone ([`HandshakeEnd::Welcome`]). Returns the frame limit
+/// the welcome told (`None`: an older server, which sends none).
+fn read_answer(
+    socket: &mut Socket,
+    deadline: Instant,
+    end: HandshakeEnd,
+) -> Result<Option<u32>, Error> {
     let mut limit = None;
     for _ in 0..ANSWER_FRAMES {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -456,6 +483,9 @@ fn read_answer(socket: &mut Socket, deadline: Instant) -> Result<Option<u32>, Er
             .map(u32::from_be_bytes)
             .map_err(|_| Error::Server)?;
         match msg::decode(Encoding::from_msg_id(id), body) {
+            Ok(Message::Welcome(w)) if end == HandshakeEnd::Welcome => {
+                return Ok(Some(w.max_frame))
+            }
             Ok(Message::Welcome(w)) => limit = Some(w.max_frame),
             Ok(Message::Status(_)) => return Ok(limit),
             _ => {}
