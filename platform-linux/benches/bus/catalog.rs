@@ -17,10 +17,14 @@ pub enum Sys {
     Batch,
     /// `nats-server` and a client of its text protocol (rtt, burst, fanout).
     Nats,
+    /// Our library over TCP loopback (rtt, burst): TLS's floor.
+    LibTcp,
+    /// Our library over TLS on loopback (issue 16: rtt, burst).
+    LibTls,
 }
 
 /// Systems compared.
-pub const NSYS: usize = 6;
+pub const NSYS: usize = 8;
 /// Every system, in column order.
 pub const SYSTEMS: [Sys; NSYS] = [
     Sys::Floor,
@@ -29,6 +33,8 @@ pub const SYSTEMS: [Sys; NSYS] = [
     Sys::RawUnix,
     Sys::Batch,
     Sys::Nats,
+    Sys::LibTcp,
+    Sys::LibTls,
 ];
 
 impl Sys {
@@ -41,6 +47,8 @@ impl Sys {
             Sys::RawUnix => "raw-unix",
             Sys::Batch => "batch",
             Sys::Nats => "nats",
+            Sys::LibTcp => "lib-tcp",
+            Sys::LibTls => "lib-tls",
         }
     }
 
@@ -55,6 +63,8 @@ impl Sys {
                 "nfy compact batched (library, Client::batch of 32; the burst: of --burst-batch)"
             }
             Sys::Nats => "nats-server (text-protocol client written in the bench, tcp)",
+            Sys::LibTcp => "nfy compact (library, tcp loopback)",
+            Sys::LibTls => "nfy compact (library, TLS 1.3 on loopback, client certificate)",
         }
     }
 
@@ -67,6 +77,8 @@ impl Sys {
             Sys::RawUnix => "json/unix",
             Sys::Batch => "nfy batch",
             Sys::Nats => "nats",
+            Sys::LibTcp => "lib/tcp",
+            Sys::LibTls => "lib/tls",
         }
     }
 
@@ -79,6 +91,7 @@ impl Sys {
             Sys::RawUnix => work != Work::Burst,
             Sys::Batch => matches!(work, Work::Throughput | Work::Burst | Work::Fanout),
             Sys::Nats => matches!(work, Work::Rtt | Work::Burst | Work::Fanout),
+            Sys::LibTcp | Sys::LibTls => matches!(work, Work::Rtt | Work::Burst),
         }
     }
 

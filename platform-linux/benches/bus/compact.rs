@@ -1,10 +1,10 @@
 //! (b) nfy through `notifysvc` with our client library over its Unix
-//! socket (compact encoding).
+//! socket (compact encoding); the same over TCP or TLS on loopback for
+//! issue 16's rows (the address is the caller's).
 //!
 //! Every run uses fresh app IDs, so a connection of an earlier run that
 //! the server has not yet seen close never receives this run's traffic.
 
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -17,8 +17,8 @@ use crate::common::{
     STALL,
 };
 
-fn connect(socket: &Path, app: &str) -> Res<Client> {
-    let c = Client::connect_to(ServerAddr::unix(socket))?;
+fn connect(socket: &ServerAddr, app: &str) -> Res<Client> {
+    let c = Client::connect_to(socket.clone())?;
     c.set_app_id(app)?;
     Ok(c)
 }
@@ -35,7 +35,7 @@ struct Pong {
 
 /// Round trips: A notifies B ("ping"), B's callback notifies A ("pong"),
 /// A's callback takes the time and sends the next ping.
-pub fn rtt(socket: &Path, warmup: usize, n: usize) -> Res<Vec<u64>> {
+pub fn rtt(socket: &ServerAddr, warmup: usize, n: usize) -> Res<Vec<u64>> {
     let run = fresh_id();
     let (a_id, b_id) = (format!("a{run}"), format!("b{run}"));
     let a = connect(socket, &a_id)?;
@@ -117,7 +117,7 @@ pub const BATCH: u64 = 32;
 
 /// A sends `n` notifications one way to B; B's callback counts. With
 /// `batched`, A sends them in [`Client::batch`]es of [`BATCH`].
-pub fn throughput(socket: &Path, n: u64, window: u64, batched: bool) -> Res<Rate> {
+pub fn throughput(socket: &ServerAddr, n: u64, window: u64, batched: bool) -> Res<Rate> {
     let run = fresh_id();
     let b_id = format!("b{run}");
     let a = connect(socket, &format!("a{run}"))?;
@@ -161,7 +161,13 @@ pub fn throughput(socket: &Path, n: u64, window: u64, batched: bool) -> Res<Rate
 
 /// A broadcasts `n` notifications; `receivers` clients count them. With
 /// `batched`, A sends them in [`Client::batch`]es of [`BATCH`].
-pub fn fanout(socket: &Path, n: u64, receivers: usize, window: u64, batched: bool) -> Res<Rate> {
+pub fn fanout(
+    socket: &ServerAddr,
+    n: u64,
+    receivers: usize,
+    window: u64,
+    batched: bool,
+) -> Res<Rate> {
     let run = fresh_id();
     let a = connect(socket, &format!("a{run}"))?;
     let mut members = Vec::new();
@@ -212,7 +218,7 @@ pub enum BurstSender {
 /// The burst: A sends `n` notifications to B as fast as it can (a
 /// `Serialize` parameter, as an application passes it); B's callback
 /// decodes each parameter.
-pub fn burst(socket: &Path, n: u64, idle: Duration, sender: BurstSender) -> Res<Burst> {
+pub fn burst(socket: &ServerAddr, n: u64, idle: Duration, sender: BurstSender) -> Res<Burst> {
     let run = fresh_id();
     let b_id = format!("b{run}");
     let a = connect(socket, &format!("a{run}"))?;

@@ -60,7 +60,8 @@ usage: cargo bench -p nfy-linux --bench bus -- [OPTIONS]
   --quick               small counts (smoke test, a few seconds)
   --pinned | --unpinned run one phase only (default: both)
   --only LIST           workloads, comma-separated: rtt,scale,throughput,burst,fanout,memory
-  --systems LIST        systems, comma-separated: floor,compact,json,raw-unix,batch,nats
+  --systems LIST        systems, comma-separated: floor,compact,json,raw-unix,batch,nats,
+                        lib-tcp,lib-tls
   --window N            flow-control window of throughput and fanout (default 8192)
   --burst N             notifications per burst (default 200000; at most 900000)
   --burst-batch N       the burst's Client::batch sends every N notifications (default 256)

@@ -23,7 +23,12 @@
 //!   buys;
 //! - **nats** ([`nats`]): a real `nats-server` ([`nats_server`]) on a free
 //!   loopback port and a client of its text protocol written here, which
-//!   buffers publishes as the official clients do (rtt, burst, fanout).
+//!   buffers publishes as the official clients do (rtt, burst, fanout);
+//! - **lib/tcp** and **lib/tls** (issue 16: rtt, burst): our library
+//!   over TCP loopback, and over TLS on loopback (TLS 1.3, client
+//!   certificate; certificates made by the bench with rcgen), on the same
+//!   server, so TLS's cost is read against plain TCP in the same run
+//!   (target: TLS rtt p50 ≤ 1.3× plain TCP).
 //!
 //! Workloads: `rtt` (A notifies B, B's callback answers A), `throughput`
 //! (A → B one way, windowed), `burst` ([`burst`]: A → B one way as fast as

@@ -54,6 +54,43 @@ pub struct Launch {
     pub wrap: Vec<String>,
     /// `--max-queue` (default: the server's).
     pub max_queue: Option<String>,
+    /// TLS on a loopback port of its own (issue 16's rows).
+    pub tls: Option<Arc<BenchTls>>,
+}
+
+/// The bench's certificates (made by it, in a directory of its own): the
+/// server's, its CA, a client's.
+pub struct BenchTls {
+    pki: nfy_test_support::tls::Pki,
+    _dir: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for BenchTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BenchTls")
+            .field("ca", &self.pki.ca.pem)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BenchTls {
+    /// Makes them.
+    pub fn new() -> Res<BenchTls> {
+        let dir = tempfile::tempdir()?;
+        let pki = nfy_test_support::tls::Pki::new(dir.path(), &["127.0.0.1"], "bench");
+        Ok(BenchTls { pki, _dir: dir })
+    }
+
+    /// The client's settings for a server at `addr`.
+    pub fn settings(&self) -> Res<nfy_linux::client::TlsSettings> {
+        let c = &self.pki.client;
+        nfy_linux::client::TlsSettings::from_files(
+            &self.pki.ca.pem,
+            Some((&c.cert, &c.key)),
+            "127.0.0.1",
+        )
+        .map_err(|e| err(e.to_string()))
+    }
 }
 
 /// A running `notifysvc`.
@@ -63,6 +100,8 @@ pub struct Server {
     pub socket: PathBuf,
     /// Its loopback TCP address.
     pub tcp: SocketAddr,
+    /// Its loopback TLS address, when started with TLS.
+    pub tls: Option<SocketAddr>,
     /// The statistics line it logs when it stops.
     stopped: Arc<Mutex<Option<String>>>,
     _dir: tempfile::TempDir,
@@ -87,6 +126,18 @@ impl Server {
             args.push("--max-queue".into());
             args.push(q.clone());
         }
+        if let Some(tls) = &launch.tls {
+            let p = &tls.pki;
+            for (option, path) in [
+                ("--tls-cert", &p.server.cert),
+                ("--tls-key", &p.server.key),
+                ("--tls-client-ca", &p.ca.pem),
+            ] {
+                args.push(option.into());
+                args.push(path.display().to_string());
+            }
+            args.extend(["--tls-port".into(), "0".into()]);
+        }
         args.push(config.display().to_string());
         let mut argv: Vec<String> = Vec::new();
         if let Some(cpu) = launch.cpu {
@@ -109,14 +160,24 @@ impl Server {
         let (tx, rx) = mpsc::channel::<Option<SocketAddr>>();
         let stopped = Arc::new(Mutex::new(None));
         let stopped2 = Arc::clone(&stopped);
+        let tls_addr = Arc::new(Mutex::new(None));
+        let tls_addr2 = Arc::clone(&tls_addr);
         let mut process = Process::spawn("notifysvc", command, group, move |line| {
+            if let Some(rest) = line.split("listening on tls 127.0.0.1:").nth(1) {
+                let port = rest.split_whitespace().next().unwrap_or("");
+                if let Ok(port) = port.parse::<u16>() {
+                    *lock(&tls_addr2) = Some(SocketAddr::from(([127, 0, 0, 1], port)));
+                }
+            }
             watch_log(line, &tx, &stopped2);
         })?;
         let tcp = process.wait_ready(&rx, START_TIMEOUT)?;
+        let tls = *lock(&tls_addr);
         Ok(Server {
             process,
             socket,
             tcp,
+            tls,
             stopped,
             _dir: dir,
         })

@@ -11,8 +11,9 @@ use crate::common::{self, Cpus, Rate, Res};
 use crate::compact::BurstSender;
 use crate::config::Config;
 use crate::nats_server::NatsServer;
-use crate::notifysvc::{Launch, Server};
+use crate::notifysvc::{BenchTls, Launch, Server};
 use crate::{compact, floor, jsonproto, nats};
+use nfy_linux::client::ServerAddr;
 
 /// The figures of one phase.
 #[derive(Default)]
@@ -82,10 +83,16 @@ pub fn run_phase(cfg: &Config, cpus: &Cpus, exe: &Path, pinned: bool) -> Res<Pha
         ..Phase::default()
     };
     cpus.apply(pinned)?;
+    let tls_on = cfg.systems.contains(&Sys::LibTls);
     let launch = Launch {
         cpu: pinned.then(|| cpus.first()),
         wrap: cfg.wrap.clone(),
         max_queue: cfg.max_queue.clone(),
+        tls: if tls_on {
+            Some(std::sync::Arc::new(BenchTls::new()?))
+        } else {
+            None
+        },
     };
     let floor_on = cfg.systems.contains(&Sys::Floor);
     let relay = floor::Relay::start()?;
@@ -268,8 +275,12 @@ fn run_one(env: &Env<'_>, sys: Sys, work: Work) -> Res<Outcome> {
         _ => env.srv,
     }
     .ok_or_else(|| common::err("no server"))?;
+    if sys == Sys::LibTcp || sys == Sys::LibTls {
+        let addr = lib_addr(env, server, sys)?;
+        return Ok(Outcome::Samples(compact::rtt(&addr, warm, n)?));
+    }
     if sys == Sys::Compact || sys == Sys::Batch {
-        let socket = &server.socket;
+        let socket = &ServerAddr::unix(&server.socket);
         let batched = sys == Sys::Batch;
         return Ok(match work {
             Work::Throughput => {
@@ -321,12 +332,15 @@ fn run_burst(env: &Env<'_>, sys: Sys) -> Res<Burst> {
             b.server_disconnects = Some(server.stop()?);
             Ok(b)
         }
-        Sys::Compact | Sys::Batch | Sys::Json | Sys::RawUnix => {
+        Sys::Compact | Sys::Batch | Sys::Json | Sys::RawUnix | Sys::LibTcp | Sys::LibTls => {
             let server = Server::start(env.exe, env.launch)?;
+            let unix = ServerAddr::unix(&server.socket);
             let mut b = match sys {
-                Sys::Compact => compact::burst(&server.socket, n, idle, BurstSender::PerCall)?,
-                Sys::Batch => {
-                    compact::burst(&server.socket, n, idle, BurstSender::Batch(cfg.burst_batch))?
+                Sys::Compact => compact::burst(&unix, n, idle, BurstSender::PerCall)?,
+                Sys::Batch => compact::burst(&unix, n, idle, BurstSender::Batch(cfg.burst_batch))?,
+                Sys::LibTcp | Sys::LibTls => {
+                    let addr = lib_addr(env, &server, sys)?;
+                    compact::burst(&addr, n, idle, BurstSender::PerCall)?
                 }
                 Sys::Json => jsonproto::burst(&jsonproto::Addr::Tcp(server.tcp), n, idle)?,
                 _ => jsonproto::burst(&jsonproto::Addr::Unix(server.socket.clone()), n, idle)?,
@@ -339,6 +353,22 @@ fn run_burst(env: &Env<'_>, sys: Sys) -> Res<Burst> {
             Ok(b)
         }
     }
+}
+
+/// The address of our library's TCP or TLS row on `server`.
+fn lib_addr(env: &Env<'_>, server: &Server, sys: Sys) -> Res<ServerAddr> {
+    if sys == Sys::LibTcp {
+        return Ok(ServerAddr::tcp(server.tcp));
+    }
+    let tls = env
+        .launch
+        .tls
+        .as_ref()
+        .ok_or_else(|| common::err("no TLS set-up"))?;
+    let at = server
+        .tls
+        .ok_or_else(|| common::err("the server has no TLS port"))?;
+    Ok(ServerAddr::tls(at, tls.settings()?))
 }
 
 /// Peak RSS (KiB) of a fresh notifysvc idle, and of another with the

@@ -1,4 +1,4 @@
-//! The targets of issues 6 and 12, each computed from the measured figures
+//! The targets of issues 6, 12 and 16, each computed from the measured figures
 //! and judged on the pinned phase; and how the NATS peer compares with
 //! what issue 12 measured of it.
 
@@ -202,7 +202,18 @@ pub fn targets(phases: &[Phase]) -> Vec<Target> {
     let mib = |v: Option<u64>| v.map(|k| k as f64 / 1024.0);
     let p50: fn(&Latency) -> f64 = |l| l.p50;
     let p99: fn(&Latency) -> f64 = |l| l.p99;
+    let tls_p50: Figure<'_> =
+        Box::new(move |p| ratio(rtt(p, Sys::LibTls, p50), rtt(p, Sys::LibTcp, p50)));
     vec![
+        target(
+            16,
+            "TLS rtt p50 ≤ 1.3× plain TCP (library, loopback)",
+            "1.30×",
+            "×",
+            Bound::AtMost(1.3),
+            tls_p50,
+            None,
+        ),
         target(
             6,
             "rtt p50 ≤ 1.3× floor",

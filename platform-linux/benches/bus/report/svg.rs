@@ -7,7 +7,7 @@ use crate::runner::Phase;
 /// The round-trip histograms, one panel per phase.
 pub fn svg_report(phases: &[Phase]) -> String {
     const COLORS: [&str; NSYS] = [
-        "#555555", "#1f77b4", "#ff7f0e", "#9467bd", "#2ca02c", "#d62728",
+        "#555555", "#1f77b4", "#ff7f0e", "#9467bd", "#2ca02c", "#d62728", "#8c564b", "#e377c2",
     ];
     let panels: Vec<Panel<'_>> = phases
         .iter()
