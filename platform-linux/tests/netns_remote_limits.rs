@@ -239,7 +239,8 @@ fn remote_peers_may_not_list_connections() {
     let server = server();
     let stream = ns.connect(SocketAddr::from((ns.host_addr, server.port)));
     // A compact hello, then the connection list request: refused (logged),
-    // nothing comes back; the server's own report still works.
+    // nothing comes back but the welcome; the server's own report still
+    // works.
     use nfy_core::msg::{self, compact, Encoding, Hello, Message};
     let mut c = JsonClient::from_tcp(stream);
     for m in [
@@ -262,6 +263,12 @@ fn remote_peers_may_not_list_connections() {
             .count()
             >= 2
     });
+    // Its hello is answered (its frame limit), nothing else.
+    let welcome = c.recv_frame(DEADLINE).unwrap().expect("no welcome");
+    match msg::decode(Encoding::Compact, &welcome.body).unwrap() {
+        Message::Welcome(w) => assert_eq!(w.max_frame as usize, REMOTE_FRAME),
+        other => panic!("expected the welcome, got {other:?}"),
+    }
     c.expect_nothing(Duration::from_millis(200));
     assert_eq!(report(&server).status.remote_connections, 1);
 }

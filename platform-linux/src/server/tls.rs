@@ -13,8 +13,8 @@
 //! The certificate, key and CA files are read here, once, before any
 //! socket opens; an unusable one is [`ServerError::TlsFile`] (exit 4,
 //! `ERR_CONFIG_FILE`, naming the file). What happens to a connection on
-//! the TLS port: [`super::handshake`] (the handshake, its timeout and
-//! bound) and [`super::tls_stream`] (the established connection).
+//! the TLS port: the server's `handshake` module (the handshake, its
+//! timeout and bound) and `tls_stream` (the established connection).
 //!
 //! **Decision** (who is remote): a TLS connection is local or remote by
 //! its address, exactly as a plain one (spec 4): from loopback it is
