@@ -186,6 +186,12 @@ fn a_remote_tls_peer_exchanges_notifications_under_the_whitelist() {
     thread::sleep(Duration::from_millis(100));
     assert_eq!(report(&server).status.remote_registrations, 256, "{r:?}");
 
+    // Its registrations end with its connection (the cap is free again).
+    drop(ecr);
+    report_until(&server, "no remote registration left", |r| {
+        r.status.remote_registrations == 0
+    });
+
     // Our library from the namespace, over TLS, sends and receives too.
     let settings = TlsSettings::from_files(
         &s.pki.ca.pem,

@@ -161,7 +161,7 @@ impl EventLoop {
     }
 
     /// Handles an accept error; true when accepting should go on.
-    fn accept_failed(&mut self, e: &io::Error, listener: &str) -> bool {
+    pub(super) fn accept_failed(&mut self, e: &io::Error, listener: &str) -> bool {
         use nix::errno::Errno;
         match e.kind() {
             io::ErrorKind::WouldBlock => false,

@@ -31,7 +31,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use mio::net::TcpStream;
 use mio::Interest;
@@ -182,7 +182,7 @@ impl EventLoop {
                 }
                 Err(e) => {
                     let what = format!("tls {}", entry.addr);
-                    if !self.tls_accept_failed(&e, &what) {
+                    if !self.accept_failed(&e, &what) {
                         return;
                     }
                 }
@@ -235,23 +235,6 @@ impl EventLoop {
             hs.in_progress += 1;
         }
         ::log::debug!("tls {addr}: handshake started");
-    }
-
-    /// An accept error on a TLS listener; true when accepting should go
-    /// on. Anything but a passing error (out of descriptors, say) is
-    /// retried later, as for the plain listeners.
-    fn tls_accept_failed(&mut self, e: &io::Error, listener: &str) -> bool {
-        match e.kind() {
-            io::ErrorKind::WouldBlock => false,
-            io::ErrorKind::Interrupted
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset => true,
-            _ => {
-                ::log::warn!("cannot accept on {listener}: {e}; retrying later");
-                self.accept_retry_at = Some(Instant::now() + Duration::from_millis(100));
-                false
-            }
-        }
     }
 
     /// Handshake `slot` is ready: drives it; hands it to the broker when

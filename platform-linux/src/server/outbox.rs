@@ -309,19 +309,20 @@ impl Outbound {
     /// Sends `idx`'s output on `fd` (one `send`); a connection being
     /// closed only with [`FlushWhile::Closing`].
     pub fn flush(&mut self, idx: usize, fd: RawFd, when: FlushWhile) -> io::Result<Sent> {
-        let Some(slot) = self.slots.get_mut(idx) else {
-            return Ok(Sent {
+        match self.flushable(idx, when) {
+            Some(slot) => slot.queue.send_to(fd),
+            None => Ok(Sent {
                 bytes: 0,
                 drained: true,
-            });
-        };
-        if slot.closing && when == FlushWhile::Open {
-            return Ok(Sent {
-                bytes: 0,
-                drained: true,
-            });
+            }),
         }
-        slot.queue.send_to(fd)
+    }
+
+    /// `idx`'s slot when a flush `when` may write to it.
+    fn flushable(&mut self, idx: usize, when: FlushWhile) -> Option<&mut Slot> {
+        self.slots
+            .get_mut(idx)
+            .filter(|slot| !(slot.closing && when == FlushWhile::Open))
     }
 
     /// Sends `idx`'s output on `socket` (see [`Outbound::flush`]): one
@@ -338,18 +339,12 @@ impl Outbound {
         let Socket::Tls(tls) = socket else {
             return self.flush(idx, socket.fd(), when);
         };
-        let Some(slot) = self.slots.get_mut(idx) else {
+        let Some(slot) = self.flushable(idx, when) else {
             return Ok(Sent {
                 bytes: 0,
                 drained: true,
             });
         };
-        if slot.closing && when == FlushWhile::Open {
-            return Ok(Sent {
-                bytes: 0,
-                drained: true,
-            });
-        }
         let sent = tls.flush(&mut slot.queue)?;
         slot.socket_output = tls.has_pending_output();
         Ok(sent)

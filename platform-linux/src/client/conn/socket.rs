@@ -202,29 +202,39 @@ impl Socket {
     /// Waits until the socket has room (or an error to report); false
     /// when `deadline` passed first.
     fn wait_writable(&self, deadline: Option<Instant>) -> io::Result<bool> {
-        loop {
-            let timeout = match deadline {
-                None => PollTimeout::NONE,
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Ok(false);
-                    }
-                    // Rounded up: a wait that ends before the deadline
-                    // would spin.
-                    let ms = left.as_millis().saturating_add(1);
-                    PollTimeout::try_from(u32::try_from(ms).unwrap_or(u32::MAX))
-                        .unwrap_or(PollTimeout::MAX)
+        wait_ready(self, PollFlags::POLLOUT, deadline)
+    }
+}
+
+/// Waits until `fd` is ready for `flags` (or has an error to report);
+/// false when `deadline` passed first (`None`: no limit).
+pub(super) fn wait_ready(
+    fd: &impl AsFd,
+    flags: PollFlags,
+    deadline: Option<Instant>,
+) -> io::Result<bool> {
+    loop {
+        let timeout = match deadline {
+            None => PollTimeout::NONE,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Ok(false);
                 }
-            };
-            let mut fds = [PollFd::new(self.as_fd(), PollFlags::POLLOUT)];
-            match poll(&mut fds, timeout) {
-                // POLLOUT, POLLERR or POLLHUP: the next send says which.
-                Ok(n) if n > 0 => return Ok(true),
-                Ok(_) => {}
-                Err(Errno::EINTR) => {}
-                Err(e) => return Err(io::Error::from_raw_os_error(e as i32)),
+                // Rounded up: a wait that ends before the deadline
+                // would spin.
+                let ms = left.as_millis().saturating_add(1);
+                PollTimeout::try_from(u32::try_from(ms).unwrap_or(u32::MAX))
+                    .unwrap_or(PollTimeout::MAX)
             }
+        };
+        let mut fds = [PollFd::new(fd.as_fd(), flags)];
+        match poll(&mut fds, timeout) {
+            // Ready, POLLERR or POLLHUP: the next operation says which.
+            Ok(n) if n > 0 => return Ok(true),
+            Ok(_) => {}
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(io::Error::from_raw_os_error(e as i32)),
         }
     }
 }

@@ -36,17 +36,17 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use nix::errno::Errno;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::poll::PollFlags;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection};
 
 use super::super::Error;
+use super::socket::wait_ready;
 use crate::tls::io::SocketIo;
 use crate::tls::{self as files, TlsFileError};
 
@@ -188,31 +188,6 @@ fn reason(e: &rustls::Error) -> String {
     }
 }
 
-/// Waits until `fd` is ready for `flags` or `deadline` passes (false).
-fn wait(fd: &impl AsFd, flags: PollFlags, deadline: Option<Instant>) -> io::Result<bool> {
-    loop {
-        let timeout = match deadline {
-            None => PollTimeout::NONE,
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Ok(false);
-                }
-                let ms = left.as_millis().saturating_add(1);
-                PollTimeout::try_from(u32::try_from(ms).unwrap_or(u32::MAX))
-                    .unwrap_or(PollTimeout::MAX)
-            }
-        };
-        let mut fds = [PollFd::new(fd.as_fd(), flags)];
-        match poll(&mut fds, timeout) {
-            Ok(n) if n > 0 => return Ok(true),
-            Ok(_) => {}
-            Err(Errno::EINTR) => {}
-            Err(e) => return Err(io::Error::from_raw_os_error(e as i32)),
-        }
-    }
-}
-
 impl TlsSocket {
     /// Makes the TLS connection over the connected `tcp`: the handshake,
     /// waiting at most until `deadline`. [`Error::Tls`] when TLS fails (the
@@ -233,7 +208,7 @@ impl TlsSocket {
                 match conn.write_tls(&mut io) {
                     Ok(_) => {}
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        if !wait(&tcp, PollFlags::POLLOUT, Some(deadline)).unwrap_or(false) {
+                        if !wait_ready(&tcp, PollFlags::POLLOUT, Some(deadline)).unwrap_or(false) {
                             return Err(Error::Server);
                         }
                     }
@@ -248,7 +223,7 @@ impl TlsSocket {
                 Ok(0) => return Err(Error::Server),
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if !wait(&tcp, PollFlags::POLLIN, Some(deadline)).unwrap_or(false) {
+                    if !wait_ready(&tcp, PollFlags::POLLIN, Some(deadline)).unwrap_or(false) {
                         return Err(Error::Server);
                     }
                     continue;
@@ -387,7 +362,7 @@ impl TlsSocket {
         loop {
             match self.recv_now(buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if !wait(&self.tcp, PollFlags::POLLIN, deadline)? {
+                    if !wait_ready(&self.tcp, PollFlags::POLLIN, deadline)? {
                         return Err(io::ErrorKind::WouldBlock.into());
                     }
                 }
