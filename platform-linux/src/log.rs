@@ -10,6 +10,32 @@
 //!
 //! (UTC timestamp, program name and process id, level, message.)
 //!
+//! # The journal
+//!
+//! When standard error is connected to the systemd journal, which systemd
+//! tells a service by setting `JOURNAL_STREAM` to the device and inode
+//! numbers of that stream (`<dev>:<ino>` in decimal; systemd.exec(5),
+//! sd-daemon(3)), and those match standard error's own, each line starts
+//! with its syslog priority instead of the timestamp, which the journal
+//! parses and strips (it records its own time):
+//!
+//! ```text
+//! <4>notifysvc[4242] WARN  #3.0: bad message: member "to" is missing
+//! ```
+//!
+//! `error` is 3 (ERR), `warn` 4 (WARNING), `info` 6 (INFO), `debug` and
+//! `trace` 7 (DEBUG), so `journalctl -p warning` shows errors and warnings
+//! only. A message of several lines gets the prefix on each line (the
+//! journal makes one entry per line). `JOURNAL_STREAM` inherited by a
+//! process whose standard error was redirected elsewhere (a file, a pipe)
+//! does not match it, and lines stay as above.
+//!
+//! **Decision**: the program name and process id stay in the line: the
+//! journal's identifier and pid are those of the process that owns the
+//! stream, which may not be the one logging (a C or C++ app's
+//! libvfiipc logs under the app's name; a script's children share its
+//! stream).
+//!
 //! # Choosing what is logged
 //!
 //! - `NFY_LOGMASK`: the original service's syslog-style bit mask, decimal or
@@ -52,9 +78,12 @@
 //! tests, the subset above, against 25 to 50 KB in `notifysvc`. The
 //! writer is one `write` per line, which is what the crates do too.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
+use std::fs::File;
 use std::io::Write as _;
+use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
 use std::time::SystemTime;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
@@ -64,6 +93,10 @@ pub const LOGMASK_ENV: &str = "NFY_LOGMASK";
 
 /// Environment variable holding `env_logger`-style directives.
 pub const RUST_LOG_ENV: &str = "RUST_LOG";
+
+/// Environment variable systemd sets when standard output or error is
+/// the journal: `<dev>:<ino>` of that stream.
+pub const JOURNAL_STREAM_ENV: &str = "JOURNAL_STREAM";
 
 /// Syslog priority numbers, as used by `NFY_LOGMASK` bits.
 pub mod syslog {
@@ -266,36 +299,105 @@ fn parse_level(text: &str) -> Option<LevelFilter> {
     })
 }
 
+/// The syslog priority of a `log` level (see the module docs).
+pub fn priority(level: Level) -> u8 {
+    match level {
+        Level::Error => syslog::ERR,
+        Level::Warn => syslog::WARNING,
+        Level::Info => syslog::INFO,
+        Level::Debug | Level::Trace => syslog::DEBUG,
+    }
+}
+
+/// How the logger writes its lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineFormat {
+    /// `<time> <program>[<pid>] <LEVEL> <message>`: a console, a file.
+    Plain,
+    /// `<priority><program>[<pid>] <LEVEL> <message>`: the systemd
+    /// journal, which reads the priority and keeps the time itself.
+    Journal,
+}
+
+impl LineFormat {
+    /// [`LineFormat::Journal`] when `JOURNAL_STREAM` names this process's
+    /// standard error, else [`LineFormat::Plain`].
+    pub fn of_stderr() -> LineFormat {
+        let stderr = std::io::stderr()
+            .as_fd()
+            .try_clone_to_owned()
+            .and_then(|fd| File::from(fd).metadata())
+            .ok()
+            .map(|m| (m.dev(), m.ino()));
+        LineFormat::detect(std::env::var_os(JOURNAL_STREAM_ENV).as_deref(), stderr)
+    }
+
+    /// The format for a `JOURNAL_STREAM` value and standard error's device
+    /// and inode numbers (`None`: unknown).
+    pub fn detect(journal_stream: Option<&OsStr>, stderr: Option<(u64, u64)>) -> LineFormat {
+        let named = journal_stream
+            .and_then(OsStr::to_str)
+            .and_then(|v| v.split_once(':'))
+            .and_then(|(dev, ino)| Some((dev.parse::<u64>().ok()?, ino.parse::<u64>().ok()?)));
+        match (named, stderr) {
+            (Some(named), Some(actual)) if named == actual => LineFormat::Journal,
+            _ => LineFormat::Plain,
+        }
+    }
+}
+
 /// The logger: writes enabled records to stderr.
 #[derive(Debug)]
 pub struct StderrLogger {
     program: &'static str,
     pid: u32,
     filter: Filter,
+    line_format: LineFormat,
 }
 
 impl StderrLogger {
-    /// A logger tagging lines with `program`.
+    /// A logger tagging lines with `program`, in the format standard error
+    /// calls for ([`LineFormat::of_stderr`]).
     pub fn new(program: &'static str, filter: Filter) -> StderrLogger {
+        StderrLogger::with_format(program, filter, LineFormat::of_stderr())
+    }
+
+    /// A logger writing lines in `line_format`.
+    pub fn with_format(
+        program: &'static str,
+        filter: Filter,
+        line_format: LineFormat,
+    ) -> StderrLogger {
         StderrLogger {
             program,
             pid: std::process::id(),
             filter,
+            line_format,
         }
     }
 
     /// Formats one line (without writing it).
     pub fn format(&self, now: SystemTime, record: &Record<'_>) -> String {
         let mut line = String::with_capacity(128);
-        let _ = writeln!(
-            line,
-            "{} {}[{}] {:<5} {}",
-            humantime::format_rfc3339_millis(now),
-            self.program,
-            self.pid,
-            record.level(),
-            record.args()
-        );
+        let (program, pid, level) = (self.program, self.pid, record.level());
+        match self.line_format {
+            LineFormat::Plain => {
+                let _ = writeln!(
+                    line,
+                    "{} {program}[{pid}] {level:<5} {}",
+                    humantime::format_rfc3339_millis(now),
+                    record.args()
+                );
+            }
+            LineFormat::Journal => {
+                let prefix = format!("<{}>", priority(level));
+                let message = record.args().to_string();
+                let message = message
+                    .trim_end_matches('\n')
+                    .replace('\n', &format!("\n{prefix}"));
+                let _ = writeln!(line, "{prefix}{program}[{pid}] {level:<5} {message}");
+            }
+        }
         line
     }
 }
@@ -431,7 +533,7 @@ mod tests {
 
     #[test]
     fn line_format() {
-        let logger = StderrLogger::new("notifysvc", Filter::default());
+        let logger = StderrLogger::with_format("notifysvc", Filter::default(), LineFormat::Plain);
         let at = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
         let line = logger.format(
             at,
@@ -449,9 +551,136 @@ mod tests {
         );
     }
 
+    fn record_line(logger: &StderrLogger, level: Level, message: &str) -> String {
+        logger.format(
+            UNIX_EPOCH,
+            &Record::builder()
+                .level(level)
+                .args(format_args!("{message}"))
+                .build(),
+        )
+    }
+
+    #[test]
+    fn journal_lines_carry_the_priority_and_no_timestamp() {
+        let logger = StderrLogger::with_format("notifysvc", Filter::default(), LineFormat::Journal);
+        let pid = std::process::id();
+        for (level, expected) in [
+            (Level::Error, format!("<3>notifysvc[{pid}] ERROR m\n")),
+            (Level::Warn, format!("<4>notifysvc[{pid}] WARN  m\n")),
+            (Level::Info, format!("<6>notifysvc[{pid}] INFO  m\n")),
+            (Level::Debug, format!("<7>notifysvc[{pid}] DEBUG m\n")),
+            (Level::Trace, format!("<7>notifysvc[{pid}] TRACE m\n")),
+        ] {
+            assert_eq!(record_line(&logger, level, "m"), expected);
+        }
+        // Every line of a message gets the priority (one journal entry each).
+        assert_eq!(
+            record_line(&logger, Level::Warn, "first\nsecond\n"),
+            format!("<4>notifysvc[{pid}] WARN  first\n<4>second\n")
+        );
+        // The plain format is unchanged, message lines as they are.
+        let plain = StderrLogger::with_format("notifysvc", Filter::default(), LineFormat::Plain);
+        assert_eq!(
+            record_line(&plain, Level::Warn, "a\nb"),
+            format!("1970-01-01T00:00:00.000Z notifysvc[{pid}] WARN  a\nb\n")
+        );
+    }
+
+    #[test]
+    fn the_journal_is_recognised_by_device_and_inode() {
+        let at = Some((2049, 77));
+        let detect = |v: &str, s| LineFormat::detect(Some(OsStr::new(v)), s);
+        assert_eq!(detect("2049:77", at), LineFormat::Journal);
+        // Inherited by a process whose stderr went elsewhere.
+        assert_eq!(detect("2049:78", at), LineFormat::Plain);
+        assert_eq!(detect("2048:77", at), LineFormat::Plain);
+        for bad in ["", "2049", "2049:", ":77", "x:77", "2049:77:1", "-1:77"] {
+            assert_eq!(detect(bad, at), LineFormat::Plain, "{bad:?}");
+        }
+        assert_eq!(LineFormat::detect(None, at), LineFormat::Plain);
+        assert_eq!(detect("2049:77", None), LineFormat::Plain);
+    }
+
+    /// Marks the child process of [`journal_stream_of_stderr_in_a_child`].
+    const CHILD_ENV: &str = "NFY_TEST_LOG_CHILD";
+
+    /// The child's part: installs the logger and logs at every level. Runs
+    /// only in that child (ignored, and a no-op without [`CHILD_ENV`]).
+    #[test]
+    #[ignore = "run by journal_stream_of_stderr_in_a_child"]
+    fn log_child() {
+        if std::env::var_os(CHILD_ENV).is_none() {
+            return;
+        }
+        assert!(init("child"));
+        log::error!("e");
+        log::warn!("w");
+        log::info!("i");
+        log::debug!("d");
+        log::trace!("t");
+        log::info!("two\nlines");
+    }
+
+    /// Runs [`log_child`] in a child process whose stderr is a pipe, with
+    /// `JOURNAL_STREAM` set to `journal_stream(dev, ino of the pipe)`;
+    /// returns what it wrote to stderr and its pid.
+    fn run_child(journal_stream: impl Fn(u64, u64) -> String) -> (String, u32) {
+        use std::io::Read as _;
+        let (read, write) = nix::unistd::pipe().unwrap();
+        let meta = File::from(write.try_clone().unwrap()).metadata().unwrap();
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args(["log::tests::log_child", "--exact", "--ignored"])
+            .args(["--nocapture", "--test-threads=1"])
+            .env(CHILD_ENV, "1")
+            .env(JOURNAL_STREAM_ENV, journal_stream(meta.dev(), meta.ino()))
+            .env("RUST_LOG", "trace")
+            .env_remove(LOGMASK_ENV)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::from(write));
+        let mut child = cmd.spawn().unwrap();
+        // The command holds the pipe's other write end: close it, so the
+        // read ends when the child exits.
+        drop(cmd);
+        let mut out = String::new();
+        File::from(read).read_to_string(&mut out).unwrap();
+        assert!(child.wait().unwrap().success(), "{out}");
+        (out, child.id())
+    }
+
+    #[test]
+    fn journal_stream_of_stderr_in_a_child() {
+        let (out, pid) = run_child(|dev, ino| format!("{dev}:{ino}"));
+        let expected: String = [
+            "<3>child[P] ERROR e",
+            "<4>child[P] WARN  w",
+            "<6>child[P] INFO  i",
+            "<7>child[P] DEBUG d",
+            "<7>child[P] TRACE t",
+            "<6>child[P] INFO  two",
+            "<6>lines",
+        ]
+        .iter()
+        .map(|l| format!("{}\n", l.replace('P', &pid.to_string())))
+        .collect();
+        assert_eq!(out, expected);
+
+        // Another stream's numbers (stderr redirected away from the
+        // journal): plain lines with their timestamps.
+        let (out, pid) = run_child(|dev, ino| format!("{dev}:{}", ino + 1));
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 7, "{out}");
+        let first = lines[0];
+        assert!(
+            first.ends_with(&format!("Z child[{pid}] ERROR e")),
+            "{first}"
+        );
+        assert!(humantime::parse_rfc3339(&first[..24]).is_ok(), "{first}");
+    }
+
     #[test]
     fn timestamps_are_utc_with_milliseconds() {
-        let logger = StderrLogger::new("x", Filter::default());
+        let logger = StderrLogger::with_format("x", Filter::default(), LineFormat::Plain);
         let record = Record::builder()
             .level(Level::Info)
             .args(format_args!("m"))

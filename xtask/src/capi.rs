@@ -1,26 +1,30 @@
 //! libvfiipc (crate `nfy-capi`, `capi/`) in `cross` and `dist`: the
-//! target's `libvfiipc.so` and `libvfiipc.a`, and its package
-//! `dl.libvfiipc-<version>-<build>.tgz`, written next to the server's.
+//! target's `libvfiipc.so` and `libvfiipc.a`, and its SDK archive
+//! `dl.libvfiipc-<version>-<build>.tgz`, written next to the server's
+//! packages.
 //!
-//! The package is an archive in the terminal packages' format
-//! ([`crate::package`]: paths relative to the terminal's root, a manifest
-//! at `opt/nfy/MANIFEST`, reproducible the same way) and holds:
+//! The runtime library, [`RUNTIME_PATH`], is also in the server's install
+//! package ([`crate::dist`]), so `cargo xtask flash` puts it on the
+//! terminal with the server, and the server's removal package removes it.
+//!
+//! The SDK archive is in the terminal packages' format ([`crate::package`]:
+//! paths relative to the terminal's root, a manifest at `opt/nfy/MANIFEST`,
+//! reproducible the same way) and holds:
 //!
 //! | path | what |
 //! |---|---|
-//! | `opt/nfy/lib/libvfiipc.so` | the shared library (SONAME `libvfiipc.so`), checked to be an ELF shared object for the target |
+//! | `opt/nfy/lib/libvfiipc.so` | the shared library (SONAME `libvfiipc.so`), checked to be an ELF file for the target |
 //! | `opt/nfy/lib/libvfiipc.a` | the static library |
 //! | `opt/nfy/include/nfy/nfy.h`, `opt/nfy/include/ipc/*.h` | the C ABI and the drop-in C++ headers |
 //! | `opt/nfy/lib/pkgconfig/vfiipc.pc` | for `pkg-config` (prefix `/opt/nfy`) |
 //! | `opt/nfy/lib/cmake/vfiipc/vfiipcConfig*.cmake` | for CMake's `find_package(vfiipc)` (relocatable) |
 //!
-//! **Decision**: it is the SDK a developer unpacks into a sysroot (and
-//! onto a terminal with `tar`), not an install package for `cargo xtask
-//! flash`: an install package names its target in `opt/nfy/VERSION` and
-//! keeps its manifest at `opt/nfy/MANIFEST`, both of which belong to the
-//! server package on the terminal. (Flashing the runtime library would
-//! want it in the server package, or the format to allow a second
-//! package.)
+//! **Decision**: it is the SDK a developer unpacks into a sysroot to build
+//! apps, not an install package for `cargo xtask flash`: an install
+//! package names its target in `opt/nfy/VERSION` and keeps its manifest at
+//! `opt/nfy/MANIFEST`, both of which belong to the server package on the
+//! terminal. What a terminal runs, the `.so`, comes with the server
+//! package.
 //!
 //! Under `cross --test` the workspace tests include `nfy-capi`'s: they
 //! compile the C and C++ test apps with `arm-linux-gnueabihf-g++`/`-gcc`
@@ -40,7 +44,12 @@ use crate::toolchain::Toolchain;
 /// The crate that builds the library.
 pub const CRATE: &str = "nfy-capi";
 /// The library files a build produces, by name.
-pub const LIBRARIES: [&str; 2] = ["libvfiipc.so", "libvfiipc.a"];
+pub const LIBRARIES: [&str; 2] = [RUNTIME, "libvfiipc.a"];
+/// The library apps load at run time.
+pub const RUNTIME: &str = "libvfiipc.so";
+/// Where the server's install package puts [`RUNTIME`] (apps link with
+/// RUNPATH `/opt/nfy/lib`: `capi/pkg/vfiipc.pc.in`).
+pub const RUNTIME_PATH: &str = "opt/nfy/lib/libvfiipc.so";
 
 /// Builds the library for the toolchain's target with the same
 /// environment and profile as the service binaries.
@@ -76,6 +85,16 @@ pub fn find_libraries(dir: &Path) -> Vec<(String, PathBuf)> {
         }
     }
     found
+}
+
+/// Of the libraries [`find_libraries`] found, the runtime one (for the
+/// server's install package).
+pub fn runtime_of(found: &[(String, PathBuf)]) -> Vec<(String, PathBuf)> {
+    found
+        .iter()
+        .filter(|(n, _)| n == RUNTIME)
+        .cloned()
+        .collect()
 }
 
 /// `dl.libvfiipc-<version>-<build>.tgz`.

@@ -1,21 +1,24 @@
 //! `cargo xtask dist`: terminal download packages.
 //!
-//! Two packages per build, in `target/dist/` (format in [`crate::package`]):
+//! Three packages per build, in `target/dist/` (format in [`crate::package`]):
 //!
 //! | file | holds |
 //! |---|---|
 //! | `dl.notifysvc-<version>-<build>.tgz` | the install package |
 //! | `dl.notifysvc-<version>-<build>-rm.tgz` | the matching removal package |
-//! | `dl.libvfiipc-<version>-<build>.tgz` | the C/C++ client library ([`crate::capi`]) |
+//! | `dl.libvfiipc-<version>-<build>.tgz` | the C/C++ client library's SDK archive ([`crate::capi`]) |
 //!
 //! The install package holds, under `opt/nfy/`: `bin/notifysvc`,
-//! `bin/notifysvc-verix` and `bin/nfy` (those that were built),
-//! `bin/start-notifysvc` (start/stop script), `etc/notify.cfg.sample` (a
-//! commented sample whitelist that opens nothing), `VERSION`, and
-//! `MANIFEST`; and, where systemd and logrotate look for them,
-//! [`UNIT_PATH`] (the systemd unit) and [`LOGROTATE_PATH`] (rotation of the
-//! start script's log). Every binary is checked to be an ELF executable for
-//! the target ([`crate::elf`]) before anything is written.
+//! `bin/notifysvc-verix`, `bin/nfy` and `bin/nfy-bridge` (those that were
+//! built, [`BINARIES`]),
+//! `bin/start-notifysvc` (start/stop script), `lib/libvfiipc.so` (the
+//! runtime library of C and C++ apps, [`capi::RUNTIME_PATH`], when it was
+//! built), `etc/notify.cfg.sample` (a commented sample whitelist that opens
+//! nothing), `VERSION`, and `MANIFEST`; and, where systemd and logrotate
+//! look for them, [`UNIT_PATH`] (the systemd unit) and [`LOGROTATE_PATH`]
+//! (rotation of the start script's log). Every binary and the library are
+//! checked to be ELF executables or shared objects for the target
+//! ([`crate::elf`]) before anything is written.
 //!
 //! **Decisions**:
 //! - `<version>` is `[workspace.package] version` of the root `Cargo.toml`.
@@ -27,8 +30,13 @@
 //! - Every archive entry is dated `SOURCE_DATE_EPOCH` when that is set,
 //!   else 0 (1970-01-01): timestamps are fixed, never the build time.
 //! - The removal package removes every binary nfy may have installed (all
-//!   three names), whether or not this build has it, and what older
-//!   packages installed ([`LEGACY_PATHS`]).
+//!   of [`BINARIES`]) and the runtime library, whether or not this build has
+//!   them, and what older packages installed ([`LEGACY_PATHS`]).
+//! - The runtime library travels with the server (lead's decision, issue
+//!   13): `flash` installs one package per terminal, whose `VERSION` and
+//!   `MANIFEST` the server package owns, and apps linked against
+//!   libvfiipc (RUNPATH `/opt/nfy/lib`) need the library wherever the
+//!   server is. The SDK archive keeps its own copy for linking.
 //! - The sample configuration is not installed where the server reads it
 //!   (`/home/sys12/notify.cfg`, `/home/sys_ipc/notify.cfg`): that file is
 //!   the terminal's own whitelist, which an update must not overwrite nor a
@@ -82,6 +90,9 @@ pub struct Spec {
     pub mtime: u64,
     /// Binaries by name, read from these files.
     pub binaries: Vec<(String, PathBuf)>,
+    /// Shared libraries for `opt/nfy/lib/` by name (the runtime
+    /// [`capi::RUNTIME`]), read from these files.
+    pub libraries: Vec<(String, PathBuf)>,
 }
 
 /// The two package files written.
@@ -104,14 +115,16 @@ pub fn package_names(version: &str, build: &str) -> (String, String) {
 /// The install package's files, manifest included, sorted by path.
 pub fn install_files(spec: &Spec) -> Result<Vec<FileEntry>> {
     let mut files = Vec::new();
-    for (name, path) in &spec.binaries {
+    let programs = spec.binaries.iter().map(|b| ("bin", b));
+    let libraries = spec.libraries.iter().map(|l| ("lib", l));
+    for (dir, (name, path)) in programs.chain(libraries) {
         let data = fs::read(path).map_err(|e| Error::io("read", path, e))?;
         elf::check_for_target(&data, &spec.target).map_err(|error| Error::Binary {
             path: path.clone(),
             error,
         })?;
         files.push(FileEntry {
-            path: format!("{PREFIX}/bin/{name}"),
+            path: format!("{PREFIX}/{dir}/{name}"),
             mode: 0o755,
             data,
         });
@@ -145,12 +158,14 @@ pub fn install_files(spec: &Spec) -> Result<Vec<FileEntry>> {
 pub fn removal_files(spec: &Spec, install: &[FileEntry]) -> Result<Vec<FileEntry>> {
     let mut remove: Vec<String> = install.iter().map(|f| f.path.clone()).collect();
     remove.extend(BINARIES.iter().map(|b| format!("{PREFIX}/bin/{b}")));
+    remove.push(capi::RUNTIME_PATH.to_string());
     remove.extend(LEGACY_PATHS.iter().map(|p| p.to_string()));
     remove.sort();
     remove.dedup();
     let dirs = [
         format!("{PREFIX}/bin"),
         format!("{PREFIX}/etc"),
+        format!("{PREFIX}/lib"),
         PREFIX.to_string(),
     ];
     let files = vec![FileEntry {
@@ -319,19 +334,27 @@ pub fn run(root: &Path, opts: &Options) -> Result<()> {
             BINARIES.join(", ")
         )));
     }
+    let sdk_libraries = capi::find_libraries(&dir);
     let spec = Spec {
         version: workspace_version(root)?,
         build,
         target: target.to_string(),
         mtime: archive_mtime(),
         binaries,
+        libraries: capi::runtime_of(&sdk_libraries),
     };
+    if spec.libraries.is_empty() {
+        eprintln!(
+            "warning: the server package carries no {} (C and C++ apps need it)",
+            capi::RUNTIME_PATH
+        );
+    }
     let out = opts
         .out
         .clone()
         .unwrap_or_else(|| toolchain::target_dir(root).join("dist"));
     let pkgs = make_packages(&spec, &out)?;
-    let library = capi::make_package(root, &spec, &capi::find_libraries(&dir), &out)?;
+    let library = capi::make_package(root, &spec, &sdk_libraries, &out)?;
     for p in [&pkgs.install, &pkgs.removal].into_iter().chain(&library) {
         let bytes = fs::read(p).map_err(|e| Error::io("read", p, e))?;
         println!("{}  {}  {}", hex(&sha256(&bytes)), bytes.len(), p.display());
@@ -383,18 +406,25 @@ pub(crate) mod tests {
             target: ARMHF.into(),
             mtime: 0,
             binaries: cross::find_binaries(bin_dir),
+            libraries: capi::runtime_of(&capi::find_libraries(bin_dir)),
         }
+    }
+
+    /// Every binary and the runtime library.
+    fn everything() -> Vec<&'static str> {
+        BINARIES.iter().copied().chain([capi::RUNTIME]).collect()
     }
 
     #[test]
     fn packages_are_byte_identical_across_runs() {
         let tmp = TempDir::new();
-        let a = fake_bin_dir(&tmp.path().join("a"), &BINARIES);
+        let a = fake_bin_dir(&tmp.path().join("a"), &everything());
         let first = make_packages(&spec_for(&a), &tmp.path().join("out1")).unwrap();
         // Same content, but other timestamps and permissions on the inputs.
         std::thread::sleep(std::time::Duration::from_millis(20));
-        let b = fake_bin_dir(&tmp.path().join("b"), &BINARIES);
+        let b = fake_bin_dir(&tmp.path().join("b"), &everything());
         fs::set_permissions(b.join("nfy"), fs::Permissions::from_mode(0o700)).unwrap();
+        fs::set_permissions(b.join(capi::RUNTIME), fs::Permissions::from_mode(0o600)).unwrap();
         let second = make_packages(&spec_for(&b), &tmp.path().join("out2")).unwrap();
         for (x, y) in [
             (&first.install, &second.install),
@@ -426,9 +456,9 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn install_package_holds_binaries_scripts_configs_version_and_manifest() {
+    fn install_package_holds_binaries_library_scripts_configs_version_and_manifest() {
         let tmp = TempDir::new();
-        let bins = fake_bin_dir(&tmp.path().join("bins"), &BINARIES);
+        let bins = fake_bin_dir(&tmp.path().join("bins"), &everything());
         let pkgs = make_packages(&spec_for(&bins), tmp.path()).unwrap();
         let pkg = Package::from_bytes(&fs::read(&pkgs.install).unwrap()).unwrap();
         let paths: Vec<&str> = pkg.files.iter().map(|f| f.path.as_str()).collect();
@@ -444,11 +474,12 @@ pub(crate) mod tests {
                 "opt/nfy/bin/notifysvc-verix",
                 "opt/nfy/bin/start-notifysvc",
                 "opt/nfy/etc/notify.cfg.sample",
+                "opt/nfy/lib/libvfiipc.so",
                 "usr/lib/systemd/system/notifysvc.service",
             ]
         );
         assert_eq!(pkg.kind, Kind::Install);
-        assert_eq!(pkg.manifest.lines.len(), 9);
+        assert_eq!(pkg.manifest.lines.len(), 10);
         let file = |path: &str| &pkg.files.iter().find(|f| f.path == path).unwrap().data;
         assert_eq!(file(UNIT_PATH), SYSTEMD_UNIT.as_bytes());
         assert_eq!(file(LOGROTATE_PATH), LOGROTATE_CONF.as_bytes());
@@ -468,6 +499,33 @@ pub(crate) mod tests {
             .unwrap();
         assert_eq!(nfy.mode, 0o755);
         assert_eq!(nfy.data, fake_binary("nfy"));
+        let library = pkg
+            .files
+            .iter()
+            .find(|f| f.path == capi::RUNTIME_PATH)
+            .unwrap();
+        assert_eq!(library.mode, 0o755);
+        assert_eq!(library.data, fake_binary(capi::RUNTIME));
+        // In the manifest, so `flash` verifies it like the binaries.
+        assert!(pkg
+            .manifest
+            .lines
+            .iter()
+            .any(|l| l.path == capi::RUNTIME_PATH));
+    }
+
+    #[test]
+    fn a_runtime_library_for_another_machine_is_refused_before_anything_is_written() {
+        let tmp = TempDir::new();
+        let bins = fake_bin_dir(&tmp.path().join("bins"), &BINARIES);
+        fake_bin_dir_for(&bins, &[capi::RUNTIME], "x86_64-unknown-linux-gnu");
+        let out = tmp.path().join("out");
+        let err = make_packages(&spec_for(&bins), &out).unwrap_err();
+        assert!(
+            matches!(&err, Error::Binary { path, .. } if path.ends_with(capi::RUNTIME)),
+            "{err}"
+        );
+        assert!(!out.exists(), "something was written");
     }
 
     #[test]
@@ -512,9 +570,14 @@ pub(crate) mod tests {
         }
         // Binaries this build lacks are removed too (an older one may have them).
         assert!(files.contains(&"opt/nfy/bin/notifysvc-verix".to_string()));
+        // So is the runtime library (an older build may have shipped it).
+        assert!(files.contains(&capi::RUNTIME_PATH.to_string()));
         // And what older packages installed under another name.
         assert!(files.contains(&"opt/nfy/etc/notify.cfg".to_string()));
-        assert_eq!(dirs, ["opt/nfy/bin", "opt/nfy/etc", "opt/nfy"]);
+        assert_eq!(
+            dirs,
+            ["opt/nfy/bin", "opt/nfy/etc", "opt/nfy/lib", "opt/nfy"]
+        );
     }
 
     #[test]

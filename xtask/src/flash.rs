@@ -503,7 +503,10 @@ mod tests {
     use crate::testutil::TempDir;
 
     fn packages(tmp: &TempDir) -> Packages {
-        let bins = fake_bin_dir(&tmp.path().join("bins"), &["notifysvc", "nfy"]);
+        let bins = fake_bin_dir(
+            &tmp.path().join("bins"),
+            &["notifysvc", "nfy", crate::capi::RUNTIME],
+        );
         make_packages(&spec_for(&bins), &tmp.path().join("dist")).unwrap()
     }
 
@@ -519,6 +522,10 @@ mod tests {
         assert_eq!(bin.metadata().unwrap().permissions().mode() & 0o777, 0o755);
         let cfg = root.join("opt/nfy/etc/notify.cfg.sample");
         assert_eq!(cfg.metadata().unwrap().permissions().mode() & 0o777, 0o644);
+        // The runtime library of C and C++ apps comes with the server.
+        let lib = root.join(crate::capi::RUNTIME_PATH);
+        assert_eq!(fs::read(&lib).unwrap(), fake_binary(crate::capi::RUNTIME));
+        assert_eq!(lib.metadata().unwrap().permissions().mode() & 0o777, 0o755);
         let manifest = fs::read_to_string(root.join("opt/nfy/MANIFEST")).unwrap();
         assert!(manifest.contains("  opt/nfy/bin/nfy\n"), "{manifest}");
         assert!(!manifest.contains("notifysvc-verix"), "{manifest}");
@@ -720,19 +727,20 @@ mod tests {
         assert_eq!(
             argv,
             [
-                "ssh -p 2222 root@term mkdir -p -- /mnt/rootfs/etc/logrotate.d /mnt/rootfs/opt/nfy /mnt/rootfs/opt/nfy/bin /mnt/rootfs/opt/nfy/etc /mnt/rootfs/usr/lib/systemd/system",
+                "ssh -p 2222 root@term mkdir -p -- /mnt/rootfs/etc/logrotate.d /mnt/rootfs/opt/nfy /mnt/rootfs/opt/nfy/bin /mnt/rootfs/opt/nfy/etc /mnt/rootfs/opt/nfy/lib /mnt/rootfs/usr/lib/systemd/system",
                 "scp -p -P 2222 /tmp/stage/etc/logrotate.d/notifysvc.nfy-new root@term:/mnt/rootfs/etc/logrotate.d/",
                 "scp -p -P 2222 /tmp/stage/opt/nfy/MANIFEST.nfy-new /tmp/stage/opt/nfy/VERSION.nfy-new root@term:/mnt/rootfs/opt/nfy/",
                 "scp -p -P 2222 /tmp/stage/opt/nfy/bin/nfy.nfy-new /tmp/stage/opt/nfy/bin/notifysvc.nfy-new /tmp/stage/opt/nfy/bin/start-notifysvc.nfy-new root@term:/mnt/rootfs/opt/nfy/bin/",
                 "scp -p -P 2222 /tmp/stage/opt/nfy/etc/notify.cfg.sample.nfy-new root@term:/mnt/rootfs/opt/nfy/etc/",
+                "scp -p -P 2222 /tmp/stage/opt/nfy/lib/libvfiipc.so.nfy-new root@term:/mnt/rootfs/opt/nfy/lib/",
                 "scp -p -P 2222 /tmp/stage/usr/lib/systemd/system/notifysvc.service.nfy-new root@term:/mnt/rootfs/usr/lib/systemd/system/",
-                "ssh -p 2222 root@term cd /mnt/rootfs && mv -f -- etc/logrotate.d/notifysvc.nfy-new etc/logrotate.d/notifysvc && mv -f -- opt/nfy/VERSION.nfy-new opt/nfy/VERSION && mv -f -- opt/nfy/bin/nfy.nfy-new opt/nfy/bin/nfy && mv -f -- opt/nfy/bin/notifysvc.nfy-new opt/nfy/bin/notifysvc && mv -f -- opt/nfy/bin/start-notifysvc.nfy-new opt/nfy/bin/start-notifysvc && mv -f -- opt/nfy/etc/notify.cfg.sample.nfy-new opt/nfy/etc/notify.cfg.sample && mv -f -- usr/lib/systemd/system/notifysvc.service.nfy-new usr/lib/systemd/system/notifysvc.service && mv -f -- opt/nfy/MANIFEST.nfy-new opt/nfy/MANIFEST",
-                "ssh -p 2222 root@term cd /mnt/rootfs && sha256sum -- etc/logrotate.d/notifysvc opt/nfy/MANIFEST opt/nfy/VERSION opt/nfy/bin/nfy opt/nfy/bin/notifysvc opt/nfy/bin/start-notifysvc opt/nfy/etc/notify.cfg.sample usr/lib/systemd/system/notifysvc.service",
+                "ssh -p 2222 root@term cd /mnt/rootfs && mv -f -- etc/logrotate.d/notifysvc.nfy-new etc/logrotate.d/notifysvc && mv -f -- opt/nfy/VERSION.nfy-new opt/nfy/VERSION && mv -f -- opt/nfy/bin/nfy.nfy-new opt/nfy/bin/nfy && mv -f -- opt/nfy/bin/notifysvc.nfy-new opt/nfy/bin/notifysvc && mv -f -- opt/nfy/bin/start-notifysvc.nfy-new opt/nfy/bin/start-notifysvc && mv -f -- opt/nfy/etc/notify.cfg.sample.nfy-new opt/nfy/etc/notify.cfg.sample && mv -f -- opt/nfy/lib/libvfiipc.so.nfy-new opt/nfy/lib/libvfiipc.so && mv -f -- usr/lib/systemd/system/notifysvc.service.nfy-new usr/lib/systemd/system/notifysvc.service && mv -f -- opt/nfy/MANIFEST.nfy-new opt/nfy/MANIFEST",
+                "ssh -p 2222 root@term cd /mnt/rootfs && sha256sum -- etc/logrotate.d/notifysvc opt/nfy/MANIFEST opt/nfy/VERSION opt/nfy/bin/nfy opt/nfy/bin/notifysvc opt/nfy/bin/start-notifysvc opt/nfy/etc/notify.cfg.sample opt/nfy/lib/libvfiipc.so usr/lib/systemd/system/notifysvc.service",
             ]
         );
         // The remote command is one argument: ssh hands it to the remote shell.
         assert_eq!(steps[0].argv.len(), 5);
-        let Check::Hashes(expected) = &steps[7].check else {
+        let Check::Hashes(expected) = &steps[8].check else {
             panic!("last step must verify hashes")
         };
         assert_eq!(expected.len(), pkg.files.len());
@@ -740,7 +748,7 @@ mod tests {
         // The staged files the scp commands name are the ones stage() writes.
         let stage_dir = tmp.path().join("stage");
         stage(&pkg, &stage_dir).unwrap();
-        for s in &steps[1..6] {
+        for s in &steps[1..7] {
             for src in &s.argv[4..s.argv.len() - 1] {
                 let rel = Path::new(src).strip_prefix(staging).unwrap();
                 assert!(stage_dir.join(rel).is_file(), "{src} not staged");
@@ -767,8 +775,11 @@ mod tests {
             "{rm}"
         );
         assert!(rm.contains(" opt/nfy/bin/notifysvc-verix "), "{rm}");
+        assert!(rm.contains(" opt/nfy/lib/libvfiipc.so "), "{rm}");
         assert!(
-            rm.ends_with("&& { rmdir -- opt/nfy/bin opt/nfy/etc opt/nfy 2>/dev/null || true; }"),
+            rm.ends_with(
+                "&& { rmdir -- opt/nfy/bin opt/nfy/etc opt/nfy/lib opt/nfy 2>/dev/null || true; }"
+            ),
             "{rm}"
         );
         assert_eq!(steps[1].check, Check::Absent);

@@ -91,10 +91,12 @@ Options:
         options: "[--target T] [--bin-dir DIR] [--build ID] [--out DIR]",
         summary: "Builds release binaries for T and writes the terminal packages\n\
                   target/dist/dl.notifysvc-<version>-<build>.tgz and ...-rm.tgz,\n\
-                  and dl.libvfiipc-<version>-<build>.tgz (the C/C++ library).",
+                  and dl.libvfiipc-<version>-<build>.tgz (the C/C++ library's SDK).",
         details: "\
-Every binary must be an ELF executable for T (machine, 32/64-bit, byte
-order, float ABI), or nothing is written.
+The install package holds the programs and the runtime library
+opt/nfy/lib/libvfiipc.so of C and C++ apps. Every binary and the library
+must be an ELF file for T (machine, 32/64-bit, byte order, float ABI), or
+nothing is written.
 
 Options:
   --target T     the target triple (default armv7-unknown-linux-gnueabihf)

@@ -19,8 +19,9 @@
 //! components.
 //!
 //! An **install package** holds [`VERSION_PATH`], one line
-//! `notifysvc <version>-<build> <target>`: every ELF file in it, and every
-//! other file under `opt/nfy/bin/` that is not a `#!` script, must be an
+//! `notifysvc <version>-<build> <target>`: every ELF file in it, every
+//! other file under `opt/nfy/bin/` that is not a `#!` script, and every
+//! shared library (`*.so`, `*.so.*`) under `opt/nfy/lib/` must be an
 //! executable or shared object for that target (machine, class, byte order,
 //! float ABI; [`crate::elf`]), or the package is refused.
 //!
@@ -531,13 +532,15 @@ impl Package {
 }
 
 /// True for the files an install package's target check covers: ELF files,
-/// and files in `opt/nfy/bin/` that are not `#!` scripts.
+/// files in `opt/nfy/bin/` that are not `#!` scripts, and shared libraries
+/// (by name) in `opt/nfy/lib/`.
 pub fn is_program(path: &str, data: &[u8]) -> bool {
-    let in_bin = path
-        .strip_prefix(PREFIX)
-        .and_then(|p| p.strip_prefix("/bin/"))
-        .is_some();
-    elf::is_elf(data) || (in_bin && !data.starts_with(b"#!"))
+    let under = |dir: &str| path.strip_prefix(PREFIX).and_then(|p| p.strip_prefix(dir));
+    let in_bin = under("/bin/").is_some();
+    let shared_library = under("/lib/")
+        .map(|p| p.rsplit('/').next().unwrap_or(p))
+        .is_some_and(|name| name.ends_with(".so") || name.contains(".so."));
+    elf::is_elf(data) || (in_bin && !data.starts_with(b"#!")) || shared_library
 }
 
 /// The [`VERSION_PATH`] line: `notifysvc <version>-<build> <target>`.
@@ -781,6 +784,19 @@ mod tests {
         );
         // A library elsewhere is checked too; a program that is not ELF is refused.
         assert!(package(&x86, "opt/nfy/lib/libvfiipc.so").is_err());
+        for library in ["opt/nfy/lib/libvfiipc.so", "opt/nfy/lib/libvfiipc.so.1"] {
+            let err = package(b"INPUT(-lother)", library).unwrap_err();
+            assert!(
+                matches!(&err, PackageError::WrongBinary { path, error: ElfError::NotElf }
+                    if path == library),
+                "{err}"
+            );
+        }
+        package(
+            &crate::elf::fake::binary_for(ARMHF, b""),
+            "opt/nfy/lib/libvfiipc.so",
+        )
+        .unwrap();
         let err = package(b"fake binary", "opt/nfy/bin/nfy").unwrap_err();
         assert!(
             matches!(
@@ -795,6 +811,7 @@ mod tests {
         package(&crate::elf::fake::binary_for(ARMHF, b""), "opt/nfy/bin/nfy").unwrap();
         // Data files are not programs.
         package(b"# cfg", "opt/nfy/etc/notify.cfg.sample").unwrap();
+        package(b"prefix=/opt/nfy", "opt/nfy/lib/pkgconfig/vfiipc.pc").unwrap();
     }
 
     #[test]

@@ -10,7 +10,9 @@
  *
  * The library finds the server as every nfy client does: the Unix socket
  * NFY_SOCKET (default $XDG_RUNTIME_DIR/nfy/notify.sock, else
- * /tmp/nfy-<uid>/notify.sock), then TCP 127.0.0.1:NFY_PORT (default 5899).
+ * /tmp/nfy-<uid>/notify.sock; the systemd service's /run/nfy/notify.sock
+ * instead when only that socket exists), then TCP 127.0.0.1:NFY_PORT
+ * (default 5899).
  * The process-wide connection is made on the first call and re-made by
  * itself after a server restart, re-establishing every registration.
  *

@@ -61,7 +61,8 @@ Commands:
 
 Global options:
   --socket PATH  Unix socket of the server (default: $NFY_SOCKET, else
-                 $XDG_RUNTIME_DIR/nfy/notify.sock, else /tmp/nfy-<uid>/notify.sock)
+                 $XDG_RUNTIME_DIR/nfy/notify.sock, else /tmp/nfy-<uid>/notify.sock;
+                 /run/nfy/notify.sock instead when only that socket exists)
   --port PORT    TCP port on 127.0.0.1, tried when the socket fails
                  (default: $NFY_PORT, else 5899)
   -h, --help     this help;  nfy COMMAND --help for a command's
