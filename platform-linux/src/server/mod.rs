@@ -17,7 +17,9 @@
 //! | [`events`] | the broker's events as log lines and counters |
 //! | `event_loop` | the single-threaded `mio` loop: one iteration, closes, flushes, the timer |
 //! | `poll` | the poller with its waker and signal pipes, made first |
-//! | `signals` | SIGTERM/SIGINT as pipes the poller watches |
+//! | `signals` | SIGTERM/SIGINT/SIGHUP as pipes the poller watches |
+//! | `reload` | SIGHUP: the configuration read again, listeners kept (the **Decision**) |
+//! | `systemd` | readiness, reloading and stopping told to systemd (`NOTIFY_SOCKET`) |
 //! | `conn` | one connection: its socket, peer, decoder and held input |
 //! | `accept` | accepting and admitting connections, refusal warnings |
 //! | `read` | reading connections into the broker, pausing and resuming |
@@ -39,9 +41,17 @@
 //! log lines on every profile.
 //!
 //! Start-up order: configuration (errors exit before any socket opens),
-//! TCP listeners, Unix socket, then the loop. [`run`] blocks until a
-//! shutdown; [`start`] returns a [`ServerHandle`] once the server accepts
-//! connections (used in-process by tests and by `ipcNotificationServer`).
+//! TCP listeners, Unix socket, then the loop (and, for the binaries,
+//! `READY=1` to systemd). [`run`] blocks until a shutdown; [`start`]
+//! returns a [`ServerHandle`] once the server accepts connections (used
+//! in-process by tests and by `ipcNotificationServer`).
+//!
+//! # Signals (the binaries: [`Options::handle_signals`])
+//!
+//! | signal | effect |
+//! |---|---|
+//! | SIGTERM, SIGINT | clean shutdown: last sends, socket file removed, exit 0 |
+//! | SIGHUP | the whitelist configuration is read again and applied to open and new remote connections; an unreadable or invalid file is logged (file, line) and the configuration in force stays (see `reload`) |
 //!
 //! # Exit statuses of `notifysvc`
 //!
@@ -77,6 +87,8 @@ use nfy_core::whitelist::{ConfigError, Whitelist};
 use nfy_core::wire::HEADER_LEN;
 use nfy_core::NotifyResult;
 
+use crate::sdnotify;
+
 mod accept;
 pub mod args;
 pub mod config;
@@ -89,8 +101,10 @@ pub mod out_queue;
 pub mod outbox;
 mod poll;
 mod read;
+mod reload;
 mod shutdown;
 mod signals;
+mod systemd;
 
 pub use config::ConfigSource;
 pub use heap_storage::{HeapConns, HeapLedger, HeapStorage};
@@ -343,9 +357,12 @@ pub struct Options {
     pub max_queue: usize,
     /// Which configuration to load.
     pub config: ConfigSource,
-    /// Stop cleanly on SIGTERM/SIGINT (the binary sets this; an
-    /// application running the server in-process may keep its own signal
-    /// handling and use [`ServerHandle::shutdown`]).
+    /// Run as the process's daemon: stop cleanly on SIGTERM/SIGINT,
+    /// reload the configuration on SIGHUP, and tell systemd (when
+    /// `NOTIFY_SOCKET` is set) when it is ready, reloading or stopping.
+    /// The binaries set this; an application running the server
+    /// in-process keeps its own signal handling, uses
+    /// [`ServerHandle::shutdown`], and is not announced to systemd.
     pub handle_signals: bool,
     /// The platform profile ([`Profile::LINUX`] by default).
     pub profile: Profile,
@@ -655,8 +672,10 @@ fn serve(
     }
     let listeners = listen::open(opts, &loaded.whitelist)?;
     let limits = opts.broker_limits();
+    let rules = loaded.whitelist.rules().len();
     let broker = new_broker(loaded.whitelist, limits);
-    let event_loop = event_loop::EventLoop::new(opts, poll, broker, listeners, shared)?;
+    let mut event_loop = event_loop::EventLoop::new(opts, poll, broker, listeners, shared)?;
+    event_loop.config_path = loaded.path;
     let tcp_addrs = event_loop.tcp_addrs();
     let _ = ready.send(Ready {
         tcp_addrs,
@@ -685,6 +704,13 @@ fn serve(
             opts.remote.max_frame
         );
     }
+    let status = format!(
+        "ready; {rules} rule(s), {} tcp listener(s)",
+        event_loop.tcp.len()
+    );
+    event_loop
+        .systemd
+        .notify(&[sdnotify::State::Ready, sdnotify::State::Status(&status)]);
     event_loop.run()
 }
 
