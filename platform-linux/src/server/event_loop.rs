@@ -357,10 +357,11 @@ impl EventLoop {
                 }
                 CloseReason::Overflow | CloseReason::Stalled { .. } | CloseReason::Revoked => {
                     ::log::info!(
-                    "{id} ({}): disconnected; its {pending} unsent bytes go back to the broker \
-                     (unicasts to another receiver or to their senders as unicast errors)",
-                    conn.peer
-                )
+                        "{id} ({}): disconnected; its {pending} unsent bytes go back to the \
+                         broker (unicasts to another receiver or to their senders as unicast \
+                         errors)",
+                        conn.peer
+                    );
                 }
                 CloseReason::Poll(kind) => {
                     ::log::warn!("{id} ({}): closed, cannot poll it ({kind:?})", conn.peer);
