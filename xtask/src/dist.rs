@@ -725,7 +725,7 @@ pub(crate) mod tests {
         let err = String::from_utf8_lossy(&started.stderr);
         assert!(err.contains("did not answer within 1 s"), "{err}");
         assert!(start_script(&dir, &["stop"]).status.success());
-        // systemd's ExecStartPost: the main process is gone, fail at once.
+        // `ready` for a supervisor that names the main process: gone, fail at once.
         let gone = Command::new(dir.join("start-notifysvc"))
             .arg("ready")
             .env("MAINPID", "999999999")
