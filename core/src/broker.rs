@@ -23,6 +23,7 @@
 //! | [`ledger`] | per connection: unicasts kept until acknowledged, references sent |
 //! | [`flow`] | flow control: pausing, resuming, stalls (the **Decision**s) |
 //! | [`rate`] | the [`TokenBucket`] of remote peers |
+//! | [`reload`] | replacing the whitelist of a running broker ([`Broker::set_whitelist`], the **Decision**s) |
 //!
 //! # Methods
 //!
@@ -38,7 +39,7 @@
 //! - mutators the adapter calls as things happen: [`Broker::connect`],
 //!   [`Broker::refused`], [`Broker::sent`], [`Broker::acknowledge_held`],
 //!   [`Broker::close`], [`Broker::return_undelivered`],
-//!   [`Broker::disconnect`];
+//!   [`Broker::disconnect`], [`Broker::set_whitelist`];
 //! - the timer: [`Broker::poll_timeout`].
 //!
 //! Output is not polled but pushed into the [`Outbox`] during each call
@@ -90,7 +91,9 @@
 //! # Admission and remote peers
 //!
 //! [`Broker::connect`] refuses a remote peer when the limits admit local
-//! peers only ([`Limits::local_only`], the Verix-style profile) or when
+//! peers only ([`Limits::local_only`], the Verix-style profile), when the
+//! whitelist holds no `in`/`out` rule ([`ConnectRefused::NoRules`]:
+//! nothing it sent or registered for could pass), or when
 //! [`RemoteLimits::max_connections`] remote connections are open, and any
 //! peer at the connection limit. Each input of a remote connection takes a
 //! token of its [`TokenBucket`] first ([`RemoteLimits::rate`],
@@ -120,6 +123,7 @@ pub mod ledger;
 pub mod limits;
 pub mod outbox;
 pub mod rate;
+pub mod reload;
 
 pub use conns::{ConnSlot, ConnStorage, InlineConns};
 pub use flow::FlowStats;
@@ -129,6 +133,7 @@ pub use limits::{
 };
 pub use outbox::{Event, Handled, Outbox, QueueFull};
 pub use rate::TokenBucket;
+pub use reload::WhitelistChange;
 
 use flow::FlowState;
 use ledger::{KeepError, WriteError};
@@ -192,6 +197,9 @@ pub enum Closing {
     Overflow,
     /// It stalled ([`Event::Stalled`]).
     Stalled,
+    /// A remote connection, and the whitelist set by
+    /// [`Broker::set_whitelist`] holds no rules ([`Event::Revoked`]).
+    Revoked,
     /// The adapter is closing it ([`Broker::close`]: end of stream, an I/O
     /// error), or [`Broker::disconnect`] is removing it.
     Closed,
@@ -378,12 +386,14 @@ where
     }
 
     /// Admits a connection of this kind, or says why not (and counts the
-    /// refusal): a remote peer when only local ones are admitted or
+    /// refusal): a remote peer when only local ones are admitted, when the
+    /// whitelist holds no rules, or when
     /// [`RemoteLimits::max_connections`] remote ones are open, any peer
     /// when the capacity `CONNS` or [`Limits::max_connections`] is reached.
     pub fn connect(&mut self, kind: PeerKind) -> Result<ConnId, ConnectRefused> {
         let refusal = match kind {
             PeerKind::Remote if self.limits.local_only => Some(ConnectRefused::LocalOnly),
+            PeerKind::Remote if !self.whitelist.has_rules() => Some(ConnectRefused::NoRules),
             PeerKind::Remote
                 if usize::try_from(self.status.remote_connections)
                     .is_ok_and(|open| open >= self.limits.remote.max_connections) =>

@@ -9,7 +9,7 @@
 //! | [`client`] | the client library: idiomatic [`client::Client`] and the ADK-style `ipc_*` functions |
 //! | [`defaults`] | default port and socket path (shared by server and clients) |
 //! | [`log`] | the stderr logger (`RUST_LOG`, `NFY_LOGMASK`) |
-//! | [`sdnotify`] | systemd's readiness notification (`NOTIFY_SOCKET`); not used by the server yet |
+//! | [`sdnotify`] | systemd's service notification (`NOTIFY_SOCKET`): ready, reloading, stopping |
 //! | [`server`] | `notifysvc`: listeners, event loop, configuration, platform profiles ([`server::Profile`]) |
 //! | [`tls`] | TLS material shared by server and client: PEM files, the `ring` provider, certificate subjects |
 

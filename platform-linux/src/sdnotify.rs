@@ -8,15 +8,15 @@
 //! Written with the standard library only (no libsystemd): the protocol is
 //! one `sendto` of a few bytes.
 //!
-//! Not used by `notifysvc` yet. Wiring it in (the server's part), so that
-//! `notifysvc.service` can become `Type=notify`:
+//! `notifysvc` (the packaged unit is `Type=notify`) sends, through
+//! `server::systemd`:
 //!
 //! - [`State::Ready`] once every listener is bound and the event loop is
-//!   about to run (the moment `nfy status` could first be answered);
+//!   about to run;
 //! - on SIGHUP, [`State::Reloading`] before re-reading the configuration,
-//!   then [`State::Ready`] (with a [`State::Status`] saying whether the new
-//!   file was taken or the old one kept);
-//! - [`State::Stopping`] when SIGTERM or SIGINT is handled;
+//!   then [`State::Ready`] with a [`State::Status`] saying whether the new
+//!   file was taken or the old one kept;
+//! - [`State::Stopping`] when it shuts down (SIGTERM, SIGINT);
 //! - a failure to notify is logged once as a warning, never fatal.
 
 #![forbid(unsafe_code)]

@@ -1,6 +1,6 @@
 //! `notifysvc-verix` as a process: the `notifysvc` command line, the
-//! ignored CONFIG_FILE (one log line), loopback-only listeners, clean
-//! shutdown on SIGTERM.
+//! ignored CONFIG_FILE (one log line), loopback-only listeners, SIGHUP
+//! that reloads nothing, clean shutdown on SIGTERM.
 
 // Test helpers: failing loudly is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -122,6 +122,21 @@ fn config_file_is_ignored_with_one_line_and_only_loopback_listens() {
         );
     }
     assert!(all.contains("listening on unix "), "{all}");
+
+    // SIGHUP: nothing to reload, and the server goes on (the file, now
+    // valid and full of rules, is still not read).
+    std::fs::write(&config, "in * * *\nout * * *\n").unwrap();
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    let lines = lines_until(&rx, "received SIGHUP");
+    assert!(
+        lines.last().unwrap().contains(
+            "received SIGHUP: the verix profile ignores configuration files; nothing to reload"
+        ),
+        "{lines:?}"
+    );
+    assert!(child.try_wait().unwrap().is_none(), "SIGHUP stopped it");
+    assert!(std::os::unix::net::UnixStream::connect(dir.path().join("notify.sock")).is_ok());
 
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),

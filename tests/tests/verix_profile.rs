@@ -183,10 +183,17 @@ fn a_remote_peer_that_reaches_the_server_is_refused() {
     local.notify("l", "nobody", "n", 0, json!(0)).unwrap();
     assert_eq!(local.expect_message()["type"], "unicast_error");
 
-    // The control: notifysvc admits the same peer, as remote.
+    // The control: notifysvc admits the same peer, as remote (given rules:
+    // without any, it refuses remote peers too).
     #[cfg(feature = "linux")]
     {
-        let linux = ServerProcess::start(&targets::linux());
+        let linux = ServerProcess::start_with(
+            &targets::linux(),
+            ServerSpec {
+                config: Some("in * * *\n".into()),
+                ..ServerSpec::default()
+            },
+        );
         let mut remote = connect_from(ns.host_addr, linux.tcp_v4());
         linux
             .log

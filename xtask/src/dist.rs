@@ -677,15 +677,26 @@ pub(crate) mod tests {
     }
 
     fn start_script(dir: &Path, args: &[&str]) -> std::process::Output {
-        Command::new(dir.join("start-notifysvc"))
-            .args(args)
+        start_script_with(dir, args, None)
+    }
+
+    /// Runs the start script in `dir` with `NFY_SOCKET` set to `socket`
+    /// (unset: `None`); the system socket's directory is `dir/run/nfy`,
+    /// never the machine's `/run/nfy`.
+    fn start_script_with(dir: &Path, args: &[&str], socket: Option<&str>) -> std::process::Output {
+        let mut cmd = Command::new(dir.join("start-notifysvc"));
+        cmd.args(args)
             .env("NFY_PIDFILE", dir.join("pid"))
             .env("NFY_LOG", dir.join("log"))
             .env("NFY_READY_TIMEOUT", "1")
+            .env("NFY_RUNDIR", dir.join("run").join("nfy"))
             .env_remove("NFY_PROFILE")
-            .env_remove("MAINPID")
-            .output()
-            .unwrap()
+            .env_remove("MAINPID");
+        match socket {
+            Some(s) => cmd.env("NFY_SOCKET", s),
+            None => cmd.env_remove("NFY_SOCKET"),
+        };
+        cmd.output().unwrap()
     }
 
     #[test]
@@ -714,7 +725,7 @@ pub(crate) mod tests {
         let err = String::from_utf8_lossy(&started.stderr);
         assert!(err.contains("did not answer within 1 s"), "{err}");
         assert!(start_script(&dir, &["stop"]).status.success());
-        // systemd's ExecStartPost: the main process is gone, fail at once.
+        // `ready` for a supervisor that names the main process: gone, fail at once.
         let gone = Command::new(dir.join("start-notifysvc"))
             .arg("ready")
             .env("MAINPID", "999999999")
@@ -726,6 +737,83 @@ pub(crate) mod tests {
             String::from_utf8_lossy(&gone.stderr).contains("exited"),
             "{gone:?}"
         );
+    }
+
+    /// A fake `notifysvc` that writes the `NFY_SOCKET` it was started with
+    /// to `socket` and a line to `hups` for each SIGHUP.
+    const HUP_COUNTING_SERVER: &str = "#!/bin/sh\n\
+        dir=$(dirname \"$0\")\n\
+        echo \"${NFY_SOCKET:-}\" >\"$dir/socket\"\n\
+        trap 'echo hup >>\"$dir/hups\"' HUP\n\
+        while :; do sleep 1 & wait $!; done\n";
+
+    /// Waits (at most 10 s) until `path` holds `lines` lines.
+    fn wait_lines(path: &Path, lines: usize) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let n = fs::read_to_string(path).map_or(0, |t| t.lines().count());
+            if n >= lines {
+                return n == lines;
+            }
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn start_script_reloads_by_pid_and_gives_root_the_system_socket() {
+        let tmp = TempDir::new();
+        let dir = script_dir(&tmp, 0);
+        let server = dir.join("notifysvc");
+        fs::write(&server, HUP_COUNTING_SERVER).unwrap();
+        fs::set_permissions(&server, fs::Permissions::from_mode(0o755)).unwrap();
+        let run = |arg: &str, socket: Option<&str>| start_script_with(&dir, &[arg], socket);
+
+        let not_running = run("reload", None);
+        assert_eq!(not_running.status.code(), Some(3), "{not_running:?}");
+        let started = run("start", None);
+        assert!(started.status.success(), "{started:?}");
+        assert!(wait_lines(&dir.join("socket"), 1));
+        let socket = fs::read_to_string(dir.join("socket")).unwrap();
+        let rundir = dir.join("run").join("nfy");
+        // A directory this process made is owned by its effective user.
+        let root = std::os::unix::fs::MetadataExt::uid(&fs::metadata(&dir).unwrap()) == 0;
+        if root {
+            // As the systemd unit: the system socket, in a directory all
+            // users may reach.
+            assert_eq!(socket.trim(), rundir.join("notify.sock").to_str().unwrap());
+            let mode = fs::metadata(&rundir).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o755);
+        } else {
+            assert_eq!(socket.trim(), "");
+            assert!(!rundir.exists());
+        }
+        for n in 1..=2 {
+            let reloaded = run("reload", None);
+            assert!(reloaded.status.success(), "{reloaded:?}");
+            assert!(wait_lines(&dir.join("hups"), n), "SIGHUP {n} not seen");
+        }
+        assert!(
+            run("status", None).status.success(),
+            "a reload stops nothing"
+        );
+        assert!(run("stop", None).status.success());
+
+        // A socket given is kept, and nothing is created for it.
+        if root {
+            fs::remove_dir_all(dir.join("run")).unwrap();
+        }
+        fs::remove_file(dir.join("socket")).unwrap();
+        let mine = dir.join("mine.sock");
+        let started = run("start", Some(mine.to_str().unwrap()));
+        assert!(started.status.success(), "{started:?}");
+        assert!(wait_lines(&dir.join("socket"), 1));
+        let socket = fs::read_to_string(dir.join("socket")).unwrap();
+        assert_eq!(socket.trim(), mine.to_str().unwrap());
+        assert!(!rundir.exists());
+        assert!(run("stop", None).status.success());
     }
 
     /// The value of `key` in a unit file (the last assignment).
@@ -746,17 +834,19 @@ pub(crate) mod tests {
             pkg.files.iter().any(|f| f.path == rel && f.mode == 0o755)
         };
         let unit = SYSTEMD_UNIT;
-        for key in ["ExecStart", "ExecStartPost"] {
-            let line = unit_value(unit, key).unwrap();
-            let program = line.split_whitespace().next().unwrap();
-            assert!(installed(program), "{key}={line}: not in the package");
-        }
+        let sections: Vec<&str> = unit.lines().filter(|l| l.starts_with('[')).collect();
+        assert_eq!(sections, ["[Unit]", "[Service]", "[Install]"]);
+        let line = unit_value(unit, "ExecStart").unwrap();
+        let program = line.split_whitespace().next().unwrap();
+        assert!(installed(program), "ExecStart={line}: not in the package");
+        // The server says when it is ready (sd_notify): no probe.
+        assert_eq!(unit_value(unit, "Type"), Some("notify"));
+        assert_eq!(unit_value(unit, "ExecStartPost"), None);
+        // `systemctl reload`: SIGHUP to the server.
         assert_eq!(
-            unit_value(unit, "ExecStartPost"),
-            Some("/opt/nfy/bin/start-notifysvc ready")
+            unit_value(unit, "ExecReload"),
+            Some("/bin/kill -HUP $MAINPID")
         );
-        // No readiness notification from the server yet: simple + probe.
-        assert_eq!(unit_value(unit, "Type"), Some("simple"));
         assert_eq!(unit_value(unit, "Restart"), Some("on-failure"));
         // Configuration and usage errors are not retried.
         assert_eq!(unit_value(unit, "RestartPreventExitStatus"), Some("4 5 64"));

@@ -195,6 +195,12 @@ impl Default for FlowLimits {
 pub enum ConnectRefused {
     /// A remote peer, and the limits admit local peers only.
     LocalOnly,
+    /// A remote peer, and the whitelist holds no `in`/`out` rule: nothing
+    /// it could send or receive would pass, so remote access is closed
+    /// (spec 4: without rules the server listens on loopback only; a
+    /// reload to such a configuration closes the listeners' doors instead,
+    /// see [`Broker::set_whitelist`](super::Broker::set_whitelist)).
+    NoRules,
     /// A remote peer over [`RemoteLimits::max_connections`].
     RemoteLimit,
     /// The capacity `CONNS` or [`Limits::max_connections`] is reached.
@@ -205,6 +211,7 @@ impl fmt::Display for ConnectRefused {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             ConnectRefused::LocalOnly => "local connections only",
+            ConnectRefused::NoRules => "the whitelist has no in/out rules (remote access closed)",
             ConnectRefused::RemoteLimit => "remote connection limit reached",
             ConnectRefused::ConnectionLimit => "connection limit reached",
         })

@@ -183,6 +183,15 @@ pub enum Event<'a> {
         /// Connections it held back.
         waiters: usize,
     },
+    /// A remote connection lost its access: the whitelist given to
+    /// [`Broker::set_whitelist`](super::Broker::set_whitelist) holds no
+    /// `in`/`out` rule. Nothing more is routed to it; the adapter must close
+    /// it as for [`Event::Overflow`] (what it was sent and did not take goes
+    /// back to the broker).
+    Revoked {
+        /// The connection.
+        conn: ConnId,
+    },
     /// Flow control paused `conn`: the input it sent last goes to
     /// `waiting_for`, whose backlog is over the high-water mark. The
     /// adapter stops reading `conn` until [`Event::Resumed`].

@@ -1,9 +1,12 @@
 //! Accepting connections: every pending one, each admitted or refused by
 //! the broker ([`Broker::connect`](nfy_core::broker::Broker::connect): a
-//! local-only profile refuses remote peers, `--max-remote` and the
-//! connection limit refuse the one too many), classified as local or
-//! remote ([`listen::classify`]), and registered with the poller in slot
-//! [`ConnId::index`](nfy_core::broker::ConnId::index).
+//! local-only profile or a whitelist without rules refuses remote peers,
+//! `--max-remote` and the connection limit refuse the one too many),
+//! classified as local or remote ([`listen::classify`]), and registered
+//! with the poller in slot
+//! [`ConnId::index`](nfy_core::broker::ConnId::index). A remote peer that
+//! reached an address where the configuration, reloaded, no longer lets
+//! remote peers in (see `reload`) is refused before the broker is asked.
 //!
 //! A refused connection is closed at once with a warning; warnings are
 //! rate-limited (at most one per second, [`RefusalLog`]) and every refusal
@@ -195,17 +198,34 @@ impl EventLoop {
         addr: Option<SocketAddr>,
     ) -> Option<usize> {
         let kind = listen::classify(addr);
+        // Without rules the broker refuses remote peers, and says why.
+        if kind == PeerKind::Remote && self.broker.whitelist().has_rules() {
+            let local = socket.local_addr();
+            if !local.is_some_and(|l| self.remote_addrs.allows(l.ip())) {
+                self.broker.refused(kind);
+                let why = format!(
+                    "since a reload the configuration does not let remote peers in on {}",
+                    local.map_or_else(|| "this address".to_owned(), |l| l.ip().to_string())
+                );
+                self.log_remote_refusal(peer, &why);
+                return None;
+            }
+        }
         let id = match self.broker.connect(kind) {
             Ok(id) => id,
             Err(ConnectRefused::LocalOnly) => {
-                if let Some(earlier) = self.remote_refusals.due(Instant::now()) {
-                    ::log::warn!(
-                        "refusing the remote connection from {peer}: the {} profile accepts \
-                         local connections only{}",
-                        self.profile.name,
-                        more(earlier)
-                    );
-                }
+                let why = format!(
+                    "the {} profile accepts local connections only",
+                    self.profile.name
+                );
+                self.log_remote_refusal(peer, &why);
+                return None;
+            }
+            Err(ConnectRefused::NoRules) => {
+                self.log_remote_refusal(
+                    peer,
+                    "the configuration has no in/out rules (remote access closed)",
+                );
                 return None;
             }
             Err(ConnectRefused::RemoteLimit) => {
@@ -249,6 +269,17 @@ impl EventLoop {
             PeerKind::Remote => ::log::info!("{id}: connected ({peer}, remote)"),
         }
         Some(idx)
+    }
+
+    /// Warns about a refused remote peer, rate-limited apart from other
+    /// refusals (a remote flood must not hide local ones).
+    fn log_remote_refusal(&mut self, peer: Peer, why: &str) {
+        if let Some(earlier) = self.remote_refusals.due(Instant::now()) {
+            ::log::warn!(
+                "refusing the remote connection from {peer}: {why}{}",
+                more(earlier)
+            );
+        }
     }
 
     /// Warns about a refused connection, rate-limited.

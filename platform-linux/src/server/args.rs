@@ -162,6 +162,20 @@ Environment:
   NFY_LOGMASK          syslog-style mask, decimal or 0x hex; bit 1<<prio
                        enables priority prio (ERR=3 error, WARNING=4 warn,
                        NOTICE=5/INFO=6 info, DEBUG=7 debug); wins over RUST_LOG
+  NOTIFY_SOCKET        set by systemd (Type=notify): the server reports there
+                       when it is ready, reloading and stopping
+
+Signals:
+  SIGTERM, SIGINT      stop cleanly (last sends, socket file removed, exit 0)
+  SIGHUP               read the configuration again (CONFIG_FILE, or the
+                       default locations looked up again) and apply its rules
+                       to open and new remote connections; local clients are
+                       untouched. An unreadable or invalid file is logged
+                       (file, line) and the configuration in force is kept.
+                       Listeners stay as bound at start: where the new file
+                       listens elsewhere, a restart is needed; remote peers
+                       are let in only where it would listen, and nowhere
+                       when it has no in/out rules
 
 Exit status:
   0 stopped by SIGTERM/SIGINT; 1 another server is running, or another
@@ -670,6 +684,8 @@ mod tests {
             "--no-plain-remote",
             "NFY_LOGMASK",
             "RUST_LOG",
+            "NOTIFY_SOCKET",
+            "SIGHUP",
         ] {
             assert!(text.contains(needle), "{needle}");
         }

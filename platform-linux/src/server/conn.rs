@@ -41,6 +41,16 @@ impl Socket {
         }
     }
 
+    /// The local address a TCP connection reached (`None` for the Unix
+    /// socket, or when the kernel does not say).
+    pub(super) fn local_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Socket::Tcp(s) => s.local_addr().ok(),
+            Socket::Tls(s) => s.local_addr(),
+            Socket::Unix(_) => None,
+        }
+    }
+
     pub(super) fn source(&mut self) -> &mut dyn Source {
         match self {
             Socket::Tcp(s) => s,

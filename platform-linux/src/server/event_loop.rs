@@ -32,7 +32,8 @@
 //! (closing an fd removes it from epoll on Linux).
 //!
 //! Shutdown (SIGTERM/SIGINT when enabled, or [`super::ServerHandle`]):
-//! see `shutdown`.
+//! see `shutdown`. SIGHUP (when enabled) reloads the configuration: see
+//! `reload`.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -45,6 +46,7 @@ use nfy_core::time::Timestamp;
 use nfy_core::wire;
 
 use super::accept::RefusalLog;
+use super::config::ConfigSource;
 use super::conn::{Conn, Socket};
 use super::handshake::Handshakes;
 use super::listen::{Listeners, SocketFile, TcpEntry};
@@ -52,8 +54,10 @@ use super::outbox::{CloseReason, FlushWhile, Outbound};
 use super::poll::{
     conn_token, ServerPoll, Source, TCP_LISTENER_BASE, TLS_LISTENER_BASE, UNIX_LISTENER,
 };
+use super::reload::RemoteAddrs;
 use super::shutdown::Stats;
-use super::signals::Signals;
+use super::signals::{SignalAction, Signals};
+use super::systemd::Systemd;
 use super::tls::ServerTls;
 use super::{LinuxBroker, Options, Profile, ServerError, Shared};
 
@@ -90,6 +94,13 @@ pub(super) struct EventLoop {
     /// A descriptor held in reserve for `refuse_without_fds`.
     pub(super) spare_fd: Option<std::fs::File>,
     pub(super) profile: Profile,
+    /// Where the configuration comes from (read again on SIGHUP).
+    pub(super) config: ConfigSource,
+    /// The configuration file in force (`None`: none).
+    pub(super) config_path: Option<std::path::PathBuf>,
+    /// Where remote peers may connect (see `reload`).
+    pub(super) remote_addrs: RemoteAddrs,
+    pub(super) systemd: Systemd,
     pub(super) stats: Stats,
     /// The origin of the broker's timestamps.
     epoch: Instant,
@@ -152,6 +163,8 @@ impl EventLoop {
         if tls.is_some() {
             out.enable_tls_counters();
         }
+        // Remote peers may reach the TLS listeners too.
+        let remote_addrs = RemoteAddrs::bound(tcp.iter().chain(&tls_listeners));
         Ok(EventLoop {
             poll,
             events: Events::with_capacity(EVENTS_CAPACITY),
@@ -174,6 +187,10 @@ impl EventLoop {
             remote_refusals: RefusalLog::default(),
             spare_fd: super::accept::spare_fd(),
             profile: opts.profile,
+            config: opts.config.clone(),
+            config_path: None,
+            remote_addrs,
+            systemd: Systemd::new(opts.handle_signals),
             stats: Stats::default(),
             epoch: Instant::now(),
             iteration_time: Timestamp::ZERO,
@@ -266,12 +283,14 @@ impl EventLoop {
                 ::log::info!("shutdown requested");
                 self.stop = true;
             }
-            Source::Signal(i) => {
-                if let Some(name) = self.signals.as_mut().and_then(|s| s.drain(i)) {
+            Source::Signal(i) => match self.signals.as_mut().and_then(|s| s.drain(i)) {
+                Some((name, SignalAction::Stop)) => {
                     ::log::info!("received {name}, shutting down");
                     self.stop = true;
                 }
-            }
+                Some((name, SignalAction::Reload)) => self.reload(name),
+                None => {}
+            },
             Source::UnixListener => self.accept_unix(),
             Source::TcpListener(i) => self.accept_tcp(i),
             Source::TlsListener(i) => self.accept_tls(i),
@@ -386,11 +405,14 @@ impl EventLoop {
                 CloseReason::ReadError(kind) | CloseReason::WriteError(kind) => {
                     ::log::debug!("{id} ({}): closed after an I/O error ({kind:?})", conn.peer);
                 }
-                CloseReason::Overflow | CloseReason::Stalled { .. } => ::log::info!(
-                    "{id} ({}): disconnected; its {pending} unsent bytes go back to the broker \
-                     (unicasts to another receiver or to their senders as unicast errors)",
-                    conn.peer
-                ),
+                CloseReason::Overflow | CloseReason::Stalled { .. } | CloseReason::Revoked => {
+                    ::log::info!(
+                        "{id} ({}): disconnected; its {pending} unsent bytes go back to the \
+                         broker (unicasts to another receiver or to their senders as unicast \
+                         errors)",
+                        conn.peer
+                    );
+                }
                 CloseReason::Poll(kind) => {
                     ::log::warn!("{id} ({}): closed, cannot poll it ({kind:?})", conn.peer);
                 }

@@ -131,7 +131,7 @@ pub fn record(stats: &mut OutStats, remote: &RemoteLimits, event: &Event<'_>) {
              up (observers never hold senders back)"
         ),
         // Logged where the connection is closed, with its numbers.
-        Event::Overflow { .. } | Event::Stalled { .. } => {}
+        Event::Overflow { .. } | Event::Stalled { .. } | Event::Revoked { .. } => {}
     }
 }
 

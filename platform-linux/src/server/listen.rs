@@ -19,6 +19,9 @@
 //! refuses any remote peer that reaches a socket anyway
 //! ([`Limits::local_only`](nfy_core::broker::Limits::local_only)).
 //!
+//! Listeners are bound at start only: a reload (SIGHUP, see `reload`)
+//! keeps them and narrows where remote peers are let in instead.
+//!
 //! IPv6 listeners are best effort: a host without IPv6 simply gets none.
 //! **Decision**: an `interface` line naming an interface without addresses
 //! (or an IP not configured on this host) is a warning, not a startup
@@ -69,7 +72,7 @@ use nfy_core::whitelist::Interface;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use super::tls::PlainRemote;
-use super::{LinuxWhitelist, Options, ServerError};
+use super::{LinuxWhitelist, Options, Profile, ServerError};
 use crate::defaults;
 
 /// Backlog of every listening socket.
@@ -297,24 +300,31 @@ pub struct Listeners {
     pub socket_file: SocketFile,
 }
 
-/// Binds TCP (first: plain, then TLS) and then the Unix socket, as the
-/// module docs describe.
-pub fn open(opts: &Options, whitelist: &LinuxWhitelist) -> Result<Listeners, ServerError> {
-    let plan = if opts.profile.local_only {
+/// The TCP listeners `profile` wants for `whitelist` (see the module
+/// table; a local-only profile gets loopback only), warnings logged.
+pub fn plan_for(profile: &Profile, whitelist: &LinuxWhitelist, port: u16) -> TcpPlan {
+    let plan = if profile.local_only {
         if whitelist.has_rules() || !whitelist.interfaces().is_empty() {
             ::log::warn!(
                 "the {} profile accepts local connections only: the configuration's rules and \
                  interface lines open nothing",
-                opts.profile.name
+                profile.name
             );
         }
-        plan_tcp(&LinuxWhitelist::new(), opts.port, &interface_addresses)
+        plan_tcp(&LinuxWhitelist::new(), port, &interface_addresses)
     } else {
-        plan_tcp(whitelist, opts.port, &interface_addresses)
+        plan_tcp(whitelist, port, &interface_addresses)
     };
     for warning in &plan.warnings {
         ::log::warn!("{warning}");
     }
+    plan
+}
+
+/// Binds TCP (first: plain, then TLS) and then the Unix socket, as the
+/// module docs describe.
+pub fn open(opts: &Options, whitelist: &LinuxWhitelist) -> Result<Listeners, ServerError> {
+    let plan = plan_for(&opts.profile, whitelist, opts.port);
     let plain = match opts.plain_remote {
         PlainRemote::Allowed => plan.clone(),
         PlainRemote::LoopbackOnly => {

@@ -17,7 +17,9 @@
 //! | [`events`] | the broker's events as log lines and counters |
 //! | `event_loop` | the single-threaded `mio` loop: one iteration, closes, flushes, the timer |
 //! | `poll` | the poller with its waker and signal pipes, made first |
-//! | `signals` | SIGTERM/SIGINT as pipes the poller watches |
+//! | `signals` | SIGTERM/SIGINT/SIGHUP as pipes the poller watches |
+//! | `reload` | SIGHUP: the configuration read again, listeners kept (the **Decision**) |
+//! | `systemd` | readiness, reloading and stopping told to systemd (`NOTIFY_SOCKET`) |
 //! | `conn` | one connection: its socket, peer, decoder and held input |
 //! | `accept` | accepting and admitting connections, refusal warnings |
 //! | `read` | reading connections into the broker, pausing and resuming |
@@ -42,9 +44,17 @@
 //! log lines on every profile.
 //!
 //! Start-up order: configuration and TLS files (errors exit before any
-//! socket opens), TCP and TLS listeners, Unix socket, then the loop. [`run`] blocks until a
-//! shutdown; [`start`] returns a [`ServerHandle`] once the server accepts
-//! connections (used in-process by tests and by `ipcNotificationServer`).
+//! socket opens), TCP and TLS listeners, Unix socket, then the loop (and, for the binaries,
+//! `READY=1` to systemd). [`run`] blocks until a shutdown; [`start`]
+//! returns a [`ServerHandle`] once the server accepts connections (used
+//! in-process by tests and by `ipcNotificationServer`).
+//!
+//! # Signals (the binaries: [`Options::handle_signals`])
+//!
+//! | signal | effect |
+//! |---|---|
+//! | SIGTERM, SIGINT | clean shutdown: last sends, socket file removed, exit 0 |
+//! | SIGHUP | the whitelist configuration is read again and applied to open and new remote connections; an unreadable or invalid file is logged (file, line) and the configuration in force stays (see `reload`); TLS certificate and key files are not read again (a restart takes new ones) |
 //!
 //! # Exit statuses of `notifysvc`
 //!
@@ -80,6 +90,8 @@ use nfy_core::whitelist::{ConfigError, Whitelist};
 use nfy_core::wire::HEADER_LEN;
 use nfy_core::NotifyResult;
 
+use crate::sdnotify;
+
 mod accept;
 pub mod args;
 pub mod config;
@@ -93,8 +105,10 @@ pub mod out_queue;
 pub mod outbox;
 mod poll;
 mod read;
+mod reload;
 mod shutdown;
 mod signals;
+mod systemd;
 pub mod tls;
 mod tls_stream;
 
@@ -350,9 +364,12 @@ pub struct Options {
     pub max_queue: usize,
     /// Which configuration to load.
     pub config: ConfigSource,
-    /// Stop cleanly on SIGTERM/SIGINT (the binary sets this; an
-    /// application running the server in-process may keep its own signal
-    /// handling and use [`ServerHandle::shutdown`]).
+    /// Run as the process's daemon: stop cleanly on SIGTERM/SIGINT,
+    /// reload the configuration on SIGHUP, and tell systemd (when
+    /// `NOTIFY_SOCKET` is set) when it is ready, reloading or stopping.
+    /// The binaries set this; an application running the server
+    /// in-process keeps its own signal handling, uses
+    /// [`ServerHandle::shutdown`], and is not announced to systemd.
     pub handle_signals: bool,
     /// The platform profile ([`Profile::LINUX`] by default).
     pub profile: Profile,
@@ -696,9 +713,11 @@ fn serve(
     let tls = opts.tls.as_ref().map(tls::load).transpose()?;
     let listeners = listen::open(opts, &loaded.whitelist)?;
     let limits = opts.broker_limits();
+    let rules = loaded.whitelist.rules().len();
     let broker = new_broker(loaded.whitelist, limits);
     let tls_mode = tls.as_ref().map(|t| t.client_auth);
-    let event_loop = event_loop::EventLoop::new(opts, poll, broker, listeners, tls, shared)?;
+    let mut event_loop = event_loop::EventLoop::new(opts, poll, broker, listeners, tls, shared)?;
+    event_loop.config_path = loaded.path;
     let tcp_addrs = event_loop.tcp_addrs();
     let tls_addrs = event_loop.tls_addrs();
     let _ = ready.send(Ready {
@@ -743,6 +762,13 @@ fn serve(
             events::seconds(t.handshake_timeout)
         );
     }
+    let status = format!(
+        "ready; {rules} rule(s), {} tcp listener(s)",
+        event_loop.tcp.len()
+    );
+    event_loop
+        .systemd
+        .notify(&[sdnotify::State::Ready, sdnotify::State::Status(&status)]);
     event_loop.run()
 }
 

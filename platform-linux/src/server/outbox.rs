@@ -49,6 +49,9 @@ pub enum CloseReason {
     },
     /// The poller would not take the socket.
     Poll(io::ErrorKind),
+    /// A remote connection the configuration, reloaded, no longer lets in
+    /// (no `in`/`out` rules, or not on the address it reached).
+    Revoked,
 }
 
 /// Whether a flush may write to a connection being closed.
@@ -495,6 +498,13 @@ impl Outbox for Outbound {
                     "{conn}: {what} while holding back {waiters} sender(s); disconnecting it"
                 );
                 self.close(conn, CloseReason::Stalled { idle });
+            }
+            Event::Revoked { conn } => {
+                ::log::info!(
+                    "{conn}: remote, and the configuration has no in/out rules any more; \
+                     disconnecting it"
+                );
+                self.close(conn, CloseReason::Revoked);
             }
             Event::Resumed { conn } => {
                 events::record(&mut self.stats, &self.remote, &event);

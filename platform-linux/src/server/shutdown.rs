@@ -3,6 +3,7 @@
 
 use super::event_loop::EventLoop;
 use super::outbox::FlushWhile;
+use crate::sdnotify::State;
 
 /// Counters of the loop itself, logged at shutdown (the broker keeps the
 /// protection and flow counters, the outbox the output ones).
@@ -15,6 +16,8 @@ pub(super) struct Stats {
 impl EventLoop {
     /// Last sends, then everything closes.
     pub(super) fn shutdown(&mut self) {
+        self.systemd
+            .notify(&[State::Stopping, State::Status("stopping")]);
         for idx in 0..self.conns.len() {
             if let Some(Some(conn)) = self.conns.get(idx) {
                 if self.out.pending_len(idx) > 0 {

@@ -1,5 +1,8 @@
-//! SIGTERM and SIGINT as pipes the poller watches (signal-hook's
+//! SIGTERM, SIGINT and SIGHUP as pipes the poller watches (signal-hook's
 //! self-pipe), so a signal is an ordinary readiness event of the loop.
+//! SIGTERM and SIGINT stop the server; SIGHUP reloads its configuration
+//! (see `reload`). Several signals of a kind before the loop looks are
+//! handled once.
 
 use std::io::{self, Read};
 use std::os::unix::net::UnixStream as StdUnixStream;
@@ -7,10 +10,20 @@ use std::os::unix::net::UnixStream as StdUnixStream;
 use mio::net::UnixStream;
 use mio::{Interest, Poll, Token};
 
-/// The signals that stop the server.
-pub(super) const SIGNALS: [(i32, &str); 2] = [
-    (signal_hook::consts::SIGTERM, "SIGTERM"),
-    (signal_hook::consts::SIGINT, "SIGINT"),
+/// What a signal asks of the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum SignalAction {
+    /// Shut down cleanly.
+    Stop,
+    /// Read the configuration again.
+    Reload,
+}
+
+/// The signals the server handles, with their names and what they ask.
+pub(super) const SIGNALS: [(i32, &str, SignalAction); 3] = [
+    (signal_hook::consts::SIGTERM, "SIGTERM", SignalAction::Stop),
+    (signal_hook::consts::SIGINT, "SIGINT", SignalAction::Stop),
+    (signal_hook::consts::SIGHUP, "SIGHUP", SignalAction::Reload),
 ];
 
 /// Registered signal pipes: pipe `i` carries `SIGNALS[i]`.
@@ -27,7 +40,7 @@ impl Signals {
             ids: Vec::new(),
             pipes: Vec::new(),
         };
-        for (i, (signal, _)) in SIGNALS.iter().enumerate() {
+        for (i, (signal, _, _)) in SIGNALS.iter().enumerate() {
             let (rx, tx) = StdUnixStream::pair()?;
             rx.set_nonblocking(true)?;
             let mut rx = UnixStream::from_std(rx);
@@ -41,8 +54,8 @@ impl Signals {
         Ok(signals)
     }
 
-    /// Empties pipe `i`; its signal's name when it held one.
-    pub(super) fn drain(&mut self, i: usize) -> Option<&'static str> {
+    /// Empties pipe `i`; its signal's name and action when it held one.
+    pub(super) fn drain(&mut self, i: usize) -> Option<(&'static str, SignalAction)> {
         let pipe = self.pipes.get_mut(i)?;
         let mut got = false;
         let mut buf = [0u8; 64];
@@ -54,7 +67,8 @@ impl Signals {
                 Err(_) => break,
             }
         }
-        got.then(|| SIGNALS.get(i).map_or("signal", |(_, n)| *n))
+        let (_, name, action) = SIGNALS.get(i)?;
+        got.then_some((*name, *action))
     }
 }
 

@@ -53,6 +53,11 @@ impl TlsStream {
         &mut self.tcp
     }
 
+    /// The local address the peer reached.
+    pub(super) fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        self.tcp.local_addr().ok()
+    }
+
     /// Its descriptor.
     pub(super) fn fd(&self) -> RawFd {
         self.tcp.as_raw_fd()

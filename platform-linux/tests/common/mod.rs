@@ -31,6 +31,21 @@ pub fn free_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
+/// The next message `c` receives, which must be a `kind` (`notify`,
+/// `unicast_error`) for notification `id`; panics after [`DEADLINE`].
+pub fn expect_kind(c: &mut JsonClient, kind: &str, id: &str) -> serde_json::Value {
+    let v = c
+        .recv(DEADLINE)
+        .unwrap()
+        .unwrap_or_else(|| panic!("no {kind} {id} within {DEADLINE:?}"));
+    assert_eq!(
+        (v["type"].as_str(), v["notification"].as_str()),
+        (Some(kind), Some(id)),
+        "{v}"
+    );
+    v
+}
+
 /// How to start a `notifysvc` for a test.
 pub struct ServerBuilder {
     dir: tempfile::TempDir,
@@ -311,6 +326,25 @@ impl Server {
         self.is_running()
             && UnixStream::connect(&self.socket).is_ok()
             && TcpStream::connect(self.tcp_addr()).is_ok()
+    }
+
+    /// Sends `signal` (and returns at once).
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap());
+        nix::sys::signal::kill(pid, signal).unwrap();
+    }
+
+    /// Sends SIGHUP and waits until the log holds one more `needle` than
+    /// before (the line the reload ends with); panics with the log at the
+    /// [`DEADLINE`].
+    pub fn reload(&self, needle: &str) {
+        let before = self.log().matches(needle).count();
+        self.signal(nix::sys::signal::Signal::SIGHUP);
+        assert!(
+            self.wait_log_count(needle, before + 1),
+            "no new {needle:?} after SIGHUP; log:\n{}",
+            self.log()
+        );
     }
 
     /// Sends `signal` and waits for the exit status.

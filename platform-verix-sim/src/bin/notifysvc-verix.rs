@@ -57,6 +57,7 @@ fn usage() -> String {
          \x20 - CONFIG_FILE is accepted and ignored (no file is read, not even the\n\
          \x20   default locations); only local clients are served\n\
          \x20 - TCP listens on loopback only; remote peers are refused\n\
+         \x20 - SIGHUP reloads nothing (it is logged; the server goes on)\n\
          \x20 - limits: {conns} connections, {regs} registrations ({per} per connection),\n\
          \x20   frames up to {frame} bytes, queues up to {queue} bytes (--max-frame and\n\
          \x20   --max-queue may only lower them)\n\

@@ -10,6 +10,7 @@ use crate::msg::{Hello, RawJson};
 
 mod flow;
 mod pair;
+mod reload;
 
 /// Ledgers with room for frames, so acknowledgements are honoured.
 type TestLedger = InlineLedger<{ 16 * 1024 }, 256>;
@@ -553,8 +554,9 @@ fn registration_limits() {
 #[test]
 fn runtime_connection_limit_below_the_capacity() {
     let mut w = world("");
+    // Rules: remote peers are admitted only where some could pass.
     w.b = new_broker(
-        Whitelist::new(),
+        Whitelist::parse(RULES.as_bytes()).unwrap(),
         Limits {
             max_connections: 3,
             ..Limits::default()

@@ -110,7 +110,9 @@ impl Outbox for Out<'_> {
 
     fn event(&mut self, event: Event<'_>) {
         match event {
-            Event::Stalled { conn, .. } | Event::Overflow { conn } => self.closes.push(conn),
+            Event::Stalled { conn, .. } | Event::Overflow { conn } | Event::Revoked { conn } => {
+                self.closes.push(conn)
+            }
             Event::Acked { .. } | Event::Hello { .. } => return,
             _ => {}
         }
