@@ -20,11 +20,11 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{free_port, json_frame, notify_msg, JsonClient, Server, ServerBuilder, DEADLINE};
 use nfy_core::msg::{compact, Hello, Message};
-use nfy_linux::client::{server_report, Client, ServerAddr, ServerReport, TlsSettings};
+use nfy_linux::client::{Client, ServerAddr, TlsSettings};
 use nfy_test_support::netns::{Netns, Range};
 use nfy_test_support::tls::{client_config, Ca, Issued, Pki, Role, Validity};
 use serde_json::json;
@@ -94,26 +94,6 @@ impl Setup {
     }
 }
 
-fn report(server: &Server) -> ServerReport {
-    server_report(&ServerAddr::unix(&server.socket), DEADLINE).unwrap()
-}
-
-fn report_until(server: &Server, what: &str, done: impl Fn(&ServerReport) -> bool) -> ServerReport {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let r = report(server);
-        if done(&r) {
-            return r;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never {what}: {r:?}\n{}",
-            server.log()
-        );
-        thread::sleep(Duration::from_millis(5));
-    }
-}
-
 fn compact_frame(m: &Message<'_>) -> Vec<u8> {
     let mut buf = [0u8; 256];
     let n = compact::encode(m, &mut buf).unwrap();
@@ -154,7 +134,7 @@ fn a_remote_tls_peer_exchanges_notifications_under_the_whitelist() {
     let got = ecr.recv_type("notify", DEADLINE).unwrap().unwrap();
     assert_eq!(got["notification"], "show");
     assert_eq!(got["parameter"]["text"], "Insert card");
-    let r = report(&server);
+    let r = server.report();
     assert_eq!(r.status.dropped, 1, "the in rules dropped one: {r:?}");
     let tls = r.tls.first().expect("a TLS connection");
     assert_eq!(tls.subject.as_deref(), Some("O=nfy tests, CN=ecr-1"));
@@ -180,15 +160,15 @@ fn a_remote_tls_peer_exchanges_notifications_under_the_whitelist() {
         .flat_map(|i| json_frame(&common::register_msg("ecr-1", &format!("n{i}"), 0)))
         .collect();
     ecr.send_raw(&many).unwrap();
-    let r = report_until(&server, "256 remote registrations", |r| {
+    let r = server.report_until("256 remote registrations", |r| {
         r.status.remote_registrations == 256
     });
     thread::sleep(Duration::from_millis(100));
-    assert_eq!(report(&server).status.remote_registrations, 256, "{r:?}");
+    assert_eq!(server.report().status.remote_registrations, 256, "{r:?}");
 
     // Its registrations end with its connection (the cap is free again).
     drop(ecr);
-    report_until(&server, "no remote registration left", |r| {
+    server.report_until("no remote registration left", |r| {
         r.status.remote_registrations == 0
     });
 
@@ -207,7 +187,7 @@ fn a_remote_tls_peer_exchanges_notifications_under_the_whitelist() {
         .register("show", 0, move |d| tx.send(d.parameter.to_owned()).unwrap())
         .unwrap();
     // (No `sync`: it asks for status, which a remote peer may not.)
-    report_until(&server, "the library's registration", |r| {
+    server.report_until("the library's registration", |r| {
         r.registrations.iter().any(|g| g.to.as_str() == "ecr-2")
     });
     pay.notify("pay", "ecr-2", "show", 0, json!({"lib": true}))
@@ -242,13 +222,11 @@ fn remote_tls_peers_are_under_the_remote_limits() {
     sink.barrier("sink");
     let mut first = s.remote(Some(&s.pki.client)).unwrap();
     let _second = s.remote(Some(&s.pki.client)).unwrap();
-    report_until(&server, "2 remote connections", |r| {
-        r.status.remote_connections == 2
-    });
+    server.report_until("2 remote connections", |r| r.status.remote_connections == 2);
     // The third completes its handshake and is refused by --max-remote.
     let mut third = s.remote(Some(&s.pki.client)).unwrap();
     assert!(third.closed_within(DEADLINE), "the third was not refused");
-    let r = report(&server);
+    let r = server.report();
     assert_eq!((r.guard.refused, r.guard.remote_refused), (1, 1), "{r:?}");
     // A frame over --max-remote-frame is skipped and counted.
     first
@@ -256,13 +234,11 @@ fn remote_tls_peers_are_under_the_remote_limits() {
             "r", "sink", "ev", 2000,
         )))
         .unwrap();
-    report_until(&server, "the oversize frame counted", |r| {
-        r.guard.oversize == 1
-    });
+    server.report_until("the oversize frame counted", |r| r.guard.oversize == 1);
     // A flood is rate-limited.
     let frame = json_frame(&notify_msg("flood", "sink", "ev", 0, json!({})));
     first.send_raw(&frame.repeat(200)).unwrap();
-    let r = report_until(&server, "the flood handled", |r| {
+    let r = server.report_until("the flood handled", |r| {
         r.status.delivered + r.guard.rate_limited >= 201
     });
     assert!(r.guard.rate_limited > 0, "{r:?}");
@@ -304,7 +280,7 @@ fn refused_remote_tls_peers_are_counted() {
     let mut plain = JsonClient::from_tcp(s.ns.connect(s.tls_addr()));
     plain.register("x", "y", 0).unwrap();
     assert!(plain.closed_within(DEADLINE), "plain TCP not refused");
-    let r = report_until(&server, "4 failed handshakes", |r| {
+    let r = server.report_until("4 failed handshakes", |r| {
         r.tls_counters.is_some_and(|c| c.failed == 4)
     });
     assert_eq!((r.guard.refused, r.guard.remote_refused), (4, 4), "{r:?}");
@@ -406,7 +382,7 @@ fn peers_stalled_mid_handshake_are_cut_and_do_not_hold_up_local_clients() {
         assert_eq!(got["flags"], i);
     }
     // Over the bound: closed at once; the others at the timeout.
-    let r = report_until(&server, "every stalled handshake cut", |r| {
+    let r = server.report_until("every stalled handshake cut", |r| {
         r.tls_counters
             .is_some_and(|c| c.timed_out + c.over_limit == STALLED as u64)
     });

@@ -11,10 +11,9 @@ mod common;
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use common::{free_port, JsonClient, Server, ServerBuilder, DEADLINE};
-use nfy_linux::client::{server_report, ServerAddr, ServerReport};
+use nfy_linux::client::ServerAddr;
 use nfy_test_support::tls::{client_config, Ca, Pki, Role, Validity};
 use serde_json::json;
 
@@ -31,22 +30,6 @@ fn server(builder: ServerBuilder, pki: &Pki, tls_port: u16) -> Server {
         .arg("--tls-port")
         .arg(&tls_port.to_string())
         .start()
-}
-
-fn report(server: &Server) -> ServerReport {
-    server_report(&ServerAddr::unix(&server.socket), DEADLINE).unwrap()
-}
-
-fn report_until(server: &Server, what: &str, done: impl Fn(&ServerReport) -> bool) -> ServerReport {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let r = report(server);
-        if done(&r) {
-            return r;
-        }
-        assert!(Instant::now() < deadline, "never {what}: {r:?}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 fn loopback(port: u16) -> SocketAddr {
@@ -80,7 +63,7 @@ fn a_tls_peer_on_loopback_exchanges_notifications_and_shows_in_status() {
         (Some("ecr"), Some(true))
     );
     // nfy status: the TLS connection, local (loopback), with its subject.
-    let r = report(&server);
+    let r = server.report();
     assert_eq!(r.tls.len(), 1, "{r:?}");
     let tls = &r.tls[0];
     assert_eq!(tls.subject.as_deref(), Some("O=nfy tests, CN=lane-1"));
@@ -132,7 +115,7 @@ fn refused_tls_peers_are_counted_with_the_reason_logged() {
     let mut plain = JsonClient::tcp(loopback(tls_port)).unwrap();
     plain.register("x", "y", 0).unwrap();
     assert!(plain.closed_within(DEADLINE), "plain TCP not refused");
-    let r = report_until(&server, "4 failed handshakes", |r| {
+    let r = server.report_until("4 failed handshakes", |r| {
         r.tls_counters.is_some_and(|c| c.failed == 4)
     });
     assert_eq!(r.guard.refused, 4, "{r:?}");

@@ -316,6 +316,37 @@ impl Server {
         self.dir.path()
     }
 
+    /// Its report (`nfy status`), over its Unix socket.
+    pub fn report(&self) -> nfy_linux::client::ServerReport {
+        nfy_linux::client::server_report(
+            &nfy_linux::client::ServerAddr::unix(&self.socket),
+            DEADLINE,
+        )
+        .unwrap()
+    }
+
+    /// Polls its report until `done` holds; panics with the last report
+    /// and the log at the [`DEADLINE`].
+    pub fn report_until(
+        &self,
+        what: &str,
+        done: impl Fn(&nfy_linux::client::ServerReport) -> bool,
+    ) -> nfy_linux::client::ServerReport {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let r = self.report();
+            if done(&r) {
+                return r;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never {what}: {r:?}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// True while the process runs.
     pub fn is_running(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
