@@ -37,12 +37,30 @@ pub mod wire;
 /// How long anything in a test may take before it counts as hung.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
+/// The environment variable that turns a skip into a failure (`cargo
+/// xtask ci` sets it): on a CI machine every prerequisite is installed, so
+/// a test that would skip there is a broken check, not a missing tool.
+pub const STRICT_ENV: &str = "NFY_TEST_STRICT";
+
 /// Reports a skipped test loudly: `*** SKIPPED: <test>: <why> ***`
 /// straight to the process's stderr, past the test harness's output
 /// capture, so it shows even when the test "passes".
+///
+/// # Panics
+///
+/// When [`STRICT_ENV`] is set to anything but `0` or nothing: a test that
+/// cannot run then fails, naming what it lacked.
 pub fn skip(test: &str, why: &str) {
+    if strict() {
+        panic!("{test} cannot run ({why}), and {STRICT_ENV} is set: skips are failures");
+    }
     let line = format!("\n*** SKIPPED: {test}: {why} ***\n");
     let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
+/// True when [`STRICT_ENV`] asks for skips to fail.
+pub fn strict() -> bool {
+    std::env::var_os(STRICT_ENV).is_some_and(|v| !v.is_empty() && v != "0")
 }
 
 /// Waits until `child` exits, at most `timeout`: its exit status, or

@@ -7,7 +7,7 @@
 //! | `fmt` | `cargo fmt --all -- --check` |
 //! | `clippy` | `cargo clippy --workspace --all-targets -- -D warnings` |
 //! | `doc` | `RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps` |
-//! | `test` | `cargo test --workspace` (the README's test command) |
+//! | `test` | `cargo test --workspace` (the README's test command) with `NFY_TEST_STRICT=1`: a test that would skip fails |
 //! | `soak` | `cargo xtask soak --minutes 1` (issue 7's soak, short) |
 //! | `nostd` | `cargo xtask nostd` |
 //! | `baremetal` | `cargo xtask baremetal` (firmware under QEMU) |
@@ -171,7 +171,13 @@ fn print_summary(lines: &[String], total: Duration, counts: Option<TestCounts>) 
 /// lines counted.
 fn run_tests(root: &Path) -> Result<TestCounts> {
     let mut c = cargo(root);
-    c.args(["test", "--workspace"]).stdout(Stdio::piped());
+    // Every prerequisite of the tests is installed on a CI machine
+    // (`.ci/run`): a test that would skip (no network namespaces, no
+    // mosquitto, a low open-file limit) fails instead of passing unseen
+    // (nfy_test_support::skip).
+    c.args(["test", "--workspace"])
+        .env("NFY_TEST_STRICT", "1")
+        .stdout(Stdio::piped());
     let shown = cmd::display(&c);
     eprintln!("$ {shown}");
     let mut child = c.spawn().map_err(|e| Error::Command {
