@@ -4,13 +4,10 @@
 //! `ring` provider.
 
 use std::fmt;
-use std::fs::File;
-use std::io::BufReader;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use nfy_linux::tls::{read_certificates, read_private_key, TlsFileError};
 use rumqttc::{LastWill, MqttOptions, QoS, TlsConfiguration, Transport};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore};
 
 use crate::config::Options;
@@ -28,10 +25,9 @@ pub const MAX_PACKET: usize = 256 * 1024;
 /// Why the broker options could not be built.
 #[derive(Debug)]
 pub enum TlsError {
-    /// A PEM file could not be read.
-    Read(PathBuf, std::io::Error),
-    /// A PEM file holds nothing usable.
-    Empty(PathBuf, &'static str),
+    /// A certificate or key file cannot be used (missing, unreadable, not
+    /// PEM, nothing of the kind expected in it); names the file.
+    File(TlsFileError),
     /// rustls refused the configuration.
     Rustls(rustls::Error),
 }
@@ -39,8 +35,7 @@ pub enum TlsError {
 impl fmt::Display for TlsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TlsError::Read(p, e) => write!(f, "{}: {e}", p.display()),
-            TlsError::Empty(p, what) => write!(f, "{}: no {what} in it", p.display()),
+            TlsError::File(e) => e.fmt(f),
             TlsError::Rustls(e) => write!(f, "TLS: {e}"),
         }
     }
@@ -85,29 +80,15 @@ pub fn mqtt_options(options: &Options, topics: &Topics) -> Result<MqttOptions, T
     Ok(o)
 }
 
-fn read_pem(path: &Path) -> Result<BufReader<File>, TlsError> {
-    File::open(path)
-        .map(BufReader::new)
-        .map_err(|e| TlsError::Read(path.to_owned(), e))
-}
-
-fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let certs = rustls_pemfile::certs(&mut read_pem(path)?)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsError::Read(path.to_owned(), e))?;
-    if certs.is_empty() {
-        return Err(TlsError::Empty(path.to_owned(), "certificate"));
-    }
-    Ok(certs)
-}
-
 /// The rustls client configuration: the `ring` provider, the CA file's
 /// roots (or the system's), the client certificate when given.
 pub fn tls_config(options: &Options) -> Result<ClientConfig, TlsError> {
     let mut roots = RootCertStore::empty();
     match &options.ca {
         Some(ca) => {
-            for cert in certificates(ca)? {
+            // The PEM files are read as the server reads its own
+            // (nfy_linux::tls: rustls's pki_types::pem, no rustls-pemfile).
+            for cert in read_certificates(ca).map_err(TlsError::File)? {
                 roots.add(cert).map_err(TlsError::Rustls)?;
             }
         }
@@ -131,10 +112,8 @@ pub fn tls_config(options: &Options) -> Result<ClientConfig, TlsError> {
         .with_root_certificates(roots);
     match (&options.cert, &options.key) {
         (Some(cert), Some(key)) => {
-            let chain = certificates(cert)?;
-            let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut read_pem(key)?)
-                .map_err(|e| TlsError::Read(key.clone(), e))?
-                .ok_or_else(|| TlsError::Empty(key.clone(), "private key"))?;
+            let chain = read_certificates(cert).map_err(TlsError::File)?;
+            let key = read_private_key(key).map_err(TlsError::File)?;
             builder
                 .with_client_auth_cert(chain, key)
                 .map_err(TlsError::Rustls)
