@@ -13,6 +13,11 @@
 //! | [`server`] | `notifysvc`: listeners, event loop, configuration, platform profiles ([`server::Profile`]) |
 //! | [`tls`] | TLS material shared by server and client: PEM files, the `ring` provider, certificate subjects |
 
+// No unsafe code; one unit test restores SIGPIPE's default action
+// (`server::out_queue`), allowed there alone.
+#![cfg_attr(not(test), forbid(unsafe_code))]
+#![cfg_attr(test, deny(unsafe_code))]
+
 pub mod client;
 pub mod defaults;
 pub mod log;

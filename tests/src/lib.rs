@@ -41,6 +41,7 @@
 //! and short quiet periods ([`QUIET`]) only back negative checks ("nothing
 //! more arrives"), which can fail but never pass by luck.
 
+#![forbid(unsafe_code)]
 // A test harness: a failed expectation must stop the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

@@ -19,6 +19,8 @@
 //! command line in [`args`] and the help texts in [`help`]. Every external
 //! command is echoed before it runs ([`cmd`]).
 
+#![forbid(unsafe_code)]
+
 mod args;
 mod baremetal;
 mod capi;

@@ -20,6 +20,8 @@
 //! 390 KB (measured on the same small program; terminal flash is
 //! scarce), and it leaves the messages to us.
 
+#![forbid(unsafe_code)]
+
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;

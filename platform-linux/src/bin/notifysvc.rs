@@ -9,6 +9,8 @@
 //!
 //! Fatal errors are printed to stderr whatever the log filter says.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use nfy_linux::server::{self, args};

@@ -357,6 +357,7 @@ mod tests {
     /// a host application that never ignored it): a send to a closed peer
     /// must return EPIPE, not kill the process.
     #[test]
+    #[allow(unsafe_code)]
     fn send_never_raises_sigpipe() {
         const CHILD: &str = "NFY_TEST_SIGPIPE_CHILD";
         const NAME: &str = "server::out_queue::tests::send_never_raises_sigpipe";
