@@ -43,7 +43,7 @@ pub extern "C" fn nfy_result_text(result: c_int) -> *const c_char {
                 c"NOTIFY_ERR_APP_ID: the application ID has not been set"
             }
             Some(NotifyResult::ErrPermission) => {
-                c"NOTIFY_ERR_PERMISSION: no permission to create the notification socket"
+                c"NOTIFY_ERR_PERMISSION: no permission to create or connect to the notification socket"
             }
             Some(NotifyResult::ErrConfigFile) => {
                 c"NOTIFY_ERR_CONFIG_FILE: the configuration file could not be opened for reading"

@@ -15,7 +15,7 @@ pub enum NotifyResult {
     ErrServer = -1,
     /// The application ID has not been set.
     ErrAppId = -2,
-    /// No permission to create the local socket.
+    /// No permission to create or connect to the local socket.
     ErrPermission = -3,
     /// The configuration file could not be opened for reading.
     ErrConfigFile = -4,
@@ -71,7 +71,7 @@ pub enum Error {
     Server,
     /// No app ID set and none given.
     AppId,
-    /// No permission to create the local socket.
+    /// No permission to create or connect to the local socket.
     Permission,
     /// The configuration file could not be read.
     ConfigFile,
@@ -102,7 +102,7 @@ impl fmt::Display for Error {
         f.write_str(match self {
             Error::Server => "notification server is not running",
             Error::AppId => "the application ID has not been set",
-            Error::Permission => "no permission to create the notification socket",
+            Error::Permission => "no permission to create or connect to the notification socket",
             Error::ConfigFile => "the configuration file could not be opened for reading",
             Error::ConfigSyntax => "the configuration file contains invalid input",
         })

@@ -73,7 +73,7 @@ enum NotifyResult {
    NOTIFY_OK = 0,                /* no error */
    NOTIFY_ERR_SERVER = -1,       /* notification server is not running */
    NOTIFY_ERR_APP_ID = -2,       /* the application ID has not been set yet */
-   NOTIFY_ERR_PERMISSION = -3,   /* no permission to create the notification socket */
+   NOTIFY_ERR_PERMISSION = -3,   /* no permission to create or connect to the notification socket */
    NOTIFY_ERR_CONFIG_FILE = -4,  /* the configuration file could not be opened for reading */
    NOTIFY_ERR_CONFIG_SYNTAX = -5 /* the configuration file contained invalid input */
 };

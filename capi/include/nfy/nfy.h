@@ -49,7 +49,7 @@ enum nfy_result {
     NFY_OK = 0,                /* no error */
     NFY_ERR_SERVER = -1,       /* the notification server is not running */
     NFY_ERR_APP_ID = -2,       /* no app ID set (or an invalid identifier) */
-    NFY_ERR_PERMISSION = -3,   /* no permission to create the local socket */
+    NFY_ERR_PERMISSION = -3,   /* no permission to create or connect to the local socket */
     NFY_ERR_CONFIG_FILE = -4,  /* the configuration file is not readable */
     NFY_ERR_CONFIG_SYNTAX = -5 /* the configuration file is invalid */
 };
