@@ -11,8 +11,11 @@
  *   the object null when it did not (never half-parsed). Nesting up to
  *   JSObject::MaxDepth (512) levels; duplicate member names: the last wins.
  * - Integers are 64-bit on every platform (JSTInt holds a long long; the
- *   vendor's held a long, 32-bit on ARM). Integers beyond that range load
- *   as JSTFloat (a double). getInt() clamps to the range of long.
+ *   vendor's held a long, 32-bit on ARM), and JSTInt also holds the
+ *   unsigned ones above LLONG_MAX exactly (up to ULLONG_MAX, as the server
+ *   accepts them): they load, dump and convert to unsigned long long
+ *   without loss. Integers beyond that range load as JSTFloat (a double).
+ *   getInt64() clamps to the range of long long, getInt() to that of long.
  * - dump() writes compact JSON: members in name order (byte-wise, as
  *   std::map sorts them), non-ASCII text as UTF-8, control characters,
  *   quote and backslash escaped. Bytes of a string that are not UTF-8 are
@@ -90,11 +93,14 @@ class DllSpec JSObject {
    std::string v_string;
    double v_floatnum;
    long long v_intnum;
+   /* JSTInt only: v_intnum holds the bits of an unsigned value above
+    * LLONG_MAX. */
+   bool v_unsigned;
    std::map<std::string, JSObject> v_object;
    std::vector<JSObject> v_array;
 
  public:
-   JSObject() : v_type(JSTNull), v_bool(false), v_floatnum(0.0), v_intnum(0) {}
+   JSObject() : v_type(JSTNull), v_bool(false), v_floatnum(0.0), v_intnum(0), v_unsigned(false) {}
 
    JSType type() const { return v_type; }
    bool isNull() const { return v_type == JSTNull; }
@@ -128,7 +134,9 @@ class DllSpec JSObject {
 
    double getNumber() const {
       switch (v_type) {
-      case JSTInt: return static_cast<double>(v_intnum);
+      case JSTInt:
+         return v_unsigned ? static_cast<double>(static_cast<unsigned long long>(v_intnum))
+                           : static_cast<double>(v_intnum);
       case JSTFloat: return v_floatnum;
       case JSTBool: return v_bool ? 1.0 : 0.0;
       case JSTString: {
@@ -150,7 +158,7 @@ class DllSpec JSObject {
 
    long long getInt64() const {
       switch (v_type) {
-      case JSTInt: return v_intnum;
+      case JSTInt: return v_unsigned ? LLONG_MAX : v_intnum;
       case JSTFloat: return clampToInt64(v_floatnum);
       case JSTBool: return v_bool ? 1 : 0;
       case JSTString: {
@@ -186,7 +194,10 @@ class DllSpec JSObject {
    operator long() const               { return getInt(); }
    operator unsigned long() const      { return static_cast<unsigned long>(getInt()); }
    operator long long() const          { return getInt64(); }
-   operator unsigned long long() const { return static_cast<unsigned long long>(getInt64()); }
+   operator unsigned long long() const {
+      if (v_type == JSTInt && v_unsigned) return static_cast<unsigned long long>(v_intnum);
+      return static_cast<unsigned long long>(getInt64());
+   }
    operator float() const              { return static_cast<float>(getNumber()); }
    operator double() const             { return getNumber(); }
 
@@ -195,6 +206,7 @@ class DllSpec JSObject {
       v_bool = false;
       v_floatnum = 0.0;
       v_intnum = 0;
+      v_unsigned = false;
       v_string.clear();
       v_object.clear();
       v_array.clear();
@@ -210,15 +222,19 @@ class DllSpec JSObject {
    JSObject &operator=(long long val)   { clear(); v_type = JSTInt; v_intnum = val; return *this; }
 
    JSObject &operator=(unsigned long long val) {
-      if (val > static_cast<unsigned long long>(LLONG_MAX)) return *this = static_cast<double>(val);
-      return *this = static_cast<long long>(val);
+      if (val <= static_cast<unsigned long long>(LLONG_MAX)) return *this = static_cast<long long>(val);
+      clear();
+      v_type = JSTInt;
+      v_intnum = static_cast<long long>(val); /* the bits: two's complement */
+      v_unsigned = true;
+      return *this;
    }
 
    /* Every other integer type (and unscoped enumerations). */
    template<typename T> JSObject &operator=(T val) {
       long long v = static_cast<long long>(val);
-      /* An unsigned value past LLONG_MAX does not fit: a float then. */
-      if (val > 0 && v < 0) return *this = static_cast<double>(val);
+      /* An unsigned value past LLONG_MAX: kept exactly as unsigned. */
+      if (val > 0 && v < 0) return *this = static_cast<unsigned long long>(val);
       return *this = v;
    }
 
@@ -310,6 +326,7 @@ class DllSpec JSObject {
       bool b = v_bool; v_bool = o.v_bool; o.v_bool = b;
       double d = v_floatnum; v_floatnum = o.v_floatnum; o.v_floatnum = d;
       long long i = v_intnum; v_intnum = o.v_intnum; o.v_intnum = i;
+      bool u = v_unsigned; v_unsigned = o.v_unsigned; o.v_unsigned = u;
       v_string.swap(o.v_string);
       v_object.swap(o.v_object);
       v_array.swap(o.v_array);
@@ -567,8 +584,9 @@ class DllSpec JSObject {
          while (p < end && isDigit(*p)) ++p;
       }
       if (integer) {
-         /* Exactly, when it fits in 64 bits. */
-         unsigned long long limit = negative ? 9223372036854775808ULL : 9223372036854775807ULL;
+         /* Exactly, when it fits in 64 bits (signed, or unsigned when
+          * positive). */
+         unsigned long long limit = negative ? 9223372036854775808ULL : ULLONG_MAX;
          unsigned long long v = 0;
          const char *d = start + (negative ? 1 : 0);
          bool fits = true;
@@ -580,6 +598,7 @@ class DllSpec JSObject {
          if (fits) {
             v_type = JSTInt;
             v_intnum = negative ? static_cast<long long>(0 - v) : static_cast<long long>(v);
+            v_unsigned = !negative && v > static_cast<unsigned long long>(LLONG_MAX);
             return true;
          }
       }
@@ -664,7 +683,8 @@ class DllSpec JSObject {
    void dumpNumber(std::string &out) const {
       if (v_type == JSTInt) {
          char buf[24];
-         snprintf(buf, sizeof buf, "%lld", v_intnum);
+         if (v_unsigned) snprintf(buf, sizeof buf, "%llu", static_cast<unsigned long long>(v_intnum));
+         else snprintf(buf, sizeof buf, "%lld", v_intnum);
          out += buf;
       } else {
          dumpDouble(out, v_floatnum);

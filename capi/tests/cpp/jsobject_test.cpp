@@ -121,10 +121,11 @@ static void test_integers() {
    CHECK(o.load("-9223372036854775808"));
    CHECK(o.type() == JSObject::JSTInt);
    CHECK_EQ(o.getInt64(), LLONG_MIN);
-   // Past 64 bits: a float.
+   // Past LLONG_MAX: still exact, as unsigned; getInt64 clamps.
    CHECK(o.load("9223372036854775808"));
-   CHECK(o.type() == JSObject::JSTFloat);
+   CHECK(o.type() == JSObject::JSTInt);
    CHECK_EQ(o.getInt64(), LLONG_MAX);
+   // Below LLONG_MIN (past 64 bits): a float.
    CHECK(o.load("-9223372036854775809"));
    CHECK(o.type() == JSObject::JSTFloat);
    CHECK_EQ(o.getInt64(), LLONG_MIN);
@@ -149,10 +150,35 @@ static void test_integers() {
    o = static_cast<unsigned long long>(LLONG_MAX);
    CHECK_EQ(o.dump(), "9223372036854775807");
    o = ULLONG_MAX;
-   CHECK(o.type() == JSObject::JSTFloat);
-   CHECK_EQ(o.dump(), "1.8446744073709552e+19");
+   CHECK(o.type() == JSObject::JSTInt);
+   CHECK_EQ(o.dump(), "18446744073709551615");
+   CHECK(static_cast<unsigned long long>(o) == ULLONG_MAX);
+   CHECK_EQ(o.getInt64(), LLONG_MAX);
    o = ULONG_MAX;
-   CHECK(o.type() == (sizeof(long) >= 8 ? JSObject::JSTFloat : JSObject::JSTInt));
+   CHECK(o.type() == JSObject::JSTInt);
+   CHECK(static_cast<unsigned long>(static_cast<unsigned long long>(o)) == ULONG_MAX);
+   /* Unsigned 64-bit integers above LLONG_MAX load and dump exactly. */
+   ROUND_TRIP("18446744073709551615");
+   ROUND_TRIP("9223372036854775808");
+   ROUND_TRIP("[9223372036854775807,9223372036854775808,-9223372036854775808]");
+   {
+      JSObject u;
+      CHECK(u.load("{\"a\":18446744073709551615}"));
+      CHECK(u("a").type() == JSObject::JSTInt);
+      CHECK(static_cast<unsigned long long>(u("a")) == ULLONG_MAX);
+      CHECK(u("a").getNumber() > 1.8e19);
+      CHECK_EQ(u("a").getString(), "18446744073709551615");
+      CHECK(u("a").getBool());
+      JSObject copy(u), swapped;
+      swapped.swap(copy);
+      CHECK_EQ(swapped.dump(), "{\"a\":18446744073709551615}");
+      u("a") = 5;
+      CHECK_EQ(u.dump(), "{\"a\":5}");
+      CHECK(static_cast<unsigned long long>(u("a")) == 5);
+   }
+   /* One past ULLONG_MAX is a float (beyond 64 bits). */
+   o.load("18446744073709551616");
+   CHECK(o.type() == JSObject::JSTFloat);
 }
 
 static void test_floats() {
