@@ -328,11 +328,29 @@ pub fn parse(
     let mut status_interval = Some(Duration::from_secs(60));
     let mut socket = None;
     let mut config_path = None;
-    let mut it = args.into_iter();
-    while let Some(arg) = it.next() {
+    // lexopt splits the tokens (`--name value`, `--name=value`, `--`);
+    // the arms below validate each option.
+    let mut parser = lexopt::Parser::from_args(args);
+    loop {
+        let arg = match parser.next() {
+            Ok(Some(lexopt::Arg::Long(n))) => format!("--{n}"),
+            Ok(Some(lexopt::Arg::Short(c))) => format!("-{c}"),
+            Ok(Some(lexopt::Arg::Value(v))) => {
+                if config_path.is_some() {
+                    return Err(usage(format!("unexpected argument {v:?}")));
+                }
+                config_path = Some(PathBuf::from(v));
+                continue;
+            }
+            Ok(None) => break,
+            Err(e) => return Err(usage(e.to_string())),
+        };
         let mut value = |name: &str| {
-            it.next()
-                .ok_or_else(|| usage(format!("{name} needs a value")))
+            parser
+                .value()
+                .map_err(|_| usage(format!("{name} needs a value")))?
+                .into_string()
+                .map_err(|v| usage(format!("{name}: {v:?} is not UTF-8")))
         };
         let number = |name: &str, v: String| {
             v.parse::<u64>()
@@ -369,9 +387,7 @@ pub fn parse(
                 status_interval = (s > 0).then(|| Duration::from_secs(s));
             }
             "--socket" => socket = Some(PathBuf::from(value("--socket")?)),
-            s if s.starts_with('-') => return Err(usage(format!("unknown option {s}"))),
-            _ if config_path.is_none() => config_path = Some(PathBuf::from(arg)),
-            _ => return Err(usage(format!("unexpected argument {arg:?}"))),
+            s => return Err(usage(format!("unknown option {s}"))),
         }
     }
     let terminal = terminal.ok_or_else(|| usage("--terminal is required".into()))?;
@@ -491,6 +507,11 @@ mod tests {
         };
         assert_eq!(o.terminal.as_str(), "t2");
         assert_eq!(o.reply_timeout, Duration::from_millis(50));
+        // `--name=value`, and `--` before a file name.
+        let Command::Run(o) = parse(args(&["--terminal=t3", "--", c]), &none).unwrap() else {
+            panic!()
+        };
+        assert_eq!(o.terminal.as_str(), "t3");
         for bad in [
             &[c][..],
             &["--terminal", "a/b", c],
@@ -498,6 +519,8 @@ mod tests {
             &["--terminal", "t", "--ca", "x", c],
             &["--terminal", "t", "--bogus", c],
             &["--terminal", "t"],
+            &["--terminal", "t", c, c],
+            &["--terminal", "t", c, "--reply-timeout"],
         ] {
             assert_eq!(
                 parse(args(bad), &none).unwrap_err().exit_code(),

@@ -296,34 +296,34 @@ where
     let mut handshake_timeout: Option<Duration> = None;
     let mut max_handshakes: Option<usize> = None;
     let mut plain_remote = PlainRemote::Allowed;
-    let mut only_positional = false;
 
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        let text = arg.to_string_lossy().into_owned();
-        if only_positional || !text.starts_with('-') || text == "-" {
-            if config.is_some() {
-                return Err(ArgsError(format!(
-                    "more than one configuration file given ({})",
-                    text
-                )));
+    // lexopt splits the tokens (`--name value`, `--name=value`, `--`, a
+    // lone `-` as a value); the arms below validate each option.
+    let mut parser = lexopt::Parser::from_args(args);
+    loop {
+        let arg = match parser.next() {
+            Ok(Some(arg)) => arg,
+            Ok(None) => break,
+            Err(e) => return Err(ArgsError(e.to_string())),
+        };
+        let name = match arg {
+            lexopt::Arg::Value(v) => {
+                if config.is_some() {
+                    return Err(ArgsError(format!(
+                        "more than one configuration file given ({})",
+                        v.to_string_lossy()
+                    )));
+                }
+                config = Some(PathBuf::from(v));
+                continue;
             }
-            config = Some(PathBuf::from(arg));
-            continue;
-        }
-        if text == "--" {
-            only_positional = true;
-            continue;
-        }
-        let (name, inline) = match text.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n.to_owned(), Some(OsString::from(v))),
-            _ => (text.clone(), None),
+            lexopt::Arg::Long(n) => format!("--{n}"),
+            lexopt::Arg::Short(c) => format!("-{c}"),
         };
         let mut value = |what: &str| -> Result<OsString, ArgsError> {
-            match inline.clone().or_else(|| args.next()) {
-                Some(v) => Ok(v),
-                None => Err(ArgsError(format!("{name} needs a value ({what})"))),
-            }
+            parser
+                .value()
+                .map_err(|_| ArgsError(format!("{name} needs a value ({what})")))
         };
         match name.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
@@ -486,7 +486,16 @@ where
                         })?,
                 );
             }
-            "--no-plain-remote" => plain_remote = PlainRemote::LoopbackOnly,
+            "--no-plain-remote" => {
+                // A flag: `--no-plain-remote=x` is an error, not ignored.
+                if let Some(v) = parser.optional_value() {
+                    return Err(ArgsError(format!(
+                        "--no-plain-remote takes no value (given {:?})",
+                        v.to_string_lossy()
+                    )));
+                }
+                plain_remote = PlainRemote::LoopbackOnly;
+            }
             _ => return Err(ArgsError(format!("unknown option {name}"))),
         }
     }
@@ -703,9 +712,19 @@ mod tests {
             &["--socket", ""],
             &["--bogus"],
             &["a.cfg", "b.cfg"],
+            &["--no-plain-remote=yes"],
+            &["-x"],
         ] {
             assert!(run(bad, &no_env).is_err(), "{bad:?}");
         }
+        // The messages name the option.
+        let e = run(&["--max-queue"], &no_env).unwrap_err();
+        assert!(e.0.contains("--max-queue needs a value"), "{e}");
+        let e = run(&["--bogus=1"], &no_env).unwrap_err();
+        assert!(e.0.contains("--bogus"), "{e}");
+        // A value may start with a dash; `-` alone is a configuration file.
+        assert!(run(&["--port", "-1"], &no_env).is_err());
+        assert!(run(&["-"], &no_env).is_ok());
     }
 
     #[test]
