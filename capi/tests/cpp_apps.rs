@@ -260,6 +260,43 @@ fn a_unicast_to_a_cpp_app_that_dies_in_its_callback_comes_back() {
 }
 
 #[test]
+fn unicasts_racing_a_cpp_unregister_go_to_the_next_receiver() {
+    let server = Server::start();
+    let mut racer = Program::start(&cpp("racer_app"), &[], &server.env());
+    racer.expect_line("ready");
+    // The next receiver: a Rust app standing in for "racer" (impersonation),
+    // with a lower priority.
+    let low = rust_app(&server, "low");
+    let (tx, rx) = mpsc::channel();
+    let _r = low
+        .register_as("racer", "x", 0, move |d| tx.send(Got::of(d)).unwrap())
+        .unwrap();
+    low.sync().unwrap();
+    let sender = rust_app(&server, "sender");
+    let (etx, erx) = mpsc::channel();
+    let _e = sender.on_unicast_error(move |d| etx.send(Got::of(d)).unwrap());
+    // Both go to racer (priority 10); its callback holds the first while
+    // the second arrives, then unregisters: the second comes back.
+    for n in 1..=2 {
+        sender.notify("racer", "x", &json!({ "n": n })).unwrap();
+    }
+    racer.expect_line("got 1");
+    racer.expect_line("unregistered");
+    let second = rx.recv_timeout(DEADLINE).unwrap();
+    assert_eq!(second.parameter, json!({ "n": 2 }));
+    assert_eq!(second.to, "racer");
+    assert_eq!(second.from, "sender");
+    // The first was racer's alone; nothing came back to the sender.
+    sender.sync().unwrap();
+    assert!(rx.try_recv().is_err());
+    assert!(erx.try_recv().is_err());
+    sender.notify("racer", "quit", &json!(null)).unwrap();
+    let out = racer.success();
+    assert!(out.contains("bye"), "{out}");
+    assert!(!out.contains("got 2"), "{out}");
+}
+
+#[test]
 fn the_readme_example_runs() {
     let readme = fs::read_to_string(common::crate_dir().join("../README.md")).unwrap();
     let section = &readme[readme.find("## Existing C++ apps").unwrap()..];
