@@ -125,7 +125,7 @@ fn remote_connections_over_the_cap_are_refused_and_counted() {
     );
     let r = report(&server);
     assert_eq!(r.status.remote_connections, 2);
-    assert_eq!((r.guard.refused, r.guard.remote_refused), (1, 1));
+    assert_eq!((r.protection.refused, r.protection.remote_refused), (1, 1));
     let listed = r.connections.iter().filter(|c| c.remote).count();
     assert_eq!(listed, 2, "{r:?}");
     // Local clients are not affected by the remote cap.
@@ -145,7 +145,7 @@ fn remote_connections_over_the_cap_are_refused_and_counted() {
     let mut fourth = remote(&ns, server.port);
     fourth.notify("r4", "sink", "ev", 0, json!({})).unwrap();
     assert_eq!(next_from(&mut sink), "r4");
-    assert_eq!(report(&server).guard.remote_refused, 1);
+    assert_eq!(report(&server).protection.remote_refused, 1);
     assert!(server.log().contains("remote connection limit reached"));
 }
 
@@ -168,17 +168,17 @@ fn a_remote_flood_is_rate_limited_and_counted_and_others_are_unaffected() {
     // Every frame is either delivered (the sink is the only receiver) or
     // dropped by the rate limit.
     let r = report_until(&server, "the whole flood handled", |r| {
-        r.status.delivered - before + r.guard.rate_limited >= FLOOD
+        r.status.delivered - before + r.protection.rate_limited >= FLOOD
     });
     let elapsed = started.elapsed().as_secs();
     let passed = r.status.delivered - before;
-    assert_eq!(passed + r.guard.rate_limited, FLOOD, "{r:?}");
+    assert_eq!(passed + r.protection.rate_limited, FLOOD, "{r:?}");
     assert!(passed >= BURST, "the burst passes: {r:?}");
     assert!(
         passed <= BURST + RATE * (elapsed + 1),
         "at most the burst plus {RATE}/s in {elapsed} s: {r:?}"
     );
-    assert!(r.guard.rate_limited >= FLOOD - BURST - RATE * (elapsed + 1));
+    assert!(r.protection.rate_limited >= FLOOD - BURST - RATE * (elapsed + 1));
     // The sink got exactly the frames that passed.
     for _ in 0..passed {
         assert_eq!(next_from(&mut sink), "flood");
@@ -193,7 +193,10 @@ fn a_remote_flood_is_rate_limited_and_counted_and_others_are_unaffected() {
         assert_eq!(next_from(&mut sink), "local");
     }
     let after = report(&server);
-    assert_eq!(after.guard.rate_limited, r.guard.rate_limited, "{after:?}");
+    assert_eq!(
+        after.protection.rate_limited, r.protection.rate_limited,
+        "{after:?}"
+    );
     // The flooder is only slowed down, not disconnected.
     assert_eq!(after.status.remote_connections, 2);
     let log = server.log();
@@ -217,7 +220,7 @@ fn an_oversize_remote_frame_is_skipped_and_counted() {
     // The big one never arrives; the connection goes on with the next.
     assert_eq!(next_from(&mut sink), "small");
     let r = report(&server);
-    assert_eq!(r.guard.oversize, 1, "{r:?}");
+    assert_eq!(r.protection.oversize, 1, "{r:?}");
     assert_eq!(r.status.remote_connections, 1);
     // The same frame from a local client is delivered.
     let mut local = JsonClient::unix(&server.socket).unwrap();
@@ -225,7 +228,7 @@ fn an_oversize_remote_frame_is_skipped_and_counted() {
         .send_raw(&json_frame(&notify_msg("big-local", "sink", "ev", 0, big)))
         .unwrap();
     assert_eq!(next_from(&mut sink), "big-local");
-    assert_eq!(report(&server).guard.oversize, 1);
+    assert_eq!(report(&server).protection.oversize, 1);
     let log = server.log();
     assert!(log.contains("over the limit"), "{log}");
 }

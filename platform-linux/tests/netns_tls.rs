@@ -227,21 +227,25 @@ fn remote_tls_peers_are_under_the_remote_limits() {
     let mut third = s.remote(Some(&s.pki.client)).unwrap();
     assert!(third.closed_within(DEADLINE), "the third was not refused");
     let r = server.report();
-    assert_eq!((r.guard.refused, r.guard.remote_refused), (1, 1), "{r:?}");
+    assert_eq!(
+        (r.protection.refused, r.protection.remote_refused),
+        (1, 1),
+        "{r:?}"
+    );
     // A frame over --max-remote-frame is skipped and counted.
     first
         .send_raw(&common::frame(&common::notify_of_body_len(
             "r", "sink", "ev", 2000,
         )))
         .unwrap();
-    server.report_until("the oversize frame counted", |r| r.guard.oversize == 1);
+    server.report_until("the oversize frame counted", |r| r.protection.oversize == 1);
     // A flood is rate-limited.
     let frame = json_frame(&notify_msg("flood", "sink", "ev", 0, json!({})));
     first.send_raw(&frame.repeat(200)).unwrap();
     let r = server.report_until("the flood handled", |r| {
-        r.status.delivered + r.guard.rate_limited >= 201
+        r.status.delivered + r.protection.rate_limited >= 201
     });
-    assert!(r.guard.rate_limited > 0, "{r:?}");
+    assert!(r.protection.rate_limited > 0, "{r:?}");
 }
 
 #[test]
@@ -283,7 +287,11 @@ fn refused_remote_tls_peers_are_counted() {
     let r = server.report_until("4 failed handshakes", |r| {
         r.tls_counters.is_some_and(|c| c.failed == 4)
     });
-    assert_eq!((r.guard.refused, r.guard.remote_refused), (4, 4), "{r:?}");
+    assert_eq!(
+        (r.protection.refused, r.protection.remote_refused),
+        (4, 4),
+        "{r:?}"
+    );
     assert_eq!(r.status.remote_connections, 0, "{r:?}");
     let log = server.log();
     for reason in [
@@ -389,7 +397,7 @@ fn peers_stalled_mid_handshake_are_cut_and_do_not_hold_up_local_clients() {
     let c = r.tls_counters.unwrap();
     assert!(c.timed_out >= BOUND as u64, "{c:?}");
     assert!(c.over_limit >= 1, "{c:?}");
-    assert_eq!(r.guard.remote_refused, STALLED as u64, "{r:?}");
+    assert_eq!(r.protection.remote_refused, STALLED as u64, "{r:?}");
     // Every stalled peer sees its connection closed.
     for c in &mut stalled {
         c.set_read_timeout(Some(DEADLINE)).unwrap();

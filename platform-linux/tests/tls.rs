@@ -118,8 +118,11 @@ fn refused_tls_peers_are_counted_with_the_reason_logged() {
     let r = server.report_until("4 failed handshakes", |r| {
         r.tls_counters.is_some_and(|c| c.failed == 4)
     });
-    assert_eq!(r.guard.refused, 4, "{r:?}");
-    assert_eq!(r.guard.remote_refused, 0, "loopback peers are local: {r:?}");
+    assert_eq!(r.protection.refused, 4, "{r:?}");
+    assert_eq!(
+        r.protection.remote_refused, 0,
+        "loopback peers are local: {r:?}"
+    );
     assert!(r.tls.is_empty(), "{r:?}");
     let log = server.log();
     for reason in [

@@ -263,6 +263,7 @@ pub struct ProtectionCounters {
 
 /// The former name of [`ProtectionCounters`] (same type, same wire form),
 /// kept so that code written against it still builds.
+#[deprecated(note = "renamed ProtectionCounters")]
 pub type Guard = ProtectionCounters;
 
 /// Compact-only (server to client): the answer to [`Message::Hello`], with

@@ -806,10 +806,10 @@ fn json_status(r: &ServerReport) -> serde_json::Value {
         "delivered": s.delivered,
         "dropped": s.dropped,
         "unicast_errors": s.unicast_errors,
-        "refused": r.guard.refused,
-        "remote_refused": r.guard.remote_refused,
-        "rate_limited": r.guard.rate_limited,
-        "oversize": r.guard.oversize,
+        "refused": r.protection.refused,
+        "remote_refused": r.protection.remote_refused,
+        "rate_limited": r.protection.rate_limited,
+        "oversize": r.protection.oversize,
         "tls": r.tls_counters.map(|t| serde_json::json!({
             "accepted": t.accepted,
             "failed": t.failed,
@@ -822,7 +822,7 @@ fn json_status(r: &ServerReport) -> serde_json::Value {
 
 fn human_status(r: &ServerReport) -> String {
     let s = &r.status;
-    let g = &r.guard;
+    let g = &r.protection;
     let mut text = format!(
         "connections:     {} local, {} remote\n\
          registrations:   {} ({} remote)\n\

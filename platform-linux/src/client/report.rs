@@ -3,7 +3,7 @@
 //! number of registrations), every registration ([`RegistrationReport`]),
 //! which connections came over TLS and their peers' certificate subjects
 //! ([`TlsConnection`]), the TLS counters ([`TlsCounters`], from a server
-//! with TLS) and its protection counters ([`Guard`]).
+//! with TLS) and its protection counters ([`ProtectionCounters`]).
 //!
 //! One short-lived connection of its own, with blocking I/O: `hello`,
 //! `StatusRequest`, `ConnectionsRequest`, then the answers up to
@@ -18,8 +18,8 @@ use std::io::{self, Read};
 use std::time::{Duration, Instant};
 
 use nfy_core::msg::{
-    self, ConnectionReport, Encoding, Guard, Hello, Message, RegistrationReport, Status,
-    TlsCounters,
+    self, ConnectionReport, Encoding, Hello, Message, ProtectionCounters, RegistrationReport,
+    Status, TlsCounters,
 };
 use nfy_core::wire::{Decoded, FrameDecoder, HEADER_LEN};
 
@@ -44,7 +44,7 @@ pub struct ServerReport {
     /// one older than TLS).
     pub tls_counters: Option<TlsCounters>,
     /// The protection counters.
-    pub guard: Guard,
+    pub protection: ProtectionCounters,
 }
 
 /// A connection that came over TLS.
@@ -149,7 +149,7 @@ pub fn server_report(addr: &ServerAddr, timeout: Duration) -> Result<ServerRepor
                 }),
                 Ok(Message::TlsCounters(c)) => report.tls_counters = Some(c),
                 Ok(Message::ConnectionsEnd(g)) => {
-                    report.guard = g;
+                    report.protection = g;
                     if got_status {
                         return Ok(report);
                     }
