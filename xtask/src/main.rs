@@ -39,6 +39,7 @@ mod package;
 mod soak;
 #[cfg(test)]
 mod testutil;
+mod tidy;
 mod toolchain;
 
 use std::path::{Path, PathBuf};
