@@ -29,7 +29,7 @@ mod view;
 
 pub use decoder::FrameDecoder;
 pub use encoder::{encode_frame, encode_header, frame_len, BodyTooLarge};
-pub use view::{frames, FrameView, Frames, ViewError};
+pub use view::{frames, FrameView, Frames, HeaderView, ViewError};
 
 /// The four bytes that start every frame.
 pub const PREFIX: [u8; 4] = *b"\0NFY";

@@ -48,17 +48,10 @@ impl<T: AsRef<[u8]>> FrameView<T> {
     /// Checks that `buffer` starts with a whole frame and wraps it.
     pub fn new_checked(buffer: T) -> Result<Self, ViewError> {
         let bytes = buffer.as_ref();
-        let header = bytes.get(..HEADER_LEN).ok_or(ViewError::Truncated)?;
-        if header.get(..PREFIX.len()) != Some(&PREFIX[..]) {
-            return Err(ViewError::BadPrefix);
-        }
-        let size = be_u32(header, PREFIX.len());
-        if size < MIN_SIZE {
-            return Err(ViewError::BadSize);
-        }
-        let len = usize::try_from(size)
-            .ok()
-            .and_then(|s| s.checked_add(SIZE_END))
+        let header = HeaderView::new_checked(bytes)?;
+        let len = header
+            .body_len()
+            .checked_add(HEADER_LEN)
             .ok_or(ViewError::Truncated)?;
         if len > bytes.len() {
             return Err(ViewError::Truncated);
@@ -100,6 +93,43 @@ impl<T: AsRef<[u8]>> FrameView<T> {
     /// Gives the buffer back.
     pub fn into_inner(self) -> T {
         self.buffer
+    }
+}
+
+/// The checked header of a frame whose body may not be there yet: for a
+/// reader that must take exactly one frame from a stream and no byte more
+/// (a client's handshake), which reads [`HEADER_LEN`] bytes, checks them
+/// here, then reads exactly [`HeaderView::body_len`] more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderView {
+    msg_id: u32,
+    body_len: usize,
+}
+
+impl HeaderView {
+    /// Checks the prefix and the size field of the header at the start of
+    /// `bytes` (at least [`HEADER_LEN`] bytes).
+    pub fn new_checked(bytes: &[u8]) -> Result<Self, ViewError> {
+        let header = bytes.get(..HEADER_LEN).ok_or(ViewError::Truncated)?;
+        if header.get(..PREFIX.len()) != Some(&PREFIX[..]) {
+            return Err(ViewError::BadPrefix);
+        }
+        let size = be_u32(header, PREFIX.len());
+        let body = size.checked_sub(MIN_SIZE).ok_or(ViewError::BadSize)?;
+        Ok(HeaderView {
+            msg_id: be_u32(header, SIZE_END),
+            body_len: usize::try_from(body).map_err(|_| ViewError::Truncated)?,
+        })
+    }
+
+    /// The message id.
+    pub fn msg_id(&self) -> u32 {
+        self.msg_id
+    }
+
+    /// The length of the body that follows the header.
+    pub fn body_len(&self) -> usize {
+        self.body_len
     }
 }
 

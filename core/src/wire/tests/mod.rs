@@ -801,3 +801,23 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn header_view_checks_prefix_and_size_without_the_body() {
+    let frame = frame(1, b"{}");
+    let h = HeaderView::new_checked(&frame[..HEADER_LEN]).unwrap();
+    assert_eq!((h.msg_id(), h.body_len()), (1, 2));
+    // The same reading as the whole-frame view.
+    let v = FrameView::new_checked(&frame[..]).unwrap();
+    assert_eq!((v.msg_id(), v.body().len()), (h.msg_id(), h.body_len()));
+    assert_eq!(
+        HeaderView::new_checked(&frame[..HEADER_LEN - 1]),
+        Err(ViewError::Truncated)
+    );
+    let mut bad = frame.clone();
+    bad[0] = b'X';
+    assert_eq!(HeaderView::new_checked(&bad), Err(ViewError::BadPrefix));
+    let mut small = frame.clone();
+    small[4..8].copy_from_slice(&3u32.to_be_bytes());
+    assert_eq!(HeaderView::new_checked(&small), Err(ViewError::BadSize));
+}

@@ -30,7 +30,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use nfy_core::msg::{self, Encoding, Message};
-use nfy_core::wire::PREFIX;
+use nfy_core::wire::{HeaderView, HEADER_LEN};
 
 use super::super::addr::ServerAddr;
 use super::super::event::Event;
@@ -69,7 +69,7 @@ pub(super) const HELP_POLL: Duration = Duration::from_millis(10);
 /// Frames of the handshake's answer read at most (a `Welcome`, the
 /// status; room for messages a later server may add before them).
 const ANSWER_FRAMES: usize = 8;
-/// Largest frame of the handshake's answer.
+/// Largest frame body of the handshake's answer.
 const ANSWER_MAX: usize = 4096;
 
 /// A value and the condition variable that signals its changes.
@@ -464,25 +464,17 @@ fn read_answer(
             return Err(Error::Server);
         }
         socket.set_read_timeout(left).map_err(|_| Error::Server)?;
-        let mut head = [0u8; 8];
+        // Exactly one frame: its header, then its body, nothing after it
+        // (what follows belongs to the connection's reader).
+        let mut head = [0u8; HEADER_LEN];
         socket.read_exact(&mut head).map_err(|_| Error::Server)?;
-        let (prefix, size) = head.split_at(4);
-        let size = size
-            .try_into()
-            .map(u32::from_be_bytes)
-            .map_err(|_| Error::Server)?;
-        let size = usize::try_from(size).unwrap_or(usize::MAX);
-        if prefix != PREFIX || !(4..=ANSWER_MAX).contains(&size) {
+        let header = HeaderView::new_checked(&head).map_err(|_| Error::Server)?;
+        if header.body_len() > ANSWER_MAX {
             return Err(Error::Server);
         }
-        let mut rest = vec![0u8; size];
-        socket.read_exact(&mut rest).map_err(|_| Error::Server)?;
-        let (id, body) = rest.split_at(4);
-        let id = id
-            .try_into()
-            .map(u32::from_be_bytes)
-            .map_err(|_| Error::Server)?;
-        match msg::decode(Encoding::from_msg_id(id), body) {
+        let mut body = vec![0u8; header.body_len()];
+        socket.read_exact(&mut body).map_err(|_| Error::Server)?;
+        match msg::decode(Encoding::from_msg_id(header.msg_id()), &body) {
             Ok(Message::Welcome(w)) if end == HandshakeEnd::Welcome => {
                 return Ok(Some(w.max_frame))
             }
