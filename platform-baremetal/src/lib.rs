@@ -92,8 +92,12 @@ pub mod service;
 
 /// Connections: one per UART.
 pub const CONNECTIONS: usize = 4;
-/// Registrations, all connections together (a power of two).
+/// Registrations, all connections together.
 pub const REGISTRATIONS: usize = 64;
+/// Distinct identifiers (app IDs and notification IDs, up to 64 bytes
+/// each) the registrations may name between them: the routing table's
+/// identifier pool ([`nfy_core::route::CompactStorage`]).
+pub const IDENTIFIERS: usize = 24;
 /// The largest frame body accepted.
 pub const MAX_BODY: usize = 512;
 /// A frame: header and body.
