@@ -32,9 +32,9 @@
 //!
 //! - [`InlineStorage`] (the default): `heapless` collections of capacity
 //!   `N`, every registration holding its two identifiers inline (about 240
-//!   bytes per registration of capacity on a 64-bit host, 170 on a 32-bit
-//!   microcontroller). Embedded targets with room to spare; sized at build
-//!   time, no allocator.
+//!   bytes per registration of capacity on a 64-bit host, 208 on a 32-bit
+//!   microcontroller, index maps included). Embedded targets with room to
+//!   spare; sized at build time, no allocator.
 //! - any [`TableStorage`]: a slab of [`TableSlot`]s (inline identifiers,
 //!   as above) and two chain maps kept however the adapter likes; a hosted
 //!   adapter grows them on the heap, so that unused capacity costs no
