@@ -178,7 +178,8 @@ fn boots_and_says_what_it_serves() {
     let ready = qemu.wait_log("nfy-baremetal: ready");
     assert!(
         ready.contains(&format!(
-            "{CONNECTIONS} connections (UART0-3), {REGISTRATIONS} registrations, bodies up to {MAX_BODY} bytes"
+            "{CONNECTIONS} connections (UART0-3), {REGISTRATIONS} registrations over up to \
+             {IDENTIFIERS} identifiers, bodies up to {MAX_BODY} bytes"
         )),
         "{ready}"
     );
