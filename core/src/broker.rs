@@ -112,7 +112,7 @@ use crate::msg::{
     self, ConnectionReport, EncodeError, Encoding, Message, Notify, Observation,
     ProtectionCounters, Register, RegistrationReport, Status, Unregister, Welcome,
 };
-use crate::route::{InlineStorage, Registered, Registration, Route, RoutingTable, TableStorage};
+use crate::route::{InlineStorage, Registered, Registration, Route, RouteStorage, RoutingTable};
 use crate::time::Timestamp;
 use crate::whitelist::Whitelist;
 use crate::wire::{self, Decoded, Frame, FrameError, Skipped};
@@ -300,7 +300,7 @@ pub struct Broker<
 impl<const CONNS: usize, const REGS: usize, const RULES: usize, const IFACES: usize, S, C>
     fmt::Debug for Broker<CONNS, REGS, RULES, IFACES, S, C>
 where
-    S: TableStorage,
+    S: RouteStorage,
     C: ConnStorage,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -323,7 +323,7 @@ impl<const CONNS: usize, const REGS: usize, const RULES: usize, const IFACES: us
 impl<const CONNS: usize, const REGS: usize, const RULES: usize, const IFACES: usize, S, C>
     Broker<CONNS, REGS, RULES, IFACES, S, C>
 where
-    S: TableStorage,
+    S: RouteStorage,
     C: ConnStorage,
 {
     const CHECK: () = assert!(
@@ -1261,7 +1261,7 @@ where
         };
         let unicast = n.to.is_unicast();
         let route = |slots: &[ConnSlot<C::Ledger>], n: &Notify<'_>, full: &[ConnId]| match table
-            .route(&n.to, &n.notification, |r: &Registration| {
+            .route(&n.to, &n.notification, |r: &Registration<'_>| {
                 allowed(slots, whitelist, n, exclude, full, r)
             }) {
             Route::Unicast(r) => Some((r.conn, r.to.clone())),
@@ -1486,7 +1486,7 @@ fn allowed<L, const RULES: usize, const IFACES: usize>(
     n: &Notify<'_>,
     exclude: Option<ConnId>,
     full: &[ConnId],
-    r: &Registration,
+    r: &Registration<'_>,
 ) -> bool {
     if Some(r.conn) == exclude || full.contains(&r.conn) {
         return false;

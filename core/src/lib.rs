@@ -11,7 +11,9 @@
 //! one is a typed error, never a panic; where a hosted adapter wants memory
 //! to follow use instead (the routing table, the per-connection ledgers),
 //! it passes its own storage through a trait (`TableStorage`,
-//! `LedgerStorage`), as smoltcp's users pass socket buffers. Input is never
+//! `LedgerStorage`), as smoltcp's users pass socket buffers; a small
+//! target keeps the routing table's identifiers once each in a pool
+//! (`route::CompactStorage`). Input is never
 //! trusted: every decoder here returns an error for bad bytes instead of
 //! panicking.
 //!

@@ -16,21 +16,33 @@
 //! Both chains are kept sorted best first: highest priority, then most
 //! recent. Selecting the receiver of a unicast is therefore the first
 //! allowed entry of one chain, and unrelated registrations cost nothing but
-//! a hash probe. The chains are found through two FNV index maps keyed by a
+//! a hash probe. The chains are found through two index maps keyed by a
 //! 64-bit hash of the notification ID, respectively of the pair (entries are
 //! still compared by their strings, so a hash collision only lengthens a
 //! chain, never confuses two keys).
 //!
-//! `N` must be a power of two (the index maps are `heapless` FNV index maps)
-//! and at most 32768.
+//! `N` must be at most 32768 (and a power of two for [`InlineStorage`],
+//! whose index maps are `heapless` FNV index maps).
 //!
-//! The slab and the index maps live in a [`TableStorage`] chosen by the
-//! adapter, the way smoltcp lets its caller supply socket buffers: by
-//! default [`InlineStorage`], `heapless` collections of capacity `N`
-//! (embedded targets: sized at build time, no allocator), while a hosted
-//! adapter can pass a storage that grows on the heap, so that unused
-//! capacity costs no memory (about 240 bytes per registration of capacity
-//! inline: 16,384 of them are 3.9 MB).
+//! # Storages
+//!
+//! The slab and the index maps live in a storage chosen by the adapter
+//! ([`RouteStorage`]), the way smoltcp lets its caller supply socket
+//! buffers:
+//!
+//! - [`InlineStorage`] (the default): `heapless` collections of capacity
+//!   `N`, every registration holding its two identifiers inline (about 240
+//!   bytes per registration of capacity on a 64-bit host, 208 on a 32-bit
+//!   microcontroller, index maps included). Embedded targets with room to
+//!   spare; sized at build time, no allocator.
+//! - any [`TableStorage`]: a slab of [`TableSlot`]s (inline identifiers,
+//!   as above) and two chain maps kept however the adapter likes; a hosted
+//!   adapter grows them on the heap, so that unused capacity costs no
+//!   memory (16,384 registrations inline would be 3.9 MB).
+//! - [`CompactStorage`]: for small targets. Identifiers are interned in a
+//!   shared pool of `IDS` entries, so a registration takes 32 bytes and an
+//!   identifier named by many registrations is held once; see its
+//!   **Decision** for what happens when the pool is full.
 //!
 //! Selection rules ([`RoutingTable::route`]):
 //! - `"*"`: every allowed candidate, best first.
@@ -46,22 +58,27 @@ use heapless::Vec;
 use crate::broker::ConnId;
 use crate::ids::{AppId, Destination, NotificationId};
 
-/// One registration as the table holds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Registration {
+mod compact;
+
+pub use compact::CompactStorage;
+
+/// One registration, as the table hands it out: a view of the table's
+/// entry (the identifiers stay where the storage keeps them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Registration<'t> {
     /// The connection holding it.
     pub conn: ConnId,
     /// The receiver app ID.
-    pub to: AppId,
+    pub to: &'t AppId,
     /// The notification ID.
-    pub notification: NotificationId,
+    pub notification: &'t NotificationId,
     /// Larger wins.
     pub priority: i32,
     /// Registration order: larger is more recent.
     pub seq: u64,
 }
 
-impl Registration {
+impl Registration<'_> {
     /// Where it stands in the choice of a unicast's receiver; the chains
     /// are sorted by it, best first.
     pub fn rank(&self) -> Rank {
@@ -97,7 +114,8 @@ pub fn best<T>(items: impl IntoIterator<Item = T>, rank: impl Fn(&T) -> Rank) ->
     items.into_iter().max_by_key(|item| rank(item))
 }
 
-/// The table is full.
+/// The table is full: every slot is used, or the storage has no room for
+/// the registration's identifiers ([`CompactStorage`]) or for a new chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TableFull;
 
@@ -130,21 +148,81 @@ pub enum List {
     ByKey = 1,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+/// An entry's neighbours in one chain. `NONE` (never a slot: `N` is at
+/// most 32768) stands for "no neighbour", so that a link is 4 bytes, not
+/// the 8 of two `Option<u16>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Link {
-    prev: Option<Slot>,
-    next: Option<Slot>,
+    prev: Slot,
+    next: Slot,
 }
 
+const NONE: Slot = Slot::MAX;
+
+fn opt(slot: Slot) -> Option<Slot> {
+    (slot != NONE).then_some(slot)
+}
+
+impl Link {
+    const EMPTY: Link = Link {
+        prev: NONE,
+        next: NONE,
+    };
+
+    fn new(prev: Option<Slot>, next: Option<Slot>) -> Self {
+        Link {
+            prev: prev.unwrap_or(NONE),
+            next: next.unwrap_or(NONE),
+        }
+    }
+
+    #[inline]
+    fn prev(self) -> Option<Slot> {
+        opt(self.prev)
+    }
+
+    #[inline]
+    fn next(self) -> Option<Slot> {
+        opt(self.next)
+    }
+}
+
+/// An entry's places in its two chains (opaque; a storage keeps one per
+/// registration and hands it out, [`Links::EMPTY`] for a new one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Links([Link; 2]);
+
+impl Links {
+    /// In no chain yet.
+    pub const EMPTY: Links = Links([Link::EMPTY; 2]);
+}
+
+/// A registration with its identifiers inline, as a [`TableSlot`] holds it.
 #[derive(Debug, Clone)]
 struct Entry {
-    reg: Registration,
-    links: [Link; 2],
+    conn: ConnId,
+    to: AppId,
+    notification: NotificationId,
+    priority: i32,
+    seq: u64,
+    links: Links,
 }
 
-/// One slot of a routing table's slab: a registration and its chain links,
-/// or nothing. Opaque; storages only create empty ones
-/// ([`TableSlot::EMPTY`]) and hand out slices of them.
+impl Entry {
+    fn view(&self) -> Registration<'_> {
+        Registration {
+            conn: self.conn,
+            to: &self.to,
+            notification: &self.notification,
+            priority: self.priority,
+            seq: self.seq,
+        }
+    }
+}
+
+/// One slot of a [`TableStorage`]'s slab: a registration (identifiers
+/// inline) and its chain links, or nothing. Opaque; storages only create
+/// empty ones ([`TableSlot::EMPTY`]) and hand out slices of them.
 #[derive(Debug, Clone, Default)]
 pub struct TableSlot(Option<Entry>);
 
@@ -153,11 +231,56 @@ impl TableSlot {
     pub const EMPTY: TableSlot = TableSlot(None);
 }
 
-/// Where a [`RoutingTable`] keeps its data: the slots, a list that grows
-/// one empty slot at a time and never shrinks, and two maps from a 64-bit
-/// key hash to the [`Chain`] holding the registrations with that hash. The
-/// table never holds more than its `N` registrations, whatever the storage
-/// allows. [`InlineStorage`] is the fixed-capacity default.
+/// What a [`RoutingTable`] needs of its storage: numbered slots holding a
+/// registration and its [`Links`], and two maps from a 64-bit key hash to
+/// the [`Chain`] holding the registrations with that hash. The table never
+/// holds more than its `N` registrations, whatever the storage allows.
+///
+/// Every [`TableStorage`] is one (identifiers inline, in [`TableSlot`]s);
+/// [`CompactStorage`] is one that interns identifiers.
+pub trait RouteStorage {
+    /// Slots so far, used or not.
+    fn slot_count(&self) -> usize;
+    /// Appends one empty slot; [`TableFull`] when there is no room.
+    fn add_slot(&mut self) -> Result<(), TableFull>;
+    /// The registration in `slot` and its links; `None` for an empty or
+    /// unknown slot.
+    fn entry(&self, slot: u16) -> Option<(Registration<'_>, &Links)>;
+    /// The links of the registration in `slot`, mutable.
+    fn links_mut(&mut self, slot: u16) -> Option<&mut Links>;
+    /// Stores a registration in `slot` (empty, below
+    /// [`RouteStorage::slot_count`]) with [`Links::EMPTY`]; [`TableFull`]
+    /// (and nothing stored) when its identifiers do not fit.
+    fn put(
+        &mut self,
+        slot: u16,
+        conn: ConnId,
+        to: AppId,
+        notification: NotificationId,
+        priority: i32,
+        seq: u64,
+    ) -> Result<(), TableFull>;
+    /// Changes the priority and sequence number of the registration in
+    /// `slot`.
+    fn set_rank(&mut self, slot: u16, priority: i32, seq: u64);
+    /// Empties `slot`; false when it was empty.
+    fn vacate(&mut self, slot: u16) -> bool;
+    /// The chain stored under `hash` in index `list`.
+    fn find_chain(&self, list: List, hash: u64) -> Option<&Chain>;
+    /// The chain stored under `hash` in index `list`, mutable.
+    fn find_chain_mut(&mut self, list: List, hash: u64) -> Option<&mut Chain>;
+    /// Stores a new chain under `hash` in index `list` (there is none yet);
+    /// [`TableFull`] when there is no room.
+    fn add_chain(&mut self, list: List, hash: u64, chain: Chain) -> Result<(), TableFull>;
+    /// Removes the chain under `hash` from index `list`, if any.
+    fn drop_chain(&mut self, list: List, hash: u64);
+}
+
+/// A slab of [`TableSlot`]s (identifiers inline) and two chain maps, kept
+/// however the implementer likes: a list of slots that grows one empty
+/// slot at a time and never shrinks, and two maps from a 64-bit key hash
+/// to a [`Chain`]. Every `TableStorage` is a [`RouteStorage`].
+/// [`InlineStorage`] is the fixed-capacity default.
 pub trait TableStorage {
     /// The slots so far.
     fn slots(&self) -> &[TableSlot];
@@ -176,8 +299,92 @@ pub trait TableStorage {
     fn remove_chain(&mut self, list: List, hash: u64);
 }
 
+impl<S: TableStorage> RouteStorage for S {
+    #[inline]
+    fn slot_count(&self) -> usize {
+        self.slots().len()
+    }
+
+    #[inline]
+    fn add_slot(&mut self) -> Result<(), TableFull> {
+        TableStorage::grow(self)
+    }
+
+    #[inline]
+    fn entry(&self, slot: u16) -> Option<(Registration<'_>, &Links)> {
+        let e = self.slots().get(usize::from(slot))?.0.as_ref()?;
+        Some((e.view(), &e.links))
+    }
+
+    #[inline]
+    fn links_mut(&mut self, slot: u16) -> Option<&mut Links> {
+        let e = self.slots_mut().get_mut(usize::from(slot))?.0.as_mut()?;
+        Some(&mut e.links)
+    }
+
+    fn put(
+        &mut self,
+        slot: u16,
+        conn: ConnId,
+        to: AppId,
+        notification: NotificationId,
+        priority: i32,
+        seq: u64,
+    ) -> Result<(), TableFull> {
+        let s = self
+            .slots_mut()
+            .get_mut(usize::from(slot))
+            .ok_or(TableFull)?;
+        s.0 = Some(Entry {
+            conn,
+            to,
+            notification,
+            priority,
+            seq,
+            links: Links::EMPTY,
+        });
+        Ok(())
+    }
+
+    fn set_rank(&mut self, slot: u16, priority: i32, seq: u64) {
+        if let Some(e) = self
+            .slots_mut()
+            .get_mut(usize::from(slot))
+            .and_then(|s| s.0.as_mut())
+        {
+            e.priority = priority;
+            e.seq = seq;
+        }
+    }
+
+    fn vacate(&mut self, slot: u16) -> bool {
+        self.slots_mut()
+            .get_mut(usize::from(slot))
+            .and_then(|s| s.0.take())
+            .is_some()
+    }
+
+    #[inline]
+    fn find_chain(&self, list: List, hash: u64) -> Option<&Chain> {
+        TableStorage::chain(self, list, hash)
+    }
+
+    #[inline]
+    fn find_chain_mut(&mut self, list: List, hash: u64) -> Option<&mut Chain> {
+        TableStorage::chain_mut(self, list, hash)
+    }
+
+    fn add_chain(&mut self, list: List, hash: u64, chain: Chain) -> Result<(), TableFull> {
+        TableStorage::insert_chain(self, list, hash, chain)
+    }
+
+    fn drop_chain(&mut self, list: List, hash: u64) {
+        TableStorage::remove_chain(self, list, hash)
+    }
+}
+
 /// The default storage: `N` slots and both indexes inline (about 240
-/// bytes per registration of capacity), no allocator.
+/// bytes per registration of capacity on a 64-bit host), no allocator.
 pub struct InlineStorage<const N: usize> {
     slots: Vec<TableSlot, N>,
     index: [FnvIndexMap<u64, Chain, N>; 2],
@@ -270,8 +477,8 @@ fn hash_key(to: &str, notification: &str) -> u64 {
     )
 }
 
-/// Registrations with fixed capacity `N` (a power of two, at most 32768),
-/// their slots kept in `S` (inline by default; see [`TableStorage`]).
+/// Registrations with fixed capacity `N` (at most 32768), kept in `S`
+/// (inline by default; see [`RouteStorage`]).
 pub struct RoutingTable<const N: usize, S = InlineStorage<N>> {
     entries: S,
     free: Vec<Slot, N>,
@@ -279,7 +486,7 @@ pub struct RoutingTable<const N: usize, S = InlineStorage<N>> {
     len: usize,
 }
 
-impl<const N: usize, S: TableStorage + Default> Default for RoutingTable<N, S> {
+impl<const N: usize, S: RouteStorage + Default> Default for RoutingTable<N, S> {
     fn default() -> Self {
         Self::with_storage(S::default())
     }
@@ -301,7 +508,7 @@ impl<const N: usize> RoutingTable<N> {
     }
 }
 
-impl<const N: usize, S: TableStorage> RoutingTable<N, S> {
+impl<const N: usize, S: RouteStorage> RoutingTable<N, S> {
     const CHECK: () = assert!(N <= 1 << 15, "RoutingTable capacity must fit a u16 slot");
 
     /// An empty table keeping its slots in `storage`, which should be
@@ -332,46 +539,56 @@ impl<const N: usize, S: TableStorage> RoutingTable<N, S> {
         N
     }
 
-    fn entry(&self, slot: Slot) -> Option<&Entry> {
-        entry(self.entries.slots(), slot)
+    /// The storage (for its own figures, such as [`CompactStorage::ids`]).
+    pub fn storage(&self) -> &S {
+        &self.entries
     }
 
-    fn entry_mut(&mut self, slot: Slot) -> Option<&mut Entry> {
-        self.slot_mut(slot).and_then(Option::as_mut)
+    #[inline]
+    fn entry(&self, slot: Slot) -> Option<(Registration<'_>, &Links)> {
+        self.entries.entry(slot)
     }
 
-    fn slot_mut(&mut self, slot: Slot) -> Option<&mut Option<Entry>> {
-        self.entries
-            .slots_mut()
-            .get_mut(usize::from(slot))
-            .map(|s| &mut s.0)
+    #[inline]
+    fn link_of(&self, list: List, slot: Slot) -> Option<Link> {
+        self.entry(slot).map(|(_, l)| l.0[list as usize])
+    }
+
+    fn set_link(&mut self, list: List, slot: Slot, f: impl FnOnce(&mut Link)) {
+        if let Some(l) = self.entries.links_mut(slot) {
+            f(&mut l.0[list as usize]);
+        }
     }
 
     /// Gives a slot back: empties it and lists it as free.
-    fn release(&mut self, slot: Slot) -> Option<Entry> {
-        let e = self.slot_mut(slot)?.take();
-        // Slots are below N and each is freed once, so `free` has room.
-        let _ = self.free.push(slot);
-        e
+    fn release(&mut self, slot: Slot) -> bool {
+        let was = self.entries.vacate(slot);
+        if was {
+            // Slots are below N and each is freed once, so `free` has room.
+            let _ = self.free.push(slot);
+        }
+        was
     }
 
+    #[inline]
     fn head(&self, list: List, hash: u64) -> Option<Slot> {
-        self.entries.chain(list, hash).map(|c| c.head)
+        self.entries.find_chain(list, hash).map(|c| c.head)
     }
 
     /// Walks one chain from `head`.
-    fn walk(&self, list: List, head: Option<Slot>) -> Walk<'_> {
+    #[inline]
+    fn walk(&self, list: List, head: Option<Slot>) -> Walk<'_, S> {
         Walk {
-            slots: self.entries.slots(),
+            store: &self.entries,
             list,
             next: head,
         }
     }
 
-    /// The slot holding (conn, to, notification), if any.
-    fn find(&self, conn: ConnId, to: &str, notification: &str) -> Option<Slot> {
-        let head = self.head(List::ByKey, hash_key(to, notification));
-        self.walk(List::ByKey, head)
+    /// The slot holding (conn, to, notification), whose key hashes to
+    /// `hkey`, if any.
+    fn find(&self, hkey: u64, conn: ConnId, to: &str, notification: &str) -> Option<Slot> {
+        self.walk(List::ByKey, self.head(List::ByKey, hkey))
             .find(|(_, r)| {
                 r.conn == conn && r.to.as_str() == to && r.notification.as_str() == notification
             })
@@ -379,28 +596,27 @@ impl<const N: usize, S: TableStorage> RoutingTable<N, S> {
     }
 
     /// The registration for this key, if any.
-    pub fn get(&self, conn: ConnId, to: &str, notification: &str) -> Option<&Registration> {
-        self.find(conn, to, notification)
+    pub fn get(&self, conn: ConnId, to: &str, notification: &str) -> Option<Registration<'_>> {
+        self.find(hash_key(to, notification), conn, to, notification)
             .and_then(|s| self.entry(s))
-            .map(|e| &e.reg)
+            .map(|(r, _)| r)
     }
 
     /// Links `slot` (already stored) into chain `list` under `hash`, before
     /// the first entry that ranks below it.
     fn link(&mut self, list: List, hash: u64, slot: Slot) -> Result<(), TableFull> {
-        let li = list as usize;
-        let rank = self.entry(slot).ok_or(TableFull)?.reg.rank();
+        let rank = self.entry(slot).ok_or(TableFull)?.0.rank();
         let head = self.head(list, hash);
         let before = self
             .walk(list, head)
             .find(|(_, r)| r.rank() < rank)
             .map(|(s, _)| s);
         let prev = match before {
-            Some(b) => self.entry(b).and_then(|e| e.links[li].prev),
-            None => self.entries.chain(list, hash).map(|c| c.tail),
+            Some(b) => self.link_of(list, b).and_then(Link::prev),
+            None => self.entries.find_chain(list, hash).map(|c| c.tail),
         };
         if head.is_none() {
-            self.entries.insert_chain(
+            self.entries.add_chain(
                 list,
                 hash,
                 Chain {
@@ -409,29 +625,19 @@ impl<const N: usize, S: TableStorage> RoutingTable<N, S> {
                 },
             )?;
         }
-        if let Some(e) = self.entry_mut(slot) {
-            e.links[li] = Link { prev, next: before };
-        }
+        self.set_link(list, slot, |l| *l = Link::new(prev, before));
         match prev {
-            Some(p) => {
-                if let Some(e) = self.entry_mut(p) {
-                    e.links[li].next = Some(slot);
-                }
-            }
+            Some(p) => self.set_link(list, p, |l| l.next = slot),
             None => {
-                if let Some(c) = self.entries.chain_mut(list, hash) {
+                if let Some(c) = self.entries.find_chain_mut(list, hash) {
                     c.head = slot;
                 }
             }
         }
         match before {
-            Some(b) => {
-                if let Some(e) = self.entry_mut(b) {
-                    e.links[li].prev = Some(slot);
-                }
-            }
+            Some(b) => self.set_link(list, b, |l| l.prev = slot),
             None => {
-                if let Some(c) = self.entries.chain_mut(list, hash) {
+                if let Some(c) = self.entries.find_chain_mut(list, hash) {
                     c.tail = slot;
                 }
             }
@@ -441,62 +647,51 @@ impl<const N: usize, S: TableStorage> RoutingTable<N, S> {
 
     /// Unlinks `slot` from chain `list` under `hash`.
     fn unlink(&mut self, list: List, hash: u64, slot: Slot) {
-        let li = list as usize;
-        let Some(link) = self.entry(slot).map(|e| e.links[li]) else {
+        let Some(link) = self.link_of(list, slot) else {
             return;
         };
-        match link.prev {
-            Some(p) => {
-                if let Some(e) = self.entry_mut(p) {
-                    e.links[li].next = link.next;
-                }
-            }
+        match link.prev() {
+            Some(p) => self.set_link(list, p, |l| l.next = link.next),
             None => {
-                if let Some(c) = self.entries.chain_mut(list, hash) {
-                    if let Some(n) = link.next {
+                if let Some(c) = self.entries.find_chain_mut(list, hash) {
+                    if let Some(n) = link.next() {
                         c.head = n;
                     }
                 }
             }
         }
-        match link.next {
-            Some(n) => {
-                if let Some(e) = self.entry_mut(n) {
-                    e.links[li].prev = link.prev;
-                }
-            }
+        match link.next() {
+            Some(n) => self.set_link(list, n, |l| l.prev = link.prev),
             None => {
-                if let Some(c) = self.entries.chain_mut(list, hash) {
-                    if let Some(p) = link.prev {
+                if let Some(c) = self.entries.find_chain_mut(list, hash) {
+                    if let Some(p) = link.prev() {
                         c.tail = p;
                     }
                 }
             }
         }
-        if link.prev.is_none() && link.next.is_none() {
-            self.entries.remove_chain(list, hash);
+        if link.prev().is_none() && link.next().is_none() {
+            self.entries.drop_chain(list, hash);
         }
-        if let Some(e) = self.entry_mut(slot) {
-            e.links[li] = Link::default();
-        }
+        self.set_link(list, slot, |l| *l = Link::EMPTY);
     }
 
-    fn link_both(&mut self, slot: Slot, to: &str, notification: &str) -> Result<(), TableFull> {
-        self.link(List::ById, hash_id(notification), slot)?;
-        if let Err(e) = self.link(List::ByKey, hash_key(to, notification), slot) {
-            self.unlink(List::ById, hash_id(notification), slot);
+    /// Links `slot` into both chains: by notification (`hid`) and by key
+    /// (`hkey`).
+    fn link_both(&mut self, slot: Slot, hid: u64, hkey: u64) -> Result<(), TableFull> {
+        self.link(List::ById, hid, slot)?;
+        if let Err(e) = self.link(List::ByKey, hkey, slot) {
+            self.unlink(List::ById, hid, slot);
             return Err(e);
         }
         Ok(())
     }
 
     fn unlink_both(&mut self, slot: Slot) {
-        let Some((hid, hkey)) = self.entry(slot).map(|e| {
-            (
-                hash_id(&e.reg.notification),
-                hash_key(&e.reg.to, &e.reg.notification),
-            )
-        }) else {
+        let Some((hid, hkey)) = self
+            .entry(slot)
+            .map(|(r, _)| (hash_id(r.notification), hash_key(r.to, r.notification)))
+        else {
             return;
         };
         self.unlink(List::ById, hid, slot);
@@ -505,7 +700,9 @@ impl<const N: usize, S: TableStorage> RoutingTable<N, S> {
 
     /// Adds a registration, or replaces the one with the same
     /// (conn, to, notification): its priority is updated and it becomes the
-    /// most recent.
+    /// most recent. [`TableFull`] when the table holds `N` registrations, or
+    /// the storage has no room for the new one's identifiers or chains
+    /// (nothing changes then).
     pub fn register(
         &mut self,
         conn: ConnId,
@@ -515,14 +712,14 @@ impl<const N: usize, S: TableStorage> RoutingTable<N, S> {
     ) -> Result<Registered, TableFull> {
         self.seq += 1;
         let seq = self.seq;
-        if let Some(slot) = self.find(conn, &to, &notification) {
+        let hid = hash_id(&notification);
+        let hkey = hash_key(&to, &notification);
+        if let Some(slot) = self.find(hkey, conn, &to, &notification) {
             // Re-rank: unlink, update, link again (the chains are sorted).
-            self.unlink_both(slot);
-            if let Some(e) = self.entry_mut(slot) {
-                e.reg.priority = priority;
-                e.reg.seq = seq;
-            }
-            if self.link_both(slot, &to, &notification).is_err() {
+            self.unlink(List::ById, hid, slot);
+            self.unlink(List::ByKey, hkey, slot);
+            self.entries.set_rank(slot, priority, seq);
+            if self.link_both(slot, hid, hkey).is_err() {
                 // Cannot happen: the chains existed a moment ago or had room.
                 self.release(slot);
                 self.len -= 1;
@@ -533,29 +730,24 @@ impl<const N: usize, S: TableStorage> RoutingTable<N, S> {
         let slot = match self.free.pop() {
             Some(s) => s,
             None => {
-                let used = self.entries.slots().len();
+                let used = self.entries.slot_count();
                 if used >= N {
                     return Err(TableFull);
                 }
                 let s = Slot::try_from(used).map_err(|_| TableFull)?;
-                self.entries.grow()?;
+                self.entries.add_slot()?;
                 s
             }
         };
-        let (to_s, id_s) = (to.clone(), notification.clone());
-        if let Some(e) = self.slot_mut(slot) {
-            *e = Some(Entry {
-                reg: Registration {
-                    conn,
-                    to,
-                    notification,
-                    priority,
-                    seq,
-                },
-                links: [Link::default(); 2],
-            });
+        if let Err(e) = self
+            .entries
+            .put(slot, conn, to, notification, priority, seq)
+        {
+            // Still empty: back to the free list.
+            let _ = self.free.push(slot);
+            return Err(e);
         }
-        if let Err(e) = self.link_both(slot, &to_s, &id_s) {
+        if let Err(e) = self.link_both(slot, hid, hkey) {
             self.release(slot);
             return Err(e);
         }
@@ -563,42 +755,44 @@ impl<const N: usize, S: TableStorage> RoutingTable<N, S> {
         Ok(Registered::Added)
     }
 
-    /// Removes the registration (conn, to, notification); returns it.
-    pub fn unregister(
-        &mut self,
-        conn: ConnId,
-        to: &str,
-        notification: &str,
-    ) -> Option<Registration> {
-        let slot = self.find(conn, to, notification)?;
-        self.remove_slot(slot)
+    /// Removes the registration (conn, to, notification); returns its rank,
+    /// `None` when there was none.
+    pub fn unregister(&mut self, conn: ConnId, to: &str, notification: &str) -> Option<Rank> {
+        let slot = self.find(hash_key(to, notification), conn, to, notification)?;
+        let rank = self.entry(slot)?.0.rank();
+        self.remove_slot(slot).then_some(rank)
     }
 
-    fn remove_slot(&mut self, slot: Slot) -> Option<Registration> {
-        self.entry(slot)?;
+    fn remove_slot(&mut self, slot: Slot) -> bool {
+        if self.entry(slot).is_none() {
+            return false;
+        }
         self.unlink_both(slot);
-        let e = self.release(slot)?;
-        self.len -= 1;
-        Some(e.reg)
+        let removed = self.release(slot);
+        if removed {
+            self.len -= 1;
+        }
+        removed
     }
 
-    /// Removes every registration held by `conn`, calling `removed` for each;
-    /// returns how many were removed. O(capacity).
+    /// Removes every registration held by `conn`, calling `removed` for each
+    /// (just before it goes); returns how many were removed. O(capacity).
     pub fn remove_connection(
         &mut self,
         conn: ConnId,
-        mut removed: impl FnMut(&Registration),
+        mut removed: impl FnMut(Registration<'_>),
     ) -> usize {
         let mut n = 0;
-        for slot in 0..self.entries.slots().len() {
+        for slot in 0..self.entries.slot_count() {
             let Ok(slot) = Slot::try_from(slot) else {
                 break;
             };
-            if self.entry(slot).is_some_and(|e| e.reg.conn == conn) {
-                if let Some(reg) = self.remove_slot(slot) {
-                    removed(&reg);
-                    n += 1;
-                }
+            match self.entry(slot) {
+                Some((r, _)) if r.conn == conn => removed(r),
+                _ => continue,
+            }
+            if self.remove_slot(slot) {
+                n += 1;
             }
         }
         n
@@ -606,7 +800,7 @@ impl<const N: usize, S: TableStorage> RoutingTable<N, S> {
 
     /// Every registration for `notification`, best first (highest priority,
     /// then most recent).
-    pub fn candidates<'t>(&'t self, notification: &'t str) -> Candidates<'t> {
+    pub fn candidates<'t>(&'t self, notification: &'t str) -> Candidates<'t, S> {
         Candidates {
             walk: self.walk(List::ById, self.head(List::ById, hash_id(notification))),
             notification,
@@ -614,11 +808,11 @@ impl<const N: usize, S: TableStorage> RoutingTable<N, S> {
     }
 
     /// Every registration, in slot order.
-    pub fn iter(&self) -> impl Iterator<Item = &Registration> + '_ {
-        self.entries
-            .slots()
-            .iter()
-            .filter_map(|e| e.0.as_ref().map(|e| &e.reg))
+    pub fn iter(&self) -> impl Iterator<Item = Registration<'_>> + '_ {
+        (0..self.entries.slot_count()).filter_map(|slot| {
+            let slot = Slot::try_from(slot).ok()?;
+            self.entry(slot).map(|(r, _)| r)
+        })
     }
 
     /// Decides who receives a notification for `to` and `notification`
@@ -630,9 +824,9 @@ impl<const N: usize, S: TableStorage> RoutingTable<N, S> {
         to: &Destination,
         notification: &'t str,
         mut allow: F,
-    ) -> Route<'t, F>
+    ) -> Route<'t, S, F>
     where
-        F: FnMut(&Registration) -> bool,
+        F: FnMut(&Registration<'t>) -> bool,
     {
         match to {
             Destination::All => Route::Broadcast(Broadcast {
@@ -660,40 +854,37 @@ impl<const N: usize, S: TableStorage> RoutingTable<N, S> {
     }
 }
 
-fn entry(slots: &[TableSlot], slot: Slot) -> Option<&Entry> {
-    slots.get(usize::from(slot)).and_then(|s| s.0.as_ref())
-}
-
 /// Walks one chain.
-struct Walk<'t> {
-    slots: &'t [TableSlot],
+struct Walk<'t, S> {
+    store: &'t S,
     list: List,
     next: Option<Slot>,
 }
 
-impl<'t> Iterator for Walk<'t> {
-    type Item = (Slot, &'t Registration);
+impl<'t, S: RouteStorage> Iterator for Walk<'t, S> {
+    type Item = (Slot, Registration<'t>);
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         let slot = self.next?;
-        let e = entry(self.slots, slot)?;
-        self.next = e.links[self.list as usize].next;
-        Some((slot, &e.reg))
+        let (r, links) = self.store.entry(slot)?;
+        self.next = links.0[self.list as usize].next();
+        Some((slot, r))
     }
 }
 
 /// The delivery plan for one notification.
-pub enum Route<'t, F> {
+pub enum Route<'t, S, F> {
     /// A unicast (`X` or `"1"`): this registration receives it.
-    Unicast(&'t Registration),
+    Unicast(Registration<'t>),
     /// A unicast nothing can receive: a unicast error is owed to the sender.
     UnicastError,
     /// A broadcast: every registration this iterator yields receives it
     /// (possibly none; broadcasts never owe unicast errors).
-    Broadcast(Broadcast<'t, F>),
+    Broadcast(Broadcast<'t, S, F>),
 }
 
-impl<F> fmt::Debug for Route<'_, F> {
+impl<S, F> fmt::Debug for Route<'_, S, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Route::Unicast(r) => f.debug_tuple("Unicast").field(r).finish(),
@@ -704,30 +895,31 @@ impl<F> fmt::Debug for Route<'_, F> {
 }
 
 /// The receivers of a broadcast.
-pub struct Broadcast<'t, F> {
-    candidates: Candidates<'t>,
+pub struct Broadcast<'t, S, F> {
+    candidates: Candidates<'t, S>,
     allow: F,
 }
 
-impl<'t, F: FnMut(&Registration) -> bool> Iterator for Broadcast<'t, F> {
-    type Item = &'t Registration;
+impl<'t, S: RouteStorage, F: FnMut(&Registration<'t>) -> bool> Iterator for Broadcast<'t, S, F> {
+    type Item = Registration<'t>;
 
-    fn next(&mut self) -> Option<&'t Registration> {
+    fn next(&mut self) -> Option<Registration<'t>> {
         let allow = &mut self.allow;
         self.candidates.find(|r| allow(r))
     }
 }
 
 /// The registrations for one notification ID, best first.
-pub struct Candidates<'t> {
-    walk: Walk<'t>,
+pub struct Candidates<'t, S> {
+    walk: Walk<'t, S>,
     notification: &'t str,
 }
 
-impl<'t> Iterator for Candidates<'t> {
-    type Item = &'t Registration;
+impl<'t, S: RouteStorage> Iterator for Candidates<'t, S> {
+    type Item = Registration<'t>;
 
-    fn next(&mut self) -> Option<&'t Registration> {
+    #[inline]
+    fn next(&mut self) -> Option<Registration<'t>> {
         let notification = self.notification;
         self.walk
             .by_ref()

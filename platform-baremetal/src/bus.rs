@@ -42,51 +42,78 @@ use nfy_core::broker::{
     Broker, ConnId, Event, InlineConns, InlineLedger, Limits, Outbox, PeerKind, QueueFull,
 };
 use nfy_core::msg::{json, Encoding, Message};
-use nfy_core::route::{Chain, InlineStorage, List, TableFull, TableSlot, TableStorage};
+use nfy_core::route::{Chain, CompactStorage, Links, List, Registration, RouteStorage, TableFull};
 use nfy_core::whitelist::Whitelist;
 use nfy_core::wire::Frame;
+use nfy_core::{AppId, NotificationId};
 
 use crate::log::Log;
 use crate::outq::OutQueue;
+use crate::IDENTIFIERS;
 
 /// Unicast references remembered per port, for returned unicasts.
 pub const RECENT: usize = 8;
 
-/// Memory for a routing table of `REGS` registrations (a power of two);
-/// [`Table::new`] is `const` and all zeroes, so a static one takes no
-/// flash.
-pub type Table<const REGS: usize> = InlineStorage<REGS>;
+/// Memory for a routing table of `REGS` registrations naming at most
+/// [`IDENTIFIERS`] distinct identifiers between them (the rule when they
+/// name more: [`CompactStorage`]); [`Table::new`] is `const` and all
+/// zeroes, so a static one takes no flash.
+pub type Table<const REGS: usize> = CompactStorage<REGS, IDENTIFIERS>;
 
 /// A [`Table`] lent to the broker.
 struct Lent<'a, const REGS: usize>(&'a mut Table<REGS>);
 
-impl<const REGS: usize> TableStorage for Lent<'_, REGS> {
-    fn slots(&self) -> &[TableSlot] {
-        self.0.slots()
+impl<const REGS: usize> RouteStorage for Lent<'_, REGS> {
+    fn slot_count(&self) -> usize {
+        self.0.slot_count()
     }
 
-    fn slots_mut(&mut self) -> &mut [TableSlot] {
-        self.0.slots_mut()
+    fn add_slot(&mut self) -> Result<(), TableFull> {
+        self.0.add_slot()
     }
 
-    fn grow(&mut self) -> Result<(), TableFull> {
-        self.0.grow()
+    fn entry(&self, slot: u16) -> Option<(Registration<'_>, &Links)> {
+        self.0.entry(slot)
     }
 
-    fn chain(&self, list: List, hash: u64) -> Option<&Chain> {
-        self.0.chain(list, hash)
+    fn links_mut(&mut self, slot: u16) -> Option<&mut Links> {
+        self.0.links_mut(slot)
     }
 
-    fn chain_mut(&mut self, list: List, hash: u64) -> Option<&mut Chain> {
-        self.0.chain_mut(list, hash)
+    fn put(
+        &mut self,
+        slot: u16,
+        conn: ConnId,
+        to: AppId,
+        notification: NotificationId,
+        priority: i32,
+        seq: u64,
+    ) -> Result<(), TableFull> {
+        self.0.put(slot, conn, to, notification, priority, seq)
     }
 
-    fn insert_chain(&mut self, list: List, hash: u64, chain: Chain) -> Result<(), TableFull> {
-        self.0.insert_chain(list, hash, chain)
+    fn set_rank(&mut self, slot: u16, priority: i32, seq: u64) {
+        self.0.set_rank(slot, priority, seq)
     }
 
-    fn remove_chain(&mut self, list: List, hash: u64) {
-        self.0.remove_chain(list, hash)
+    fn vacate(&mut self, slot: u16) -> bool {
+        self.0.vacate(slot)
+    }
+
+    fn find_chain(&self, list: List, hash: u64) -> Option<&Chain> {
+        self.0.find_chain(list, hash)
+    }
+
+    fn find_chain_mut(&mut self, list: List, hash: u64) -> Option<&mut Chain> {
+        self.0.find_chain_mut(list, hash)
+    }
+
+    fn add_chain(&mut self, list: List, hash: u64, chain: Chain) -> Result<(), TableFull> {
+        self.0.add_chain(list, hash, chain)
+    }
+
+    fn drop_chain(&mut self, list: List, hash: u64) {
+        self.0.drop_chain(list, hash)
     }
 }
 

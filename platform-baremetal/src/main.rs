@@ -13,7 +13,7 @@ mod firmware {
     use cortex_m_rt::entry;
     use nfy_baremetal::board::{self, Board};
     use nfy_baremetal::log::{Log, PortLog};
-    use nfy_baremetal::{FirmwareMemory, FirmwareService, CONNECTIONS, REGISTRATIONS};
+    use nfy_baremetal::{FirmwareMemory, FirmwareService, CONNECTIONS, IDENTIFIERS, REGISTRATIONS};
 
     /// The service's memory (routing table, frame buffers, output queues):
     /// a static, so the linker accounts for it, all zeroes, so it takes no
@@ -33,7 +33,7 @@ mod firmware {
         let mut service = FirmwareService::new(spin::MutexGuard::leak(memory));
         log.line(format_args!(
             "nfy-baremetal: ready: {CONNECTIONS} connections (UART0-{}), {REGISTRATIONS} \
-             registrations, bodies up to {} bytes",
+             registrations over up to {IDENTIFIERS} identifiers, bodies up to {} bytes",
             CONNECTIONS - 1,
             service.max_body()
         ));

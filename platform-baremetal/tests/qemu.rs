@@ -20,7 +20,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use nfy_baremetal::{CONNECTIONS, MAX_BODY, REGISTRATIONS};
+use nfy_baremetal::{CONNECTIONS, IDENTIFIERS, MAX_BODY, REGISTRATIONS};
 use nfy_test_support::wire::{frame, frame_with_id, JsonClient};
 use nfy_test_support::DEADLINE;
 use serde_json::{json, Value};
@@ -178,7 +178,8 @@ fn boots_and_says_what_it_serves() {
     let ready = qemu.wait_log("nfy-baremetal: ready");
     assert!(
         ready.contains(&format!(
-            "{CONNECTIONS} connections (UART0-3), {REGISTRATIONS} registrations, bodies up to {MAX_BODY} bytes"
+            "{CONNECTIONS} connections (UART0-3), {REGISTRATIONS} registrations over up to \
+             {IDENTIFIERS} identifiers, bodies up to {MAX_BODY} bytes"
         )),
         "{ready}"
     );
@@ -303,25 +304,39 @@ fn bad_frames_are_skipped_and_the_uart_goes_on() {
 fn the_table_holds_its_registrations_and_refuses_one_more() {
     let qemu = Qemu::boot();
     let mut c = qemu.connect_all();
-    // Each client's `sync` holds one registration.
+    // Each client's `sync` holds one registration: CONNECTIONS app IDs and
+    // one notification ID.
     for (i, client) in c.iter_mut().enumerate() {
         client.sync(&format!("s{i}"));
     }
-    for i in 0..REGISTRATIONS - CONNECTIONS {
-        c[i % CONNECTIONS]
-            .register(&format!("app{i}"), "n", 0)
+    // The rest over the fewest identifiers: one app ID of 64 bytes per
+    // port, each registered for the same notification IDs (64 bytes too),
+    // so the identifier pool holds them all (the table's rule).
+    let id = |tag: String| format!("{tag:-<64}");
+    let rest = REGISTRATIONS - CONNECTIONS;
+    let notifications = rest.div_ceil(CONNECTIONS);
+    assert!(CONNECTIONS + 1 + CONNECTIONS + notifications <= IDENTIFIERS);
+    for i in 0..rest {
+        let port = i % CONNECTIONS;
+        c[port]
+            .register(
+                &id(format!("app{port}")),
+                &id(format!("n{}", i / CONNECTIONS)),
+                0,
+            )
             .unwrap();
     }
     for (i, client) in c.iter_mut().enumerate() {
         client.sync(&format!("s{i}"));
     }
     assert!(!qemu.log().contains("refused"), "{}", qemu.log());
-    c[0].register("one-too-many", "n", 0).unwrap();
+    let (app0, n0) = (id("app0".into()), id("n0".into()));
+    c[0].register("one-too-many", &n0, 0).unwrap();
     qemu.wait_log("port 0: registration refused: routing table full");
-    c[0].notify("x", "one-too-many", "n", 0, json!({})).unwrap();
+    c[0].notify("x", "one-too-many", &n0, 0, json!({})).unwrap();
     assert_eq!(c[0].expect_message()["type"], "unicast_error");
-    c[1].notify("x", "app0", "n", 0, json!({})).unwrap();
-    assert_eq!(c[0].expect_message()["to"], "app0");
+    c[1].notify("x", &app0, &n0, 0, json!({})).unwrap();
+    assert_eq!(c[0].expect_message()["to"], app0);
 }
 
 /// Reads the last stack high-water line of the log: (used, size).

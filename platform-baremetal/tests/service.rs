@@ -10,7 +10,9 @@ use std::convert::Infallible;
 use std::fmt;
 
 use nfy_baremetal::log::Log;
-use nfy_baremetal::{FirmwareMemory, FirmwareService, CONNECTIONS, MAX_BODY};
+use nfy_baremetal::{
+    FirmwareMemory, FirmwareService, CONNECTIONS, IDENTIFIERS, MAX_BODY, REGISTRATIONS,
+};
 use nfy_test_support::wire::{
     frame, frame_with_id, json_frame, notify_msg, register_msg, unregister_msg, FrameReader,
 };
@@ -418,25 +420,53 @@ fn a_forged_reference_is_an_ordinary_notify() {
     assert_eq!(b.received(2)[0]["type"], "unicast_error");
 }
 
+/// An identifier of exactly 64 bytes (the spec's longest), `tag` first.
+fn long_id(tag: &str) -> String {
+    format!("{tag:-<64}")
+}
+
+/// The firmware's registrations over as few identifiers as its pool
+/// guarantees them for: `CONNECTIONS` app IDs of 64 bytes, each
+/// registered for the same notification IDs (64 bytes too), spread over
+/// the ports. Returns (app, notification) per registration.
+fn capacity_keys() -> Vec<(String, String)> {
+    let apps = CONNECTIONS;
+    let notifications = REGISTRATIONS.div_ceil(apps);
+    assert!(
+        apps + notifications <= IDENTIFIERS,
+        "the pool must hold them"
+    );
+    (0..REGISTRATIONS)
+        .map(|i| {
+            (
+                long_id(&format!("app{}", i % apps)),
+                long_id(&format!("n{}", i / apps)),
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn the_table_holds_its_capacity_and_refuses_more() {
     let mut m = memory();
     let mut b = Board::new(&mut m);
-    let capacity = nfy_baremetal::REGISTRATIONS;
-    for i in 0..capacity {
-        b.register(i % CONNECTIONS, &format!("app{i}"), "n", 0);
+    let keys = capacity_keys();
+    for (i, (to, n)) in keys.iter().enumerate() {
+        b.register(i % CONNECTIONS, to, n, 0);
     }
     b.settle();
-    assert_eq!(b.service.bus().registrations() as usize, capacity);
+    assert_eq!(b.service.bus().registrations() as usize, REGISTRATIONS);
     assert!(b.log.take().is_empty());
-    b.register(0, "one-too-many", "n", 0);
+    // Known identifiers, but no slot left.
+    b.register(0, &keys[1].0, &keys[0].1, 0);
     b.settle();
     b.log
         .assert_one("port 0: registration refused: routing table full");
     // Re-registering an existing one replaces it: no refusal.
-    b.register(1, "app1", "n", 9);
+    let (to1, n0) = (&keys[1].0, &keys[1].1);
+    b.register(1, to1, n0, 9);
     b.settle();
-    b.notify(0, "x", "1", "n", json!({}));
+    b.notify(0, "x", "1", n0, json!({}));
     b.settle();
     assert!(b.log.take().is_empty());
     assert_eq!(
@@ -444,11 +474,48 @@ fn the_table_holds_its_capacity_and_refuses_more() {
         "1",
         "app1 now has the best priority"
     );
-    b.notify(0, "x", "*", "n", json!({}));
+    b.notify(0, "x", "*", n0, json!({}));
     b.settle();
     for port in 0..CONNECTIONS {
         assert_eq!(b.received(port).len(), 1, "port {port}");
     }
+}
+
+/// **Decision** (the table's identifier pool, see `CompactStorage`): with
+/// slots left, a registration naming an identifier the full pool does not
+/// hold is refused as "routing table full"; one naming held identifiers
+/// is not; a pool entry is freed with the last registration naming it.
+#[test]
+fn the_identifier_pool_full_is_a_table_full_refusal() {
+    let mut m = memory();
+    let mut b = Board::new(&mut m);
+    // IDENTIFIERS - 1 notification IDs registered by one app of 64 bytes.
+    let app = long_id("app");
+    for i in 0..IDENTIFIERS - 1 {
+        b.register(i % CONNECTIONS, &app, &long_id(&format!("n{i}")), 0);
+    }
+    b.settle();
+    assert!(b.log.take().is_empty());
+    let held = b.service.bus().registrations() as usize;
+    assert!(held < REGISTRATIONS, "slots are left");
+    // A new app ID: the pool is full.
+    b.register(0, &long_id("other"), &long_id("n0"), 0);
+    b.settle();
+    b.log
+        .assert_one("port 0: registration refused: routing table full");
+    assert_eq!(b.service.bus().registrations() as usize, held);
+    // Held identifiers on another port: accepted.
+    b.register(3, &app, &long_id("n0"), 0);
+    b.settle();
+    assert!(b.log.take().is_empty());
+    // Unregistering the last registration naming "n1" frees its entry.
+    b.ports[1].send_json(&unregister_msg(&app, &long_id("n1")));
+    b.register(0, &long_id("other"), &long_id("n0"), 0);
+    b.settle();
+    assert!(b.log.take().is_empty());
+    b.notify(1, "x", &long_id("other"), &long_id("n0"), json!({}));
+    b.settle();
+    assert_eq!(b.received(0)[0]["to"], long_id("other"));
 }
 
 #[test]

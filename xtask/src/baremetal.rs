@@ -15,9 +15,13 @@
 //!    test`) against that ELF under `qemu-system-arm -M mps2-an386`, and
 //!    prints the stack high-water mark the firmware reported under the
 //!    tests' traffic.
+//! 4. Fails when flash or RAM is over its target ([`Usage::check`]),
+//!    naming the figure and the target. The tests still run first, so an
+//!    oversized firmware still gets its stack measured.
 //!
-//! Sizes above a target are reported, not fatal: the limits the build
-//! enforces are those of `memory.x`.
+//! The firmware's `memory.x` gives flash and RAM more room than their
+//! targets (64 and 32 KiB), so that an oversized firmware still links and
+//! fails here, with its figures, rather than in the linker.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -38,6 +42,11 @@ const PROFILE: &str = "firmware";
 pub const FLASH_TARGET: u64 = 48 * 1024;
 /// RAM target for 4 connections and 64 registrations.
 pub const RAM_TARGET: u64 = 16 * 1024;
+/// The capacities the targets are for (the firmware's own, checked by its
+/// boot line in the QEMU tests).
+const CONNECTIONS_TARGET: u32 = 4;
+/// See [`CONNECTIONS_TARGET`].
+const REGISTRATIONS_TARGET: u32 = 64;
 /// The QEMU system emulator the tests run.
 const QEMU: &str = "qemu-system-arm";
 
@@ -66,7 +75,7 @@ pub fn run(root: &Path) -> Result<()> {
         .ok()
         .and_then(|s| parse_stack_report(&s));
     println!("{}", usage.report(stack));
-    Ok(())
+    usage.check()
 }
 
 /// Builds the firmware; returns its ELF file.
@@ -129,6 +138,33 @@ impl Usage {
         }
     }
 
+    /// `Ok` when flash and RAM are within their targets; otherwise an
+    /// error naming each figure over its target.
+    pub fn check(&self) -> Result<()> {
+        let over: Vec<String> = [
+            ("flash", self.sizes.flash, FLASH_TARGET),
+            ("RAM (stack + .data + .bss)", self.ram, RAM_TARGET),
+        ]
+        .iter()
+        .filter(|(_, used, target)| used > target)
+        .map(|(what, used, target)| {
+            format!(
+                "{what} is {used} bytes, over the target of {target} bytes by {}",
+                used - target
+            )
+        })
+        .collect();
+        if over.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Other(format!(
+                "baremetal: the firmware is over its size target (issue 18, \
+                 {CONNECTIONS_TARGET} connections and {REGISTRATIONS_TARGET} registrations): {}",
+                over.join("; ")
+            )))
+        }
+    }
+
     /// The report; `stack_used` is the high-water mark measured under the
     /// tests, when known.
     pub fn report(&self, stack_used: Option<u64>) -> String {
@@ -145,7 +181,8 @@ impl Usage {
             None => "high-water mark measured by the QEMU tests".to_string(),
         };
         format!(
-            "baremetal: firmware for {TARGET} (MPS2 AN386), 4 connections, 64 registrations, \
+            "baremetal: firmware for {TARGET} (MPS2 AN386), {CONNECTIONS_TARGET} connections, \
+             {REGISTRATIONS_TARGET} registrations, \
              bytes:\n  \
              flash  {:>7} of {FLASH_TARGET:>6} ({})\n    \
              text   {:>7}, rodata {}, vector table and .data image {}\n  \
@@ -212,6 +249,44 @@ mod tests {
             "{r}"
         );
         assert!(r.contains("static   18008 (.data, .bss)"), "{r}");
+    }
+
+    #[test]
+    fn sizes_over_a_target_fail_naming_the_figure() {
+        let within = Usage {
+            sizes: Sizes {
+                flash: FLASH_TARGET,
+                ..Sizes::default()
+            },
+            ram: RAM_TARGET,
+            stack: 6144,
+        };
+        assert!(within.check().is_ok());
+        let ram_over = Usage {
+            ram: RAM_TARGET + 1,
+            ..within
+        };
+        let e = ram_over.check().unwrap_err().to_string();
+        assert!(
+            e.contains(
+                "RAM (stack + .data + .bss) is 16385 bytes, over the target of 16384 bytes by 1"
+            ),
+            "{e}"
+        );
+        assert!(!e.contains("flash"), "{e}");
+        let both = Usage {
+            sizes: Sizes {
+                flash: FLASH_TARGET + 10,
+                ..Sizes::default()
+            },
+            ..ram_over
+        };
+        let e = both.check().unwrap_err().to_string();
+        assert!(
+            e.contains("flash is 49162 bytes, over the target of 49152 bytes by 10"),
+            "{e}"
+        );
+        assert!(e.contains("RAM (stack"), "{e}");
     }
 
     #[test]

@@ -66,13 +66,17 @@ the difference.",
         name: "baremetal",
         options: "",
         summary: "Builds the bare-metal firmware (the broker on an MPS2 AN386 Cortex-M4),\n\
-                  prints its flash and RAM use and runs its tests under qemu-system-arm.",
+                  prints its flash and RAM use, runs its tests under qemu-system-arm, and\n\
+                  fails when flash or RAM is over its target.",
         details: "\
 The firmware (platform-baremetal: one UART per connection) is built for
 thumbv7em-none-eabihf with the bare-metal toolchain (see `toolchain`);
 flash and RAM are read from its ELF sections and compared with the targets
-(48 KiB, 16 KiB); then platform-baremetal/tests/qemu.rs runs against it,
-each test with its own qemu-system-arm.",
+(48 KiB of flash, 16 KiB of RAM: stack + .data + .bss, for 4 connections
+and 64 registrations); then platform-baremetal/tests/qemu.rs runs against
+it, each test with its own qemu-system-arm, and the stack's high-water
+mark is printed. Fails when a test fails or when flash or RAM is over its
+target (the message names the figure and the target).",
     },
     Help {
         name: "cross",

@@ -47,7 +47,7 @@
 //!   tells it they differ).
 
 use super::{Broker, Closing, ConnStorage, Event, Outbox, PeerKind};
-use crate::route::TableStorage;
+use crate::route::RouteStorage;
 use crate::whitelist::{Rule, Whitelist};
 
 /// What [`Broker::set_whitelist`] changed.
@@ -75,7 +75,7 @@ impl WhitelistChange {
 impl<const CONNS: usize, const REGS: usize, const RULES: usize, const IFACES: usize, S, C>
     Broker<CONNS, REGS, RULES, IFACES, S, C>
 where
-    S: TableStorage,
+    S: RouteStorage,
     C: ConnStorage,
 {
     /// Replaces the whitelist; the new rules apply to open connections and

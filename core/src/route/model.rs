@@ -1,5 +1,5 @@
 //! A reference model of the routing table, for property tests of any
-//! [`TableStorage`]: a plain list of registrations that answers every
+//! [`RouteStorage`]: a plain list of registrations that answers every
 //! operation the obvious way, and a checker that applies random operations
 //! to a real [`RoutingTable`] and to the model and compares every answer.
 //!
@@ -16,7 +16,7 @@ use std::vec::Vec;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
-use super::{Registered, Registration, Route, RoutingTable, TableFull, TableStorage};
+use super::{Registered, Registration, Route, RouteStorage, RoutingTable, TableFull};
 use crate::broker::ConnId;
 use crate::ids::{AppId, Destination, NotificationId};
 
@@ -111,7 +111,7 @@ struct ModelReg {
 }
 
 /// Applies `ops` to `t` and to a plain model, comparing every answer.
-pub fn check_against_model<S: TableStorage>(
+pub fn check_against_model<S: RouteStorage>(
     mut t: RoutingTable<CAP, S>,
     ops: Vec<Op>,
 ) -> Result<(), TestCaseError> {
@@ -167,7 +167,7 @@ pub fn check_against_model<S: TableStorage>(
                         .filter(|m| m.id == id && allowed(m.conn))
                         .filter(|m| to >= 3 || m.to == to)
                         .collect();
-                    let route = t.route(&to_dest(to), IDS[id], |r: &Registration| {
+                    let route = t.route(&to_dest(to), IDS[id], |r: &Registration<'_>| {
                         allowed(r.conn.raw())
                     });
                     match route {

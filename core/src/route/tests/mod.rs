@@ -23,11 +23,11 @@ fn dest(s: &str) -> Destination {
     Destination::parse(s).unwrap()
 }
 
-fn all(_: &Registration) -> bool {
+fn all(_: &Registration<'_>) -> bool {
     true
 }
 
-fn unicast<F>(r: Route<'_, F>) -> Option<(ConnId, AppId)> {
+fn unicast<S, F>(r: Route<'_, S, F>) -> Option<(ConnId, AppId)> {
     match r {
         Route::Unicast(r) => Some((r.conn, r.to.clone())),
         Route::UnicastError => None,
@@ -82,9 +82,11 @@ fn allow_filter_skips_candidates() {
     let mut t = RoutingTable::<16>::new();
     t.register(conn(1), app("a"), nid("n"), 9).unwrap();
     t.register(conn(2), app("b"), nid("n"), 1).unwrap();
-    let r = t.route(&Destination::One, "n", |r: &Registration| r.conn != conn(1));
+    let r = t.route(&Destination::One, "n", |r: &Registration<'_>| {
+        r.conn != conn(1)
+    });
     assert_eq!(unicast(r), Some((conn(2), app("b"))));
-    let r = t.route(&Destination::One, "n", |_: &Registration| false);
+    let r = t.route(&Destination::One, "n", |_: &Registration<'_>| false);
     assert_eq!(unicast(r), None);
 }
 
@@ -122,11 +124,8 @@ fn unregister_and_remove_connection() {
     t.register(conn(2), app("a"), nid("n"), 0).unwrap();
     assert!(t.unregister(conn(1), "a", "x").is_none());
     assert!(t.unregister(conn(3), "a", "n").is_none());
-    let r = t.unregister(conn(1), "a", "n").unwrap();
-    assert_eq!(
-        (r.conn, r.to.as_str(), r.notification.as_str()),
-        (conn(1), "a", "n")
-    );
+    assert_eq!(t.unregister(conn(1), "a", "n"), Some(Rank::new(0, 1)));
+    assert!(t.get(conn(1), "a", "n").is_none());
     assert_eq!(
         unicast(t.route(&dest("a"), "n", all)),
         Some((conn(2), app("a")))
@@ -276,4 +275,114 @@ fn the_table_routes_one_to_the_best_rank() {
         Some((best_reg.conn, best_reg.to.clone()))
     );
     assert_eq!(best_reg.to.as_str(), "c");
+}
+
+// ---- CompactStorage ----
+
+proptest! {
+    #[test]
+    fn compact_storage_matches_reference_model(ops in model::ops()) {
+        // The model names 6 identifiers: the pool never fills.
+        model::check_against_model(
+            RoutingTable::<{ model::CAP }, _>::with_storage(CompactStorage::<{ model::CAP }, 6>::new()),
+            ops,
+        )?;
+    }
+}
+
+/// The longest identifiers (64 bytes of UTF-8, multi-byte characters
+/// included) register and route in a compact table.
+#[test]
+fn compact_storage_takes_64_byte_ids() {
+    let long_app = "é".repeat(32);
+    let long_id = "n".repeat(64);
+    assert_eq!((long_app.len(), long_id.len()), (64, 64));
+    let mut t = RoutingTable::<4, _>::with_storage(CompactStorage::<4, 2>::new());
+    assert_eq!(
+        t.register(conn(1), app(&long_app), nid(&long_id), 0),
+        Ok(Registered::Added)
+    );
+    assert_eq!(
+        unicast(t.route(&dest(&long_app), &long_id, all)),
+        Some((conn(1), app(&long_app)))
+    );
+    let r = t.get(conn(1), &long_app, &long_id).unwrap();
+    assert_eq!(
+        (r.to.as_str(), r.notification.as_str()),
+        (&*long_app, &*long_id)
+    );
+}
+
+/// Identifiers are shared: N registrations fit as long as they name at
+/// most IDS identifiers, one more identifier is refused with TableFull
+/// (nothing changes, nothing panics), and a freed identifier's entry is
+/// reused.
+#[test]
+fn compact_storage_pool_full_is_table_full() {
+    // 2 apps x 2 notifications: 4 identifiers, 4 registrations.
+    let mut t = RoutingTable::<8, _>::with_storage(CompactStorage::<8, 4>::new());
+    for (c, to, n) in [(1, "a", "x"), (2, "a", "y"), (3, "b", "x"), (4, "b", "y")] {
+        assert_eq!(
+            t.register(conn(c), app(to), nid(n), 0),
+            Ok(Registered::Added)
+        );
+    }
+    assert_eq!(t.storage().ids(), 4);
+    // Slots left, but "c" and "z" are new identifiers: refused.
+    assert_eq!(t.register(conn(5), app("c"), nid("x"), 0), Err(TableFull));
+    assert_eq!(t.register(conn(5), app("a"), nid("z"), 0), Err(TableFull));
+    // An app ID and a notification ID spelled alike are two identifiers.
+    assert_eq!(t.register(conn(5), app("x"), nid("x"), 0), Err(TableFull));
+    assert_eq!((t.len(), t.storage().ids()), (4, 4));
+    // Known identifiers need no entry: more registrations fit.
+    assert_eq!(
+        t.register(conn(5), app("a"), nid("x"), 0),
+        Ok(Registered::Added)
+    );
+    // Replacing never needs room.
+    assert_eq!(
+        t.register(conn(5), app("a"), nid("x"), 7),
+        Ok(Registered::Replaced)
+    );
+    assert_eq!(
+        unicast(t.route(&dest("a"), "x", all)),
+        Some((conn(5), app("a")))
+    );
+    // Dropping every registration naming "b" frees its entry for "c".
+    t.unregister(conn(3), "b", "x").unwrap();
+    assert_eq!(t.register(conn(6), app("c"), nid("x"), 0), Err(TableFull));
+    t.unregister(conn(4), "b", "y").unwrap();
+    assert_eq!(t.storage().ids(), 3);
+    assert_eq!(
+        t.register(conn(6), app("c"), nid("x"), 0),
+        Ok(Registered::Added)
+    );
+    assert_eq!(
+        unicast(t.route(&dest("c"), "x", all)),
+        Some((conn(6), app("c")))
+    );
+    assert_eq!(unicast(t.route(&dest("b"), "x", all)), None);
+    assert_eq!(t.len(), 4);
+}
+
+/// With enough identifiers, the slots bound the table; freed slots are
+/// reused.
+#[test]
+fn compact_storage_slots_full_is_table_full() {
+    let mut t = RoutingTable::<4, _>::with_storage(CompactStorage::<4, 8>::new());
+    for c in 0..4 {
+        t.register(conn(c), app("a"), nid("n"), 0).unwrap();
+    }
+    assert_eq!(t.register(conn(9), app("a"), nid("n"), 0), Err(TableFull));
+    assert_eq!(t.remove_connection(conn(0), |_| {}), 1);
+    assert_eq!(
+        t.register(conn(9), app("a"), nid("n"), 0),
+        Ok(Registered::Added)
+    );
+    assert_eq!(t.candidates("n").count(), 4);
+    for c in [1, 2, 3, 9] {
+        t.unregister(conn(c), "a", "n").unwrap();
+    }
+    assert!(t.is_empty());
+    assert_eq!(t.storage().ids(), 0);
 }
