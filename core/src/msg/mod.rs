@@ -70,6 +70,20 @@ impl<'a> RawJson<'a> {
         Ok(RawJson(text))
     }
 
+    /// Wraps `text` as a JSON serializer produced it, without checking it
+    /// again.
+    ///
+    /// **Decision**: for text that `serde_json` (or another serializer
+    /// that only writes valid JSON) just made of a value: it is one JSON
+    /// value by construction, and checking it costs a sending client about
+    /// as much as encoding the whole notification. Text from anywhere else
+    /// goes through [`RawJson::new`]. A caller that breaks the rule harms
+    /// nobody else: the server checks every parameter it accepts (a
+    /// client's is never trusted) and refuses the frame.
+    pub fn serialized(text: &'a str) -> Self {
+        RawJson(text)
+    }
+
     /// The JSON text.
     pub fn as_str(&self) -> &'a str {
         self.0

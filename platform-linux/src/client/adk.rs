@@ -37,7 +37,7 @@ use std::sync::{Arc, OnceLock};
 
 use nfy_core::{AppId, NotifyResult};
 
-use super::conn::{Change, HandlerKind, Inner, WhileDown};
+use super::conn::{Change, HandlerKind, Inner, Param, WhileDown};
 use super::event::Handler;
 use super::ident::Ident;
 use super::{Client, Delivery, Error, NotifyCallback, NotifyObserver, Observed, ServerAddr};
@@ -179,11 +179,14 @@ pub fn ipc_notify_json(
     flags: u32,
     from: &str,
 ) -> NotifyResult {
-    code(
-        global()
-            .inner()
-            .notify(to, notification_id, param, flags, Some(from), None),
-    )
+    code(global().inner().notify(
+        to,
+        notification_id,
+        Param::Text(param),
+        flags,
+        Some(from),
+        None,
+    ))
 }
 
 /// `ipcRegisterNotificationCB`: receives `notification_id` as `to` (empty:

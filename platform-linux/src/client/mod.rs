@@ -107,7 +107,7 @@ pub use conn::tls::{TlsSettings, TlsSettingsError};
 pub use nfy_core::msg::Status as ServerStatus;
 pub use report::{server_report, ServerReport, TlsConnection};
 
-use conn::{FirstAttempt, HandlerKind, Inner, RegToken, WhileDown};
+use conn::{FirstAttempt, HandlerKind, Inner, Param, RegToken, WhileDown};
 use event::{Handler, Incoming};
 use ident::Ident;
 use pool::Sub;
@@ -445,8 +445,14 @@ impl Client {
         options: NotifyOptions<'_>,
     ) -> Result<(), Error> {
         let text = serde_json::to_string(parameter).map_err(|_| Error::InvalidParameter)?;
-        self.inner
-            .notify(to, notification, &text, options.flags, options.from, None)
+        self.inner.notify(
+            to,
+            notification,
+            Param::Serialized(&text),
+            options.flags,
+            options.from,
+            None,
+        )
     }
 
     /// [`Client::notify_with`] that waits at most `timeout` for the server
@@ -466,7 +472,7 @@ impl Client {
         self.inner.notify(
             to,
             notification,
-            &text,
+            Param::Serialized(&text),
             options.flags,
             options.from,
             Some(deadline),
@@ -475,7 +481,8 @@ impl Client {
 
     /// Sends a parameter given as JSON text (checked to be one JSON value).
     pub fn notify_raw(&self, to: &str, notification: &str, json: &str) -> Result<(), Error> {
-        self.inner.notify(to, notification, json, 0, None, None)
+        self.inner
+            .notify(to, notification, Param::Text(json), 0, None, None)
     }
 
     /// [`Client::notify_raw`] with flags and an explicit source.
@@ -486,8 +493,14 @@ impl Client {
         json: &str,
         options: NotifyOptions<'_>,
     ) -> Result<(), Error> {
-        self.inner
-            .notify(to, notification, json, options.flags, options.from, None)
+        self.inner.notify(
+            to,
+            notification,
+            Param::Text(json),
+            options.flags,
+            options.from,
+            None,
+        )
     }
 
     /// Receives `notification` as the client's app ID; replaces an earlier
@@ -746,10 +759,20 @@ impl Batch<'_> {
         json: &str,
         options: NotifyOptions<'_>,
     ) -> Result<(), Error> {
+        self.add(to, notification, Param::Text(json), options)
+    }
+
+    fn add(
+        &mut self,
+        to: &str,
+        notification: &str,
+        parameter: Param<'_>,
+        options: NotifyOptions<'_>,
+    ) -> Result<(), Error> {
         self.client.inner.encode_notify(
             to,
             notification,
-            json,
+            parameter,
             options.flags,
             options.from,
             &mut self.frames,
@@ -770,7 +793,12 @@ impl Batch<'_> {
         parameter: &P,
     ) -> Result<(), Error> {
         let text = serde_json::to_string(parameter).map_err(|_| Error::InvalidParameter)?;
-        self.notify_raw(to, notification, &text)
+        self.add(
+            to,
+            notification,
+            Param::Serialized(&text),
+            NotifyOptions::default(),
+        )
     }
 
     /// Notifications waiting to be sent.

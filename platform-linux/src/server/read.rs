@@ -267,7 +267,17 @@ impl EventLoop {
     /// killed client fails before its hang-up is read, while its last acks
     /// still wait in the socket). The broker handles this input without
     /// flow control ([`Broker::close`](nfy_core::broker::Broker::close)).
+    ///
+    /// The shared read buffer is in place here: closes are only scheduled
+    /// while input is fed (`Outbound::close` queues them) and carried out
+    /// by `EventLoop::process_closes` from `settle`, after every `feed`
+    /// has given the buffer back, so this never reads into the empty
+    /// buffer `feed`'s callers leave behind while they hold it.
     pub(super) fn drain_input(&mut self, idx: usize, id: ConnId) {
+        debug_assert!(
+            !self.rbuf.is_empty(),
+            "drain_input while the read buffer is taken"
+        );
         let Some(Some(conn)) = self.conns.get_mut(idx) else {
             return;
         };

@@ -158,6 +158,16 @@ const CLOSE_FLUSH: Duration = Duration::from_millis(100);
 /// The locked client state.
 type StateGuard<'a> = MutexGuard<'a, ClientState<Arc<Sub>>>;
 
+/// A notification's parameter as handed to the library.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Param<'p> {
+    /// JSON text from the caller: checked to be one JSON value.
+    Text(&'p str),
+    /// What `serde_json` made of a `Serialize` value: one JSON value by
+    /// construction, not checked again ([`RawJson::serialized`]).
+    Serialized(&'p str),
+}
+
 /// A mailbox holder plus the identity the public handles need.
 pub(crate) struct RegToken {
     pub(crate) sub: Arc<Sub>,
@@ -476,7 +486,7 @@ impl Inner {
         &self,
         to: &str,
         notification: &str,
-        parameter: &str,
+        parameter: Param<'_>,
         flags: u32,
         from: Option<&str>,
         deadline: Option<Instant>,
@@ -494,7 +504,7 @@ impl Inner {
         &self,
         to: &str,
         notification: &str,
-        parameter: &str,
+        parameter: Param<'_>,
         flags: u32,
         from: Option<&str>,
         out: &mut Vec<u8>,
@@ -514,7 +524,7 @@ impl Inner {
         &self,
         to: &str,
         notification: &str,
-        parameter: &'p str,
+        parameter: Param<'p>,
         flags: u32,
         from: Option<&str>,
     ) -> Result<Message<'p>, Error> {
@@ -525,7 +535,10 @@ impl Inner {
         let to = Destination::parse(to).map_err(|e| Error::InvalidId("to", e))?;
         let notification =
             NotificationId::new(notification).map_err(|e| Error::InvalidId("notification", e))?;
-        let parameter = RawJson::new(parameter).map_err(|_| Error::InvalidParameter)?;
+        let parameter = match parameter {
+            Param::Text(t) => RawJson::new(t).map_err(|_| Error::InvalidParameter)?,
+            Param::Serialized(t) => RawJson::serialized(t),
+        };
         Ok(Message::Notify(Notify {
             from,
             to,
